@@ -1,0 +1,139 @@
+//! Wiring: database, topics, listeners, and the tasks that run until shutdown.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use anyhow::Context as _;
+use ocop_events::outbox::{Relay, RelayConfig};
+use ocop_grpc_kit::{
+    auth::TokenVerifier,
+    server::{ServeOptions, serve},
+};
+use ocop_proto::catalog::v1::catalog_service_server::{CatalogServiceServer, SERVICE_NAME};
+use sqlx::postgres::PgPoolOptions;
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::{Config, events, grpc, service::Catalog};
+
+/// A built catalog service, listening but not yet serving.
+pub struct App {
+    config: Config,
+    catalog: Catalog,
+    relay: Relay,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+}
+
+impl App {
+    /// Connects to the database (running migrations), creates topics when asked, and
+    /// binds the listeners (port 0 picks free ports; see [`App::grpc_addr`]).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(config.database_max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&config.database_url)
+            .await
+            .context("connect to the catalog database")?;
+        ocop_events::migrate(&pool, &crate::MIGRATOR)
+            .await
+            .context("run catalog migrations")?;
+        if config.kafka.create_topics {
+            ocop_events::topics::ensure_topics(&config.kafka, events::TOPICS).await?;
+        }
+        let relay = Relay::new(
+            "catalog",
+            pool.clone(),
+            &config.kafka,
+            RelayConfig::default(),
+        )?;
+        let grpc_listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("bind gRPC address {}", config.grpc_addr))?;
+        let http_listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("bind HTTP address {}", config.http_addr))?;
+        Ok(Self {
+            catalog: Catalog::new(pool, config.reservation_ttl),
+            config,
+            relay,
+            grpc_listener,
+            http_listener,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// The catalog's operations, for tests that drive reservations directly.
+    pub fn catalog(&self) -> Catalog {
+        self.catalog.clone()
+    }
+
+    /// Serves until `shutdown` resolves: then reports NOT_SERVING, drains gRPC calls,
+    /// stops the background tasks and lets the outbox relay finish its round.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let relay = tokio::spawn(self.relay.run(stop_rx.clone()));
+        let sweeper = tokio::spawn(sweep_reservations(
+            self.catalog.clone(),
+            self.config.reservation_sweep_interval,
+            stop_rx.clone(),
+        ));
+        let mut http_stop = stop_rx.clone();
+        let http = tokio::spawn(ocop_telemetry::metrics::serve(
+            self.http_listener,
+            ocop_telemetry::metrics::router(),
+            async move {
+                let _ = http_stop.wait_for(|stopped| *stopped).await;
+            },
+        ));
+
+        let routes = tonic::service::Routes::new(CatalogServiceServer::new(grpc::CatalogApi::new(
+            self.catalog.clone(),
+        )));
+        let options = ServeOptions {
+            service_names: vec![SERVICE_NAME],
+            verifier: TokenVerifier::new(&self.config.auth),
+            policy: grpc::policy,
+            drain_delay: self.config.drain_delay,
+            grace: self.config.shutdown_grace,
+        };
+        let served = serve(self.grpc_listener, routes, options, shutdown).await;
+
+        let _ = stop_tx.send(true);
+        for (name, task) in [("outbox relay", relay), ("reservation sweeper", sweeper)] {
+            if let Err(err) = task.await {
+                tracing::error!(task = name, error = %err, "task panicked");
+            }
+        }
+        match http.await {
+            Ok(Err(err)) => tracing::error!(error = %err, "metrics server failed"),
+            Err(err) => tracing::error!(error = %err, "metrics server panicked"),
+            Ok(Ok(())) => {}
+        }
+        served
+    }
+}
+
+async fn sweep_reservations(catalog: Catalog, every: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        if let Err(err) = catalog.expire_due().await {
+            tracing::warn!(error = %err, "reservation sweep failed; will retry");
+        }
+    }
+}

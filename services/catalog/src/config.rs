@@ -1,0 +1,85 @@
+//! The catalog's settings: flags or environment variables, checked at start-up.
+
+use std::{net::SocketAddr, time::Duration};
+
+use ocop_events::KafkaConfig;
+use ocop_grpc_kit::auth::AuthConfig;
+use ocop_telemetry::TelemetryConfig;
+
+/// Everything the catalog needs to run. A bad value stops start-up with a message
+/// naming the flag and its variable.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "catalog", version, about = "ocop-market catalog service")]
+pub struct Config {
+    /// PostgreSQL URL of the catalog's own database.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Most connections in the database pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub database_max_connections: u32,
+
+    /// gRPC listen address (port 0 picks a free port).
+    #[arg(long, env = "GRPC_ADDR", default_value = "0.0.0.0:50051")]
+    pub grpc_addr: SocketAddr,
+
+    /// HTTP listen address for `/metrics`.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:9101")]
+    pub http_addr: SocketAddr,
+
+    /// How long a reservation holds stock before it expires (e.g. `30m`).
+    #[arg(long, env = "RESERVATION_TTL", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub reservation_ttl: Duration,
+
+    /// How often to look for expired reservations.
+    #[arg(long, env = "RESERVATION_SWEEP_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub reservation_sweep_interval: Duration,
+
+    /// Pause between reporting NOT_SERVING and closing the listener.
+    #[arg(long, env = "SHUTDOWN_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub drain_delay: Duration,
+
+    /// Longest wait for calls in flight at shutdown.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+
+    #[command(flatten)]
+    pub auth: AuthConfig,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::Config;
+
+    const SECRET: &str = "--auth-jwt-secret=0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn unparsable_duration_is_a_startup_error_naming_the_flag() {
+        let err = Config::try_parse_from([
+            "catalog",
+            "--database-url=postgres://x/y",
+            SECRET,
+            "--reservation-ttl=soon",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--reservation-ttl"), "{err}");
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_the_database_and_secret() {
+        let config =
+            Config::try_parse_from(["catalog", "--database-url=postgres://x/y", SECRET]).unwrap();
+        assert_eq!(config.grpc_addr.port(), 50051);
+        assert_eq!(config.reservation_ttl.as_secs(), 30 * 60);
+    }
+}

@@ -1,0 +1,22 @@
+//! The catalog's model: validated values, and the reservation rules. No I/O here, and
+//! no tonic, sqlx or rdkafka: `grpc.rs` and `store.rs` translate at the edges.
+
+pub mod product;
+pub mod reservation;
+
+/// A value that broke a rule, with the field it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Invalid {
+    pub field: String,
+    pub reason: String,
+}
+
+impl Invalid {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! What the catalog publishes: product snapshots on the compacted product topic and
+//! inventory events keyed by order.
+
+use ocop_events::{CloudEvent, topics::TopicSpec};
+use ocop_proto::catalog::v1 as pb;
+use uuid::Uuid;
+
+use crate::{
+    domain::reservation::{Rejection, RejectionReason, RequestedLine},
+    store::{ProductRecord, Reservation},
+};
+
+/// `ce_source` of every catalog event.
+pub const SOURCE: &str = "/ocop/catalog";
+/// Full product snapshots, compacted, keyed by product id.
+pub const PRODUCTS_TOPIC: &str = "ocop.catalog.products.v1";
+/// Reservations and stock changes, keyed by order id (or product id for adjustments).
+pub const INVENTORY_TOPIC: &str = "ocop.inventory.v1";
+
+/// The topics the catalog writes (created at start-up on local stacks).
+pub const TOPICS: &[TopicSpec] = &[
+    TopicSpec::compacted(PRODUCTS_TOPIC, 3),
+    TopicSpec::log(INVENTORY_TOPIC, 3),
+];
+
+/// The full state of a product after a change.
+pub fn product_snapshot(record: &ProductRecord) -> CloudEvent {
+    let message = pb::ProductSnapshot {
+        product: Some(crate::grpc::product_to_proto(record)),
+    };
+    CloudEvent::new(
+        SOURCE,
+        record.id.to_string(),
+        Some(format!("product/{}", record.id)),
+        &message,
+    )
+}
+
+fn stock_lines(lines: &[RequestedLine]) -> Vec<pb::StockLine> {
+    lines
+        .iter()
+        .map(|line| pb::StockLine {
+            product_id: line.product_id.to_string(),
+            quantity: i32::try_from(line.quantity).unwrap_or(i32::MAX),
+        })
+        .collect()
+}
+
+fn order_event<M: prost::Name>(order_id: Uuid, message: &M) -> CloudEvent {
+    CloudEvent::new(
+        SOURCE,
+        order_id.to_string(),
+        Some(format!("order/{order_id}")),
+        message,
+    )
+}
+
+pub fn stock_reserved(reservation: &Reservation) -> CloudEvent {
+    order_event(
+        reservation.order_id,
+        &pb::StockReserved {
+            order_id: reservation.order_id.to_string(),
+            reservation_id: reservation.id.to_string(),
+            lines: stock_lines(&reservation.lines),
+            expires_at: Some(timestamp(reservation.expires_at)),
+        },
+    )
+}
+
+pub fn stock_rejected(order_id: Uuid, rejections: &[Rejection]) -> CloudEvent {
+    let lines = rejections
+        .iter()
+        .map(|rejection| pb::RejectedLine {
+            product_id: rejection.product_id.to_string(),
+            requested: i32::try_from(rejection.requested).unwrap_or(i32::MAX),
+            available: rejection.available.max(0),
+            reason: match rejection.reason {
+                RejectionReason::InsufficientStock => pb::RejectionReason::InsufficientStock,
+                RejectionReason::UnknownProduct => pb::RejectionReason::UnknownProduct,
+                RejectionReason::ProductHidden => pb::RejectionReason::ProductHidden,
+            } as i32,
+        })
+        .collect();
+    order_event(
+        order_id,
+        &pb::StockRejected {
+            order_id: order_id.to_string(),
+            lines,
+        },
+    )
+}
+
+pub fn stock_committed(reservation: &Reservation) -> CloudEvent {
+    order_event(
+        reservation.order_id,
+        &pb::StockCommitted {
+            order_id: reservation.order_id.to_string(),
+            reservation_id: reservation.id.to_string(),
+            lines: stock_lines(&reservation.lines),
+        },
+    )
+}
+
+pub fn stock_released(reservation: &Reservation) -> CloudEvent {
+    order_event(
+        reservation.order_id,
+        &pb::StockReleased {
+            order_id: reservation.order_id.to_string(),
+            reservation_id: reservation.id.to_string(),
+            lines: stock_lines(&reservation.lines),
+        },
+    )
+}
+
+pub fn reservation_expired(reservation: &Reservation) -> CloudEvent {
+    order_event(
+        reservation.order_id,
+        &pb::ReservationExpired {
+            order_id: reservation.order_id.to_string(),
+            reservation_id: reservation.id.to_string(),
+            lines: stock_lines(&reservation.lines),
+        },
+    )
+}
+
+pub fn stock_adjusted(product_id: Uuid, delta: i64, on_hand: i64, reason: &str) -> CloudEvent {
+    CloudEvent::new(
+        SOURCE,
+        product_id.to_string(),
+        Some(format!("product/{product_id}")),
+        &pb::StockAdjusted {
+            product_id: product_id.to_string(),
+            delta,
+            on_hand,
+            reason: reason.to_owned(),
+        },
+    )
+}
+
+pub fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}

@@ -1,0 +1,274 @@
+//! Catalog operations: each validates, changes state through `store`, and writes the
+//! resulting events to the outbox in the same transaction.
+
+use std::{collections::HashSet, time::Duration};
+
+use chrono::Utc;
+use ocop_events::outbox;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        product::{ProducerDraft, ProductDraft, StockAdjustment},
+        reservation::{self, Decision, Rejection, RequestedLine, ReservationState},
+    },
+    error::CatalogError,
+    events,
+    store::{self, ProducerRecord, ProductFilter, ProductRecord, Reservation, UpsertEffect},
+};
+
+type Tx = Transaction<'static, Postgres>;
+
+/// The catalog's operations over its database.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    pool: PgPool,
+    reservation_ttl: Duration,
+}
+
+/// The result of asking to hold an order's lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    Reserved(Reservation),
+    Rejected(Vec<Rejection>),
+    /// The order already has a reservation (a redelivered request): nothing changed.
+    AlreadyReserved(Reservation),
+}
+
+impl Catalog {
+    pub fn new(pool: PgPool, reservation_ttl: Duration) -> Self {
+        Self {
+            pool,
+            reservation_ttl,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn upsert_producer(
+        &self,
+        draft: &ProducerDraft,
+    ) -> Result<(ProducerRecord, bool), CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        let result = store::upsert_producer(&mut tx, draft).await?;
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    /// Creates or updates a product; publishes a snapshot unless nothing changed.
+    pub async fn upsert_product(
+        &self,
+        draft: &ProductDraft,
+    ) -> Result<(ProductRecord, UpsertEffect), CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        let (id, effect) = store::upsert_product(&mut tx, draft)
+            .await?
+            .ok_or_else(|| {
+                CatalogError::not_found(
+                    "producer_code",
+                    format!("no producer with code `{}`", draft.producer_code),
+                )
+            })?;
+        let record = store::product(&mut tx, id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("product {id} vanished inside its transaction"))?;
+        if effect != UpsertEffect::Unchanged {
+            outbox::enqueue(
+                &mut tx,
+                events::PRODUCTS_TOPIC,
+                &events::product_snapshot(&record),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok((record, effect))
+    }
+
+    /// Adds to or takes from stock on hand; publishes the adjustment and a snapshot.
+    pub async fn adjust_stock(
+        &self,
+        product_id: Uuid,
+        adjustment: &StockAdjustment,
+        actor: &str,
+    ) -> Result<ProductRecord, CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        let on_hand = store::adjust_stock(&mut tx, product_id, adjustment, actor)
+            .await?
+            .ok_or_else(|| {
+                CatalogError::not_found("product_id", format!("no product with id {product_id}"))
+            })??;
+        let record = store::product(&mut tx, product_id).await?.ok_or_else(|| {
+            anyhow::anyhow!("product {product_id} vanished inside its transaction")
+        })?;
+        outbox::enqueue(
+            &mut tx,
+            events::INVENTORY_TOPIC,
+            &events::stock_adjusted(product_id, adjustment.delta, on_hand, &adjustment.reason),
+        )
+        .await?;
+        outbox::enqueue(
+            &mut tx,
+            events::PRODUCTS_TOPIC,
+            &events::product_snapshot(&record),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    pub async fn product(&self, id: Uuid) -> Result<ProductRecord, CatalogError> {
+        let mut conn = self.pool.acquire().await?;
+        store::product(&mut conn, id)
+            .await?
+            .ok_or_else(|| CatalogError::not_found("id", format!("no product with id {id}")))
+    }
+
+    /// The products of `ids` that exist, in the order asked, and the ids that do not.
+    pub async fn products(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<(Vec<ProductRecord>, Vec<Uuid>), CatalogError> {
+        let mut conn = self.pool.acquire().await?;
+        let found = store::products(&mut conn, ids).await?;
+        let mut ordered = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        let mut seen = HashSet::new();
+        for id in ids {
+            if !seen.insert(*id) {
+                continue;
+            }
+            match found.iter().find(|record| record.id == *id) {
+                Some(record) => ordered.push(record.clone()),
+                None => missing.push(*id),
+            }
+        }
+        Ok((ordered, missing))
+    }
+
+    pub async fn list(
+        &self,
+        filter: &ProductFilter,
+        after_sku: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ProductRecord>, CatalogError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(store::list_products(&mut conn, filter, after_sku, limit).await?)
+    }
+
+    pub async fn search(
+        &self,
+        query: &str,
+        limit: i64,
+    ) -> Result<Vec<ProductRecord>, CatalogError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(store::search_products(&mut conn, query, limit).await?)
+    }
+
+    /// Holds every line of `order_id` or none, in the caller's transaction (the event
+    /// consumer's, so the inbox records the order event with the same commit).
+    pub async fn reserve(
+        &self,
+        tx: &mut Tx,
+        order_id: Uuid,
+        lines: &[RequestedLine],
+    ) -> Result<ReserveOutcome, CatalogError> {
+        if let Some(existing) = store::reservation_for_update(tx, order_id).await? {
+            return Ok(ReserveOutcome::AlreadyReserved(existing));
+        }
+        let lines = reservation::merge_lines(lines)?;
+        let levels = store::lock_stock(tx, &lines).await?;
+        match reservation::decide(&lines, &levels) {
+            Decision::Reject(rejections) => {
+                outbox::enqueue(
+                    tx,
+                    events::INVENTORY_TOPIC,
+                    &events::stock_rejected(order_id, &rejections),
+                )
+                .await?;
+                Ok(ReserveOutcome::Rejected(rejections))
+            }
+            Decision::Reserve(lines) => {
+                let ttl = chrono::Duration::from_std(self.reservation_ttl)
+                    .map_err(|err| anyhow::anyhow!("reservation ttl: {err}"))?;
+                let held =
+                    store::insert_reservation(tx, order_id, &lines, Utc::now() + ttl).await?;
+                outbox::enqueue(tx, events::INVENTORY_TOPIC, &events::stock_reserved(&held))
+                    .await?;
+                self.publish_snapshots(tx, &held.lines).await?;
+                Ok(ReserveOutcome::Reserved(held))
+            }
+        }
+    }
+
+    /// Turns the order's held reservation into a sale (`Committed`) or gives it back
+    /// (`Released`, `Expired`). `Ok(None)`: the order has no held reservation (already
+    /// finished, or never reserved): nothing changes, which makes redeliveries harmless.
+    pub async fn finish(
+        &self,
+        tx: &mut Tx,
+        order_id: Uuid,
+        to: ReservationState,
+    ) -> Result<Option<Reservation>, CatalogError> {
+        let Some(held) = store::reservation_for_update(tx, order_id).await? else {
+            return Ok(None);
+        };
+        if held.state.transition(to).is_err() {
+            tracing::info!(order_id = %order_id, state = held.state.as_str(), to = to.as_str(), "reservation already finished; nothing to do");
+            return Ok(None);
+        }
+        store::finish_reservation(tx, &held, to).await?;
+        let event = match to {
+            ReservationState::Committed => events::stock_committed(&held),
+            ReservationState::Released => events::stock_released(&held),
+            ReservationState::Expired => events::reservation_expired(&held),
+            ReservationState::Held => unreachable!("transition() never returns Held"),
+        };
+        outbox::enqueue(tx, events::INVENTORY_TOPIC, &event).await?;
+        self.publish_snapshots(tx, &held.lines).await?;
+        Ok(Some(Reservation { state: to, ..held }))
+    }
+
+    /// Expires held reservations past their time, a batch per transaction. Safe with
+    /// several replicas: rows another replica holds are skipped. Returns how many expired.
+    pub async fn expire_due(&self) -> Result<usize, CatalogError> {
+        let mut expired = 0;
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let due = store::due_reservations(&mut tx, 100).await?;
+            if due.is_empty() {
+                return Ok(expired);
+            }
+            for order_id in &due {
+                if self
+                    .finish(&mut tx, *order_id, ReservationState::Expired)
+                    .await?
+                    .is_some()
+                {
+                    expired += 1;
+                    tracing::info!(order_id = %order_id, "reservation expired; stock released");
+                }
+            }
+            tx.commit().await?;
+        }
+    }
+
+    async fn publish_snapshots(
+        &self,
+        tx: &mut Tx,
+        lines: &[RequestedLine],
+    ) -> Result<(), CatalogError> {
+        let ids: Vec<Uuid> = lines.iter().map(|line| line.product_id).collect();
+        for record in store::products(tx, &ids).await? {
+            outbox::enqueue(
+                tx,
+                events::PRODUCTS_TOPIC,
+                &events::product_snapshot(&record),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}

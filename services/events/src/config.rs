@@ -1,0 +1,117 @@
+//! Kafka connection settings shared by producers, consumers and the admin client.
+
+use rdkafka::ClientConfig;
+
+/// How to reach the Kafka cluster. Secrets (the SASL password) come from the
+/// environment and are never logged: `Debug` redacts them.
+#[derive(Clone, clap::Args)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma-separated (`host:port`).
+    #[arg(
+        long = "kafka-brokers",
+        env = "KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub brokers: String,
+
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    #[arg(long = "kafka-security-protocol", env = "KAFKA_SECURITY_PROTOCOL", default_value = "plaintext",
+          value_parser = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"])]
+    pub security_protocol: String,
+
+    /// SASL mechanism when a `sasl_*` protocol is used (e.g. `SCRAM-SHA-512`).
+    #[arg(long = "kafka-sasl-mechanism", env = "KAFKA_SASL_MECHANISM")]
+    pub sasl_mechanism: Option<String>,
+
+    /// SASL user name.
+    #[arg(long = "kafka-sasl-username", env = "KAFKA_SASL_USERNAME")]
+    pub sasl_username: Option<String>,
+
+    /// SASL password (environment only in production).
+    #[arg(
+        long = "kafka-sasl-password",
+        env = "KAFKA_SASL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub sasl_password: Option<String>,
+
+    /// CA bundle to verify the brokers' TLS certificates.
+    #[arg(long = "kafka-ssl-ca-location", env = "KAFKA_SSL_CA_LOCATION")]
+    pub ssl_ca_location: Option<String>,
+
+    /// Create the service's topics at start-up (local stacks; on Kubernetes Strimzi owns
+    /// the topics and this stays off).
+    #[arg(
+        long = "kafka-create-topics",
+        env = "KAFKA_CREATE_TOPICS",
+        default_value_t = false
+    )]
+    pub create_topics: bool,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("security_protocol", &self.security_protocol)
+            .field("sasl_mechanism", &self.sasl_mechanism)
+            .field("sasl_username", &self.sasl_username)
+            .field(
+                "sasl_password",
+                &self.sasl_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("ssl_ca_location", &self.ssl_ca_location)
+            .field("create_topics", &self.create_topics)
+            .finish()
+    }
+}
+
+impl KafkaConfig {
+    /// Plaintext settings for `brokers` (local stacks and tests).
+    pub fn plaintext(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            security_protocol: "plaintext".into(),
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            ssl_ca_location: None,
+            create_topics: true,
+        }
+    }
+
+    /// An rdkafka client configuration with the connection settings filled in.
+    pub fn client_config(&self, client_id: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", client_id)
+            .set("security.protocol", &self.security_protocol);
+        let optional = [
+            ("sasl.mechanism", &self.sasl_mechanism),
+            ("sasl.username", &self.sasl_username),
+            ("sasl.password", &self.sasl_password),
+            ("ssl.ca.location", &self.ssl_ca_location),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                config.set(key, value);
+            }
+        }
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KafkaConfig;
+
+    #[test]
+    fn debug_output_never_shows_the_sasl_password() {
+        let mut config = KafkaConfig::plaintext("127.0.0.1:9092");
+        config.sasl_password = Some("hunter2-secret".into());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+}

@@ -1,0 +1,318 @@
+//! The consumer loop every service runs for the events it reacts to.
+//!
+//! For each record, in partition order: decode the CloudEvent, open a transaction,
+//! record the event in the inbox (a redelivery stops here), apply the handler's effect,
+//! commit, and only then commit the Kafka offset. A failing handler is retried with
+//! backoff a bounded number of times; after that, or at once for a record that cannot
+//! be decoded, the record goes to the group's dead-letter topic and the partition moves
+//! on. Nothing is dropped silently: either the effect commits, or the record is in the
+//! dead-letter topic.
+
+use std::{future::Future, time::Duration};
+
+use anyhow::Context as _;
+use rdkafka::{
+    Message as _,
+    consumer::{CommitMode, Consumer as _, StreamConsumer},
+    message::{BorrowedMessage, Header, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+};
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::sync::watch;
+use tracing::Instrument as _;
+
+use crate::{
+    CloudEvent, KafkaConfig, cloudevent::DecodeError, inbox, outbox::idempotent_producer,
+    topics::dead_letter_topic,
+};
+
+/// What went wrong while handling an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth another try (database busy, a dependency briefly away).
+    #[error("{0:#}")]
+    Retry(anyhow::Error),
+    /// Will never succeed (malformed payload, impossible request): dead-letter at once.
+    #[error("{0:#}")]
+    Reject(anyhow::Error),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Retry(err.into())
+    }
+}
+
+impl From<DecodeError> for HandlerError {
+    fn from(err: DecodeError) -> Self {
+        Self::Reject(err.into())
+    }
+}
+
+impl From<anyhow::Error> for HandlerError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Retry(err)
+    }
+}
+
+/// Applies one event inside the transaction that also records it in the inbox.
+pub trait Handler: Send + Sync + 'static {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Postgres>,
+        event: &'a CloudEvent,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
+}
+
+/// Consumer settings.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// The consumer group, also the inbox's consumer name and the dead-letter topic's
+    /// prefix, e.g. `ocop.catalog.order-events`.
+    pub group: String,
+    pub topics: Vec<String>,
+    /// Attempts before a record is dead-lettered.
+    pub max_attempts: u32,
+    /// Pause before the second attempt; doubled each time.
+    pub initial_backoff: Duration,
+}
+
+impl ConsumerConfig {
+    /// Five attempts, from 100 ms apart.
+    pub fn new(group: impl Into<String>, topics: &[&str]) -> Self {
+        Self {
+            group: group.into(),
+            topics: topics.iter().map(|topic| (*topic).to_owned()).collect(),
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A running consumer group member.
+pub struct EventConsumer {
+    consumer: StreamConsumer,
+    dead_letters: FutureProducer,
+    pool: PgPool,
+    config: ConsumerConfig,
+}
+
+enum Outcome {
+    Applied,
+    Duplicate,
+    DeadLettered,
+}
+
+impl EventConsumer {
+    /// Joins the group and subscribes; records are read from the earliest offset when the
+    /// group has none committed.
+    pub fn new(kafka: &KafkaConfig, pool: PgPool, config: ConsumerConfig) -> anyhow::Result<Self> {
+        let consumer: StreamConsumer = kafka
+            .client_config(&config.group)
+            .set("group.id", &config.group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", "10000")
+            .create()
+            .context("create kafka consumer")?;
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .with_context(|| format!("subscribe to {topics:?}"))?;
+        let dead_letters = idempotent_producer(
+            kafka,
+            &format!("{}-dlq", config.group),
+            Duration::from_secs(10),
+        )?;
+        Ok(Self {
+            consumer,
+            dead_letters,
+            pool,
+            config,
+        })
+    }
+
+    /// Handles records until `stop` turns true; the record in hand is finished first.
+    pub async fn run<H: Handler>(self, handler: H, mut stop: watch::Receiver<bool>) {
+        tracing::info!(group = %self.config.group, topics = ?self.config.topics, "consumer started");
+        loop {
+            let message = tokio::select! {
+                _ = stop.wait_for(|stopped| *stopped) => break,
+                message = self.consumer.recv() => message,
+            };
+            let message = match message {
+                Ok(message) => message,
+                Err(err) => {
+                    tracing::warn!(group = %self.config.group, error = %err, "kafka receive failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let span = tracing::info_span!(
+                "consume",
+                otel.name = format!("{} process", message.topic()),
+                otel.kind = "consumer",
+                messaging.system = "kafka",
+                messaging.operation.type = "process",
+                messaging.destination.name = message.topic(),
+                messaging.consumer.group.name = %self.config.group,
+                messaging.destination.partition.id = message.partition(),
+                messaging.kafka.offset = message.offset(),
+                event_id = tracing::field::Empty,
+                event_type = tracing::field::Empty,
+            );
+            let outcome = self
+                .process(&handler, &message, &span)
+                .instrument(span.clone())
+                .await;
+            metrics::counter!(
+                "ocop_consumer_messages_total",
+                "group" => self.config.group.clone(),
+                "topic" => message.topic().to_owned(),
+                "outcome" => match outcome {
+                    Outcome::Applied => "applied",
+                    Outcome::Duplicate => "duplicate",
+                    Outcome::DeadLettered => "dead_lettered",
+                },
+            )
+            .increment(1);
+            if let Err(err) = self.consumer.commit_message(&message, CommitMode::Async) {
+                // The effect is committed and recorded in the inbox: a redelivery after a
+                // lost offset commit is harmless.
+                tracing::warn!(error = %err, "offset commit failed");
+            }
+        }
+        tracing::info!(group = %self.config.group, "consumer stopped");
+    }
+
+    async fn process<H: Handler>(
+        &self,
+        handler: &H,
+        message: &BorrowedMessage<'_>,
+        span: &tracing::Span,
+    ) -> Outcome {
+        let event = match CloudEvent::from_message(message) {
+            Ok(event) => event,
+            Err(err) => {
+                self.dead_letter(message, &err.to_string(), 1).await;
+                return Outcome::DeadLettered;
+            }
+        };
+        ocop_telemetry::propagation::set_parent_from_pairs(
+            span,
+            event
+                .trace_headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        );
+        span.record("event_id", tracing::field::display(event.id));
+        span.record("event_type", event.event_type.as_str());
+
+        let mut backoff = self.config.initial_backoff;
+        for attempt in 1..=self.config.max_attempts {
+            let started = std::time::Instant::now();
+            let result = self.apply(handler, &event).await;
+            metrics::histogram!("ocop_consumer_handler_seconds", "group" => self.config.group.clone())
+                .record(started.elapsed().as_secs_f64());
+            match result {
+                Ok(true) => return Outcome::Applied,
+                Ok(false) => {
+                    tracing::debug!(event_id = %event.id, "event already applied; skipped");
+                    return Outcome::Duplicate;
+                }
+                Err(HandlerError::Reject(err)) => {
+                    tracing::warn!(event_id = %event.id, error = format!("{err:#}"), "event rejected");
+                    self.dead_letter(message, &format!("{err:#}"), attempt)
+                        .await;
+                    return Outcome::DeadLettered;
+                }
+                Err(HandlerError::Retry(err)) if attempt == self.config.max_attempts => {
+                    tracing::error!(event_id = %event.id, attempts = attempt, error = format!("{err:#}"), "event failed every attempt");
+                    self.dead_letter(message, &format!("{err:#}"), attempt)
+                        .await;
+                    return Outcome::DeadLettered;
+                }
+                Err(HandlerError::Retry(err)) => {
+                    metrics::counter!("ocop_consumer_retries_total", "group" => self.config.group.clone())
+                        .increment(1);
+                    tracing::warn!(event_id = %event.id, attempt, error = format!("{err:#}"), "event failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// One attempt in one transaction. `Ok(false)`: the inbox already had the event.
+    async fn apply<H: Handler>(
+        &self,
+        handler: &H,
+        event: &CloudEvent,
+    ) -> Result<bool, HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        if !inbox::record(&mut tx, &self.config.group, event.id, &event.event_type).await? {
+            return Ok(false);
+        }
+        handler.handle(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Copies the record to the dead-letter topic with why it failed. Retries until the
+    /// broker takes it: the offset must not move past a record that is nowhere.
+    async fn dead_letter(&self, message: &BorrowedMessage<'_>, error: &str, attempts: u32) {
+        let topic = dead_letter_topic(&self.config.group);
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        let attempts = attempts.to_string();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let mut headers = OwnedHeaders::new();
+            if let Some(original) = message.headers() {
+                use rdkafka::message::Headers as _;
+                for header in original.iter() {
+                    headers = headers.insert(header);
+                }
+            }
+            for (key, value) in [
+                ("dlq_original_topic", message.topic()),
+                ("dlq_original_partition", partition.as_str()),
+                ("dlq_original_offset", offset.as_str()),
+                ("dlq_error", error),
+                ("dlq_attempts", attempts.as_str()),
+            ] {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value.as_bytes()),
+                });
+            }
+            let mut record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&topic).headers(headers);
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            if let Some(payload) = message.payload() {
+                record = record.payload(payload);
+            }
+            match self
+                .dead_letters
+                .send(record, Duration::from_secs(10))
+                .await
+            {
+                Ok(_) => {
+                    metrics::counter!("ocop_consumer_dead_letters_total", "group" => self.config.group.clone())
+                        .increment(1);
+                    tracing::error!(dead_letter_topic = %topic, error, "record dead-lettered");
+                    return;
+                }
+                Err((err, _)) => {
+                    tracing::warn!(error = %err, "dead-letter publish failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}

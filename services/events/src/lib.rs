@@ -1,0 +1,40 @@
+//! Events for ocop-market services, the same way everywhere (DESIGN §4):
+//!
+//! - [`CloudEvent`]: a protobuf payload with CloudEvents 1.0 attributes, carried in Kafka
+//!   binary mode (`ce_*` headers, `content-type`, W3C `traceparent`);
+//! - [`outbox`]: write an event in the caller's transaction; [`outbox::Relay`] publishes
+//!   it with the idempotent producer, in order, and survives broker outages;
+//! - [`consumer`]: a consumer loop that applies each event once (inbox), commits offsets
+//!   only after the effect commits, retries a bounded number of times and then sends the
+//!   record to the group's dead-letter topic;
+//! - [`KafkaConfig`] and [`topics`]: connection settings and topic creation for local
+//!   stacks (production topics are Strimzi resources).
+
+pub mod cloudevent;
+pub mod config;
+pub mod consumer;
+pub mod inbox;
+pub mod outbox;
+pub mod topics;
+
+pub use cloudevent::CloudEvent;
+pub use config::KafkaConfig;
+
+/// The migrations of the outbox and inbox tables. Every producing or consuming service
+/// runs them with its own (see [`migrator_with`]).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// Runs the outbox/inbox migrations together with the service's own on `pool`.
+///
+/// They form one migrator (versions are timestamps and never collide), so
+/// `_sqlx_migrations` records both and neither looks "missing" to the other.
+pub async fn migrate(
+    pool: &sqlx::PgPool,
+    service: &sqlx::migrate::Migrator,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    sqlx::migrate::Migrator::with_migrations(
+        MIGRATOR.iter().chain(service.iter()).cloned().collect(),
+    )
+    .run(pool)
+    .await
+}

@@ -1,0 +1,273 @@
+//! The transactional outbox and its relay.
+//!
+//! A service calls [`enqueue`] inside the transaction that changes its state, so the
+//! event exists if and only if the change committed. [`Relay`] publishes unsent rows in
+//! `seq` order with the idempotent producer and stamps them sent. While the broker is
+//! down, rows simply wait: nothing is lost, and the relay catches up when it returns.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::future::join_all;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::sync::watch;
+
+use crate::{CloudEvent, KafkaConfig};
+
+/// Only one relay per database publishes at a time, so events of one key never overtake
+/// each other across replicas; the others wait for the lock.
+const RELAY_LOCK_KEY: i64 = 0x6f63_6f70_6f75_7462; // "ocopoutb"
+
+/// Writes `event` for `topic` in the caller's transaction.
+pub async fn enqueue(
+    tx: &mut Transaction<'static, Postgres>,
+    topic: &str,
+    event: &CloudEvent,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (id, topic, key, ce_type, ce_source, ce_subject, ce_time, payload, trace_headers)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(event.id)
+    .bind(topic)
+    .bind(&event.key)
+    .bind(&event.event_type)
+    .bind(&event.source)
+    .bind(&event.subject)
+    .bind(event.time)
+    .bind(&event.data)
+    .bind(serde_json::to_value(&event.trace_headers).expect("string pairs serialise"))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Builds the idempotent producer every service publishes with: acks from all
+/// in-sync replicas, no duplicates on retry, per-partition order kept.
+pub fn idempotent_producer(
+    config: &KafkaConfig,
+    client_id: &str,
+    delivery_timeout: Duration,
+) -> anyhow::Result<FutureProducer> {
+    config
+        .client_config(client_id)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set(
+            "message.timeout.ms",
+            delivery_timeout.as_millis().to_string(),
+        )
+        .create()
+        .context("create idempotent kafka producer")
+}
+
+/// Relay settings.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// How often to look for new rows when idle.
+    pub poll_interval: Duration,
+    /// Rows published per round.
+    pub batch_size: i64,
+    /// How long one record may take to be acknowledged before the round is retried.
+    pub delivery_timeout: Duration,
+    /// The longest pause between retries while the broker is unreachable.
+    pub max_backoff: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(100),
+            batch_size: 200,
+            delivery_timeout: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Publishes outbox rows to Kafka.
+pub struct Relay {
+    pool: PgPool,
+    producer: FutureProducer,
+    config: RelayConfig,
+    service: &'static str,
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    seq: i64,
+    id: uuid::Uuid,
+    topic: String,
+    key: String,
+    ce_type: String,
+    ce_source: String,
+    ce_subject: Option<String>,
+    ce_time: chrono::DateTime<chrono::Utc>,
+    payload: Vec<u8>,
+    trace_headers: serde_json::Value,
+}
+
+impl OutboxRow {
+    fn into_event(self) -> (i64, String, CloudEvent) {
+        let trace_headers = serde_json::from_value(self.trace_headers).unwrap_or_default();
+        let event = CloudEvent {
+            id: self.id,
+            source: self.ce_source,
+            event_type: self.ce_type,
+            subject: self.ce_subject,
+            time: self.ce_time,
+            key: self.key,
+            data: self.payload,
+            trace_headers,
+        };
+        (self.seq, self.topic, event)
+    }
+}
+
+impl Relay {
+    /// A relay for `service`'s outbox in `pool`.
+    pub fn new(
+        service: &'static str,
+        pool: PgPool,
+        kafka: &KafkaConfig,
+        config: RelayConfig,
+    ) -> anyhow::Result<Self> {
+        let producer =
+            idempotent_producer(kafka, &format!("{service}-outbox"), config.delivery_timeout)?;
+        Ok(Self {
+            pool,
+            producer,
+            config,
+            service,
+        })
+    }
+
+    /// Publishes until `stop` turns true, then returns after the round in flight.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut backoff = self.config.poll_interval;
+        let mut last_gauge = Instant::now() - Duration::from_secs(60);
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            if last_gauge.elapsed() >= Duration::from_secs(5) {
+                self.report_backlog().await;
+                last_gauge = Instant::now();
+            }
+            let pause = match self.publish_round().await {
+                Ok(published) if published > 0 => {
+                    backoff = self.config.poll_interval;
+                    continue;
+                }
+                Ok(_) => self.config.poll_interval,
+                Err(err) => {
+                    metrics::counter!("ocop_outbox_publish_failures_total", "service" => self.service)
+                        .increment(1);
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "outbox round failed; rows stay queued"
+                    );
+                    let pause = backoff;
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                    pause
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        tracing::info!(service = self.service, "outbox relay stopped");
+    }
+
+    /// One round: lock, read a batch in order, publish it, stamp what was acknowledged.
+    /// Returns how many rows were published.
+    pub async fn publish_round(&self) -> anyhow::Result<usize> {
+        let mut tx = self.pool.begin().await.context("begin outbox round")?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(RELAY_LOCK_KEY)
+            .fetch_one(&mut *tx)
+            .await
+            .context("take relay lock")?;
+        if !locked {
+            return Ok(0);
+        }
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "SELECT seq, id, topic, key, ce_type, ce_source, ce_subject, ce_time, payload, trace_headers
+             FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+        )
+        .bind(self.config.batch_size)
+        .fetch_all(&mut *tx)
+        .await
+        .context("read unsent outbox rows")?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+
+        let events: Vec<_> = rows.into_iter().map(OutboxRow::into_event).collect();
+        // Sent together: the idempotent producer keeps per-partition order and
+        // de-duplicates its own retries.
+        let deliveries = join_all(events.iter().map(|(_, topic, event)| {
+            let record = FutureRecord::to(topic)
+                .key(event.key.as_bytes())
+                .payload(event.data.as_slice())
+                .headers(event.headers());
+            self.producer.send(record, self.config.delivery_timeout)
+        }))
+        .await;
+
+        // Stamp only the acknowledged prefix: a later row is never marked sent before an
+        // earlier one, so a retry republishes in the original order (consumers dedupe).
+        let acknowledged: Vec<i64> = events
+            .iter()
+            .zip(&deliveries)
+            .take_while(|(_, delivery)| delivery.is_ok())
+            .map(|((seq, _, _), _)| *seq)
+            .collect();
+        if !acknowledged.is_empty() {
+            sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)")
+                .bind(&acknowledged)
+                .execute(&mut *tx)
+                .await
+                .context("stamp published rows")?;
+        }
+        tx.commit().await.context("commit outbox round")?;
+        metrics::counter!("ocop_outbox_published_total", "service" => self.service)
+            .increment(acknowledged.len() as u64);
+
+        if let Some((_, Err((err, _)))) = deliveries
+            .iter()
+            .enumerate()
+            .find(|(_, delivery)| delivery.is_err())
+            .map(|(index, delivery)| (index, delivery.as_ref().map(|_| ())))
+        {
+            anyhow::bail!(
+                "published {} of {} rows; then: {err}",
+                acknowledged.len(),
+                events.len()
+            );
+        }
+        Ok(acknowledged.len())
+    }
+
+    async fn report_backlog(&self) {
+        let backlog: Result<(i64, Option<f64>), _> = sqlx::query_as(
+            "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8
+             FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await;
+        match backlog {
+            Ok((rows, oldest)) => {
+                metrics::gauge!("ocop_outbox_backlog_rows", "service" => self.service)
+                    .set(rows as f64);
+                metrics::gauge!("ocop_outbox_oldest_age_seconds", "service" => self.service)
+                    .set(oldest.unwrap_or(0.0));
+            }
+            Err(err) => tracing::warn!(error = %err, "could not measure outbox backlog"),
+        }
+    }
+}

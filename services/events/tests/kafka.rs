@@ -1,0 +1,313 @@
+//! The outbox relay and the consumer loop against the real PostgreSQL and broker.
+
+use std::time::Duration;
+
+use ocop_events::{
+    CloudEvent, KafkaConfig,
+    consumer::{ConsumerConfig, EventConsumer, Handler, HandlerError},
+    outbox::{self, Relay, RelayConfig},
+    topics::{TopicSpec, dead_letter_topic, ensure_topics},
+};
+use ocop_testkit::{eventually, find_record, fresh_pool, kafka_brokers, key_text, unique};
+use rdkafka::{
+    Message as _,
+    producer::{FutureProducer, FutureRecord},
+};
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::sync::watch;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn kafka() -> KafkaConfig {
+    KafkaConfig::plaintext(kafka_brokers())
+}
+
+async fn migrated_pool() -> PgPool {
+    let pool = fresh_pool().await;
+    ocop_events::migrate(&pool, &sqlx::migrate::Migrator::with_migrations(Vec::new()))
+        .await
+        .expect("migrate");
+    pool
+}
+
+/// A fresh topic name; topics are created for the test.
+async fn fresh_topic(prefix: &str) -> &'static str {
+    let name: &'static str = Box::leak(unique(prefix).replace('_', "-").into_boxed_str());
+    ensure_topics(&kafka(), &[TopicSpec::log(name, 1)])
+        .await
+        .expect("create topic");
+    name
+}
+
+fn event(key: &str, seconds: i64) -> CloudEvent {
+    CloudEvent::new(
+        "/ocop/test",
+        key,
+        Some(format!("thing/{key}")),
+        &prost_types::Duration { seconds, nanos: 0 },
+    )
+}
+
+fn header(message: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
+    use rdkafka::message::Headers as _;
+    message
+        .headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| {
+            h.value
+                .map(|value| String::from_utf8_lossy(value).into_owned())
+        })
+}
+
+async fn unpublished(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn outbox_rows_are_published_in_order_with_cloudevents_headers() {
+    let pool = migrated_pool().await;
+    let topic = fresh_topic("outbox-order").await;
+    let key = unique("order");
+    let events: Vec<CloudEvent> = (1..=5).map(|n| event(&key, n)).collect();
+    let mut tx = pool.begin().await.unwrap();
+    for event in &events {
+        outbox::enqueue(&mut tx, topic, event).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let relay = Relay::new("test", pool.clone(), &kafka(), RelayConfig::default()).unwrap();
+    assert_eq!(relay.publish_round().await.unwrap(), 5);
+    assert_eq!(unpublished(&pool).await, 0);
+
+    let last = events.last().unwrap().id.to_string();
+    let record = find_record(topic, WAIT, |m| {
+        header(m, "ce_id").as_deref() == Some(&last)
+    })
+    .await;
+    assert_eq!(key_text(&record), key);
+    assert_eq!(header(&record, "ce_specversion").as_deref(), Some("1.0"));
+    assert_eq!(
+        header(&record, "ce_type").as_deref(),
+        Some("google.protobuf.Duration")
+    );
+    assert_eq!(header(&record, "ce_source").as_deref(), Some("/ocop/test"));
+    assert_eq!(
+        header(&record, "content-type").as_deref(),
+        Some("application/protobuf")
+    );
+    assert!(header(&record, "ce_time").is_some());
+
+    // All five, in the order they were written.
+    let first = events[0].id.to_string();
+    let first_record = find_record(topic, WAIT, |m| {
+        header(m, "ce_id").as_deref() == Some(&first)
+    })
+    .await;
+    assert_eq!(record.offset() - first_record.offset(), 4);
+}
+
+#[tokio::test]
+async fn event_of_a_rolled_back_transaction_is_never_published() {
+    let pool = migrated_pool().await;
+    let mut tx = pool.begin().await.unwrap();
+    outbox::enqueue(&mut tx, "never", &event("k", 1))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}
+
+#[tokio::test]
+async fn rows_wait_while_the_broker_is_unreachable_and_are_published_when_it_returns() {
+    let pool = migrated_pool().await;
+    let topic = fresh_topic("outbox-outage").await;
+    let written = event(&unique("order"), 42);
+    let mut tx = pool.begin().await.unwrap();
+    outbox::enqueue(&mut tx, topic, &written).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // A broker address where nothing listens: the round fails, the row stays queued.
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let outage = Relay::new(
+        "test",
+        pool.clone(),
+        &KafkaConfig::plaintext(format!("127.0.0.1:{dead_port}")),
+        RelayConfig {
+            delivery_timeout: Duration::from_secs(2),
+            ..RelayConfig::default()
+        },
+    )
+    .unwrap();
+    assert!(outage.publish_round().await.is_err());
+    assert_eq!(unpublished(&pool).await, 1);
+
+    let recovered = Relay::new("test", pool.clone(), &kafka(), RelayConfig::default()).unwrap();
+    assert_eq!(recovered.publish_round().await.unwrap(), 1);
+    assert_eq!(unpublished(&pool).await, 0);
+    let id = written.id.to_string();
+    find_record(topic, WAIT, |m| header(m, "ce_id").as_deref() == Some(&id)).await;
+}
+
+/// Records each applied event in `effects`; an event whose payload says 13 always fails.
+struct RecordingHandler;
+
+impl Handler for RecordingHandler {
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        event: &CloudEvent,
+    ) -> Result<(), HandlerError> {
+        let payload = event.decode::<prost_types::Duration>()?;
+        if payload.seconds == 13 {
+            return Err(HandlerError::Retry(anyhow::anyhow!("unlucky payload")));
+        }
+        sqlx::query("INSERT INTO effects (event_id, seconds) VALUES ($1, $2)")
+            .bind(event.id)
+            .bind(payload.seconds)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+struct RunningConsumer {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start_consumer(pool: &PgPool, group: &str, topic: &str) -> RunningConsumer {
+    let mut config = ConsumerConfig::new(group, &[topic]);
+    config.max_attempts = 3;
+    config.initial_backoff = Duration::from_millis(10);
+    ensure_topics(
+        &kafka(),
+        &[TopicSpec::log(
+            Box::leak(dead_letter_topic(group).into_boxed_str()),
+            1,
+        )],
+    )
+    .await
+    .unwrap();
+    let consumer = EventConsumer::new(&kafka(), pool.clone(), config).unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(consumer.run(RecordingHandler, stopped));
+    RunningConsumer { stop, task }
+}
+
+async fn publish_raw(topic: &str, key: &str, event: Option<&CloudEvent>, payload: &[u8]) {
+    let producer: FutureProducer = kafka().client_config("test-producer").create().unwrap();
+    let mut record = FutureRecord::to(topic).key(key).payload(payload);
+    if let Some(event) = event {
+        record = record.headers(event.headers());
+    }
+    producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .expect("produce");
+}
+
+async fn effects(pool: &PgPool) -> Vec<(uuid::Uuid, i64)> {
+    sqlx::query_as("SELECT event_id, seconds FROM effects ORDER BY seconds")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn pool_with_effects() -> PgPool {
+    let pool = migrated_pool().await;
+    sqlx::query("CREATE TABLE effects (event_id UUID NOT NULL, seconds BIGINT NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool
+}
+
+#[tokio::test]
+async fn redelivered_event_is_applied_once() {
+    let pool = pool_with_effects().await;
+    let topic = fresh_topic("inbox").await;
+    let group = unique("group");
+    let first = event("k", 1);
+    let second = event("k", 2);
+    // The same event twice (as after a lost offset commit), then another.
+    for sent in [&first, &first, &second] {
+        publish_raw(topic, "k", Some(sent), &sent.data).await;
+    }
+    let consumer = start_consumer(&pool, &group, topic).await;
+    let applied = eventually("both events applied", WAIT, || async {
+        let rows = effects(&pool).await;
+        (rows.len() >= 2).then_some(rows)
+    })
+    .await;
+    let _ = consumer.stop.send(true);
+    consumer.task.await.unwrap();
+    assert_eq!(applied, vec![(first.id, 1), (second.id, 2)]);
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = $1")
+        .bind(&group)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(inbox, 2);
+}
+
+#[tokio::test]
+async fn poison_records_go_to_the_dead_letter_topic_and_the_partition_moves_on() {
+    let pool = pool_with_effects().await;
+    let topic = fresh_topic("poison").await;
+    let group = unique("group");
+    let failing = event("k", 13);
+    let after = event("k", 7);
+    publish_raw(topic, "k", None, b"not a cloudevent").await;
+    publish_raw(topic, "k", Some(&failing), &failing.data).await;
+    publish_raw(topic, "k", Some(&after), &after.data).await;
+
+    let consumer = start_consumer(&pool, &group, topic).await;
+    eventually("the event after the poison applied", WAIT, || async {
+        effects(&pool)
+            .await
+            .iter()
+            .any(|(id, _)| *id == after.id)
+            .then_some(())
+    })
+    .await;
+    let _ = consumer.stop.send(true);
+    consumer.task.await.unwrap();
+
+    let dead_letters = dead_letter_topic(&group);
+    let undecodable = find_record(&dead_letters, WAIT, |m| header(m, "ce_id").is_none()).await;
+    assert_eq!(undecodable.payload(), Some(&b"not a cloudevent"[..]));
+    assert!(
+        header(&undecodable, "dlq_error")
+            .unwrap()
+            .contains("ce_specversion")
+    );
+    assert_eq!(
+        header(&undecodable, "dlq_original_topic").as_deref(),
+        Some(topic)
+    );
+
+    let failing_id = failing.id.to_string();
+    let exhausted = find_record(&dead_letters, WAIT, |m| {
+        header(m, "ce_id").as_deref() == Some(&failing_id)
+    })
+    .await;
+    assert_eq!(header(&exhausted, "dlq_attempts").as_deref(), Some("3"));
+    assert!(
+        header(&exhausted, "dlq_error")
+            .unwrap()
+            .contains("unlucky payload")
+    );
+    assert_eq!(effects(&pool).await, vec![(after.id, 7)]);
+}

@@ -1,0 +1,16 @@
+//! The gRPC side every ocop-market service shares:
+//!
+//! - [`server`]: serve a service's routes with `grpc.health.v1`, reflection, auth,
+//!   tracing and metrics, and drain gracefully on shutdown;
+//! - [`auth`]: bearer tokens (HS256 JWT) with scopes, checked per RPC by a tower layer;
+//! - [`validation`]: `INVALID_ARGUMENT` with the offending field in `BadRequest` details;
+//! - [`observe`]: a span per RPC (parent from `traceparent`) and RED metrics;
+//! - [`client`]: channels that carry the caller's trace context;
+//! - [`shutdown`]: the SIGTERM/SIGINT future.
+
+pub mod auth;
+pub mod client;
+pub mod observe;
+pub mod server;
+pub mod shutdown;
+pub mod validation;

@@ -1,0 +1,86 @@
+//! Serving a service's gRPC routes the ocop-market way.
+
+use std::{future::Future, time::Duration};
+
+use anyhow::Context as _;
+use tokio::{net::TcpListener, sync::watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+
+use crate::{
+    auth::{Policy, ScopeLayer, TokenVerifier},
+    observe::ObserveLayer,
+};
+
+/// How a server admits calls and shuts down.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Full names of the gRPC services in the routes (for `grpc.health.v1`).
+    pub service_names: Vec<&'static str>,
+    pub verifier: TokenVerifier,
+    pub policy: Policy,
+    /// Between NOT_SERVING and closing the listener, so load balancers stop routing here.
+    pub drain_delay: Duration,
+    /// The longest wait for calls in flight once the listener is closed.
+    pub grace: Duration,
+}
+
+/// Serves `routes` plus health and reflection on `listener` until `shutdown` resolves;
+/// then reports NOT_SERVING, waits `drain_delay`, stops accepting and lets calls in
+/// flight finish within `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    for name in options.service_names.iter().copied().chain([""]) {
+        reporter
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ocop_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("build reflection service")?;
+    let routes = routes.add_service(health_service).add_service(reflection);
+
+    let (draining_tx, mut draining_rx) = watch::channel(false);
+    let names = options.service_names.clone();
+    let drain_delay = options.drain_delay;
+    let stop = async move {
+        shutdown.await;
+        for name in names.into_iter().chain([""]) {
+            reporter
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        tracing::info!(
+            drain_delay_ms = drain_delay.as_millis() as u64,
+            "health set to NOT_SERVING"
+        );
+        tokio::time::sleep(drain_delay).await;
+        let _ = draining_tx.send(true);
+    };
+
+    let server = tonic::transport::Server::builder()
+        .layer(ObserveLayer)
+        .layer(ScopeLayer::new(options.verifier, options.policy))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result.context("grpc server failed")?,
+        _ = draining_rx.wait_for(|draining| *draining) => {
+            match tokio::time::timeout(options.grace, &mut server).await {
+                Ok(result) => result.context("grpc server failed while draining")?,
+                Err(_) => tracing::warn!(grace_ms = options.grace.as_millis() as u64, "calls still in flight after the grace period; closing"),
+            }
+        }
+    }
+    tracing::info!("grpc server stopped");
+    Ok(())
+}

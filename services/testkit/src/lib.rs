@@ -1,0 +1,126 @@
+//! Helpers for tests that run against the real PostgreSQL and the real broker started
+//! by `make test` (see `tools/dev/stack.sh`). They panic with a clear message instead of
+//! returning errors: a test either has its infrastructure or fails loudly.
+
+use std::{future::Future, time::Duration};
+
+use rdkafka::{
+    ClientConfig, Message as _,
+    consumer::{Consumer as _, StreamConsumer},
+    message::OwnedMessage,
+};
+use sqlx::{Connection as _, PgConnection, PgPool};
+
+/// The variable holding an administrative URL of the test PostgreSQL server.
+pub const DATABASE_URL_VAR: &str = "OCOP_TEST_DATABASE_URL";
+/// The variable holding the test broker's bootstrap address.
+pub const KAFKA_BROKERS_VAR: &str = "OCOP_TEST_KAFKA_BROKERS";
+
+fn required_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `make test`, which starts PostgreSQL and the broker")
+    })
+}
+
+/// A unique lower-case name with `prefix`, for databases, groups and keys.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A new, empty database on the test server; returns its URL.
+pub async fn fresh_database_url() -> String {
+    let admin_url = required_var(DATABASE_URL_VAR);
+    let name = unique("test");
+    let mut admin = PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|err| panic!("connect to test PostgreSQL at {admin_url}: {err}"));
+    // `name` is generated here from a UUID: no outside input reaches the statement.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|err| panic!("create database {name}: {err}"));
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("database URL ends with /<database>");
+    let query = admin_url
+        .split_once('?')
+        .map(|(_, query)| format!("?{query}"))
+        .unwrap_or_default();
+    let base = base.split_once('?').map_or(base, |(base, _)| base);
+    format!("{base}/{name}{query}")
+}
+
+/// A pool on a new, empty database.
+pub async fn fresh_pool() -> PgPool {
+    let url = fresh_database_url().await;
+    PgPool::connect(&url)
+        .await
+        .unwrap_or_else(|err| panic!("connect to {url}: {err}"))
+}
+
+/// The test broker's bootstrap address.
+pub fn kafka_brokers() -> String {
+    required_var(KAFKA_BROKERS_VAR)
+}
+
+/// Polls `probe` every 50 ms until it yields a value; panics naming `what` after
+/// `timeout`. Tests wait on conditions this way, never on fixed sleeps.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reads `topic` from the beginning with a throw-away group until a record matches
+/// `predicate`; panics after `timeout`.
+pub async fn find_record(
+    topic: &str,
+    timeout: Duration,
+    predicate: impl Fn(&OwnedMessage) -> bool,
+) -> OwnedMessage {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("group.id", unique("test_reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create test consumer");
+    consumer
+        .subscribe(&[topic])
+        .expect("subscribe test consumer");
+    let search = async {
+        loop {
+            match consumer.recv().await {
+                Ok(message) => {
+                    let message = message.detach();
+                    if predicate(&message) {
+                        return message;
+                    }
+                }
+                Err(err) => eprintln!("test consumer on {topic}: {err}"),
+            }
+        }
+    };
+    tokio::time::timeout(timeout, search)
+        .await
+        .unwrap_or_else(|_| panic!("no matching record on {topic} within {timeout:?}"))
+}
+
+/// The record key as text.
+pub fn key_text(message: &OwnedMessage) -> String {
+    message
+        .key()
+        .map(|key| String::from_utf8_lossy(key).into_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `make test`: builds the tests, starts PostgreSQL and the broker on ephemeral ports in a
+# temporary folder, runs every test against them, and tears everything down (also on
+# failure). Exit status: the tests'.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$OCOP_ROOT"
+
+ensure_system_packages
+ensure_broker
+
+log "building tests"
+cargo test --workspace --no-run --quiet
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ocop-test.XXXXXX")
+chmod 755 "$WORK"
+BROKER_PID=""
+cleanup() {
+  local status=$?
+  [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
+  stop_postgres "$WORK/pg"
+  if [ $status -ne 0 ]; then
+    log "logs kept for the failed run:"; tail -n 30 "$WORK"/*.log >&2 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+  exit $status
+}
+trap cleanup EXIT INT TERM
+
+PG_PORT=$(free_port)
+start_postgres "$WORK/pg" "$PG_PORT" "$WORK/postgres.log"
+KAFKA_PORT=$(free_port)
+start_broker "$KAFKA_PORT" "memory://tansu/" "$WORK/broker.log"
+log "PostgreSQL on 127.0.0.1:$PG_PORT, broker on 127.0.0.1:$KAFKA_PORT"
+
+export OCOP_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+export OCOP_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+export RUST_LOG=${RUST_LOG:-warn}
+cargo test --workspace "$@"
