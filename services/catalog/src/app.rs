@@ -10,7 +10,8 @@ use ocop_grpc_kit::{
 };
 use ocop_proto::catalog::v1::catalog_service_server::{CatalogServiceServer, SERVICE_NAME};
 use sqlx::postgres::PgPoolOptions;
-use tokio::{net::TcpListener, sync::watch};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::{Config, events, grpc, service::Catalog};
 
@@ -83,20 +84,18 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let relay = tokio::spawn(self.relay.run(stop_rx.clone()));
+        let stop = CancellationToken::new();
+        let relay = tokio::spawn(self.relay.run(stop.clone()));
         let sweeper = tokio::spawn(sweep_reservations(
             self.catalog.clone(),
             self.config.reservation_sweep_interval,
-            stop_rx.clone(),
+            stop.clone(),
         ));
-        let mut http_stop = stop_rx.clone();
+        let http_stop = stop.clone();
         let http = tokio::spawn(ocop_telemetry::metrics::serve(
             self.http_listener,
             ocop_telemetry::metrics::router(),
-            async move {
-                let _ = http_stop.wait_for(|stopped| *stopped).await;
-            },
+            async move { http_stop.cancelled().await },
         ));
 
         let routes = tonic::service::Routes::new(CatalogServiceServer::new(grpc::CatalogApi::new(
@@ -111,7 +110,7 @@ impl App {
         };
         let served = serve(self.grpc_listener, routes, options, shutdown).await;
 
-        let _ = stop_tx.send(true);
+        stop.cancel();
         for (name, task) in [("outbox relay", relay), ("reservation sweeper", sweeper)] {
             if let Err(err) = task.await {
                 tracing::error!(task = name, error = %err, "task panicked");
@@ -126,11 +125,11 @@ impl App {
     }
 }
 
-async fn sweep_reservations(catalog: Catalog, every: Duration, mut stop: watch::Receiver<bool>) {
+async fn sweep_reservations(catalog: Catalog, every: Duration, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = stop.wait_for(|stopped| *stopped) => return,
+            _ = stop.cancelled() => return,
         }
         if let Err(err) = catalog.expire_due().await {
             tracing::warn!(error = %err, "reservation sweep failed; will retry");

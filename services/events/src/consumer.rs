@@ -18,7 +18,7 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
 };
 use sqlx::{PgPool, Postgres, Transaction};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::{
@@ -133,12 +133,12 @@ impl EventConsumer {
         })
     }
 
-    /// Handles records until `stop` turns true; the record in hand is finished first.
-    pub async fn run<H: Handler>(self, handler: H, mut stop: watch::Receiver<bool>) {
+    /// Handles records until `stop` is cancelled; the record in hand is finished first.
+    pub async fn run<H: Handler>(self, handler: H, stop: CancellationToken) {
         tracing::info!(group = %self.config.group, topics = ?self.config.topics, "consumer started");
         loop {
             let message = tokio::select! {
-                _ = stop.wait_for(|stopped| *stopped) => break,
+                _ = stop.cancelled() => break,
                 message = self.consumer.recv() => message,
             };
             let message = match message {

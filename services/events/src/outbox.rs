@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use futures::future::join_all;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::{PgPool, Postgres, Transaction};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::{CloudEvent, KafkaConfig};
 
@@ -144,12 +144,12 @@ impl Relay {
         })
     }
 
-    /// Publishes until `stop` turns true, then returns after the round in flight.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    /// Publishes until `stop` is cancelled, then returns after the round in flight.
+    pub async fn run(self, stop: CancellationToken) {
         let mut backoff = self.config.poll_interval;
         let mut last_gauge = Instant::now() - Duration::from_secs(60);
         loop {
-            if *stop.borrow() {
+            if stop.is_cancelled() {
                 break;
             }
             if last_gauge.elapsed() >= Duration::from_secs(5) {
@@ -177,7 +177,7 @@ impl Relay {
             };
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
-                _ = stop.changed() => {}
+                _ = stop.cancelled() => {}
             }
         }
         tracing::info!(service = self.service, "outbox relay stopped");

@@ -14,7 +14,7 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
 };
 use sqlx::{PgPool, Postgres, Transaction};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -183,7 +183,7 @@ impl Handler for RecordingHandler {
 }
 
 struct RunningConsumer {
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -201,8 +201,8 @@ async fn start_consumer(pool: &PgPool, group: &str, topic: &str) -> RunningConsu
     .await
     .unwrap();
     let consumer = EventConsumer::new(&kafka(), pool.clone(), config).unwrap();
-    let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(consumer.run(RecordingHandler, stopped));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(RecordingHandler, stop.clone()));
     RunningConsumer { stop, task }
 }
 
@@ -251,7 +251,7 @@ async fn redelivered_event_is_applied_once() {
         (rows.len() >= 2).then_some(rows)
     })
     .await;
-    let _ = consumer.stop.send(true);
+    consumer.stop.cancel();
     consumer.task.await.unwrap();
     assert_eq!(applied, vec![(first.id, 1), (second.id, 2)]);
     let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = $1")
@@ -282,7 +282,7 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_partition_moves_on()
             .then_some(())
     })
     .await;
-    let _ = consumer.stop.send(true);
+    consumer.stop.cancel();
     consumer.task.await.unwrap();
 
     let dead_letters = dead_letter_topic(&group);

@@ -3,8 +3,9 @@
 use std::{future::Future, time::Duration};
 
 use anyhow::Context as _;
-use tokio::{net::TcpListener, sync::watch};
+use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
@@ -48,7 +49,8 @@ pub async fn serve(
         .context("build reflection service")?;
     let routes = routes.add_service(health_service).add_service(reflection);
 
-    let (draining_tx, mut draining_rx) = watch::channel(false);
+    let draining = CancellationToken::new();
+    let start_drain = draining.clone();
     let names = options.service_names.clone();
     let drain_delay = options.drain_delay;
     let stop = async move {
@@ -63,7 +65,7 @@ pub async fn serve(
             "health set to NOT_SERVING"
         );
         tokio::time::sleep(drain_delay).await;
-        let _ = draining_tx.send(true);
+        start_drain.cancel();
     };
 
     let server = tonic::transport::Server::builder()
@@ -74,7 +76,7 @@ pub async fn serve(
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => result.context("grpc server failed")?,
-        _ = draining_rx.wait_for(|draining| *draining) => {
+        _ = draining.cancelled() => {
             match tokio::time::timeout(options.grace, &mut server).await {
                 Ok(result) => result.context("grpc server failed while draining")?,
                 Err(_) => tracing::warn!(grace_ms = options.grace.as_millis() as u64, "calls still in flight after the grace period; closing"),

@@ -1,0 +1,946 @@
+//! The catalog service started for real (port 0, fresh database, the test broker) and
+//! called through its generated gRPC client.
+
+use std::time::Duration;
+
+use clap::Parser as _;
+use ocop_catalog::{
+    App, Config,
+    domain::reservation::{RequestedLine, ReservationState},
+    service::{Catalog, ReserveOutcome},
+};
+use ocop_grpc_kit::{auth::TokenVerifier, validation::violations};
+use ocop_proto::catalog::v1::{self as pb, catalog_service_client::CatalogServiceClient};
+use ocop_testkit::{eventually, find_record, fresh_database_url, kafka_brokers, key_text};
+use prost::Message as _;
+use rdkafka::Message as _;
+use tokio::sync::oneshot;
+use tonic::{Code, Request, transport::Channel};
+use uuid::Uuid;
+
+const SECRET: &str = "catalog-test-secret-catalog-test-secret";
+const WAIT: Duration = Duration::from_secs(30);
+
+struct TestCatalog {
+    client: CatalogServiceClient<Channel>,
+    catalog: Catalog,
+    grpc_addr: std::net::SocketAddr,
+    http_addr: std::net::SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn spawn_catalog_with(extra: &[&str]) -> TestCatalog {
+    let database_url = fresh_database_url().await;
+    let mut args = vec![
+        "catalog".to_owned(),
+        format!("--database-url={database_url}"),
+        "--grpc-addr=127.0.0.1:0".to_owned(),
+        "--http-addr=127.0.0.1:0".to_owned(),
+        format!("--kafka-brokers={}", kafka_brokers()),
+        "--kafka-create-topics".to_owned(),
+        format!("--auth-jwt-secret={SECRET}"),
+    ];
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    let config = Config::try_parse_from(args).expect("test config parses");
+    let app = App::build(config).await.expect("catalog builds");
+    let grpc_addr = app.grpc_addr();
+    let http_addr = app.http_addr();
+    let catalog = app.catalog();
+    let (shutdown, stopped) = oneshot::channel();
+    let running = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let client = CatalogServiceClient::connect(format!("http://{grpc_addr}"))
+        .await
+        .expect("connect to catalog");
+    TestCatalog {
+        client,
+        catalog,
+        grpc_addr,
+        http_addr,
+        shutdown: Some(shutdown),
+        running,
+    }
+}
+
+async fn spawn_catalog() -> TestCatalog {
+    spawn_catalog_with(&[]).await
+}
+
+fn operator<T>(message: T) -> Request<T> {
+    with_token(message, &["catalog:write"])
+}
+
+fn with_token<T>(message: T, scopes: &[&str]) -> Request<T> {
+    let token = TokenVerifier::from_secret(SECRET.as_bytes()).mint(
+        "test-operator",
+        scopes,
+        Duration::from_secs(300),
+    );
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+fn producer_request(code: &str, district: &str) -> pb::UpsertProducerRequest {
+    pb::UpsertProducerRequest {
+        code: code.into(),
+        name: format!("HTX {district}"),
+        kind: pb::ProducerKind::Cooperative as i32,
+        district: district.into(),
+        province: "Quảng Ninh".into(),
+    }
+}
+
+fn product_request(
+    sku: &str,
+    producer: &str,
+    name: &str,
+    price_vnd: i64,
+    stock: i64,
+) -> pb::UpsertProductRequest {
+    pb::UpsertProductRequest {
+        sku: sku.into(),
+        producer_code: producer.into(),
+        name: name.into(),
+        description: format!("{name}, đặc sản Quảng Ninh."),
+        category: "Thực phẩm".into(),
+        stars: 4,
+        unit: "gói 500g".into(),
+        price_vnd,
+        status: pb::ProductStatus::Unspecified as i32,
+        initial_stock: stock,
+    }
+}
+
+impl TestCatalog {
+    async fn producer(&mut self, code: &str, district: &str) {
+        self.client
+            .upsert_producer(operator(producer_request(code, district)))
+            .await
+            .expect("upsert producer");
+    }
+
+    async fn product(&mut self, request: pb::UpsertProductRequest) -> pb::Product {
+        self.client
+            .upsert_product(operator(request))
+            .await
+            .expect("upsert product")
+            .into_inner()
+            .product
+            .unwrap()
+    }
+
+    /// Two producers and four products, two of them with accents that search must fold.
+    async fn small_catalogue(&mut self) -> Vec<pb::Product> {
+        self.producer("HTX-BINH-LIEU", "Bình Liêu").await;
+        self.producer("HTX-BA-CHE", "Ba Chẽ").await;
+        let mut products = Vec::new();
+        for request in [
+            product_request(
+                "BLI-MIEN-DONG-500G",
+                "HTX-BINH-LIEU",
+                "Miến dong Bình Liêu",
+                75_000,
+                50,
+            ),
+            product_request(
+                "BLI-DAU-SO-500ML",
+                "HTX-BINH-LIEU",
+                "Dầu sở Bình Liêu",
+                180_000,
+                20,
+            ),
+            product_request(
+                "BCH-TRA-HOA-VANG-100G",
+                "HTX-BA-CHE",
+                "Trà hoa vàng Ba Chẽ",
+                450_000,
+                10,
+            ),
+            product_request(
+                "BCH-BA-KICH-500G",
+                "HTX-BA-CHE",
+                "Ba kích tím Ba Chẽ",
+                320_000,
+                0,
+            ),
+        ] {
+            products.push(self.product(request).await);
+        }
+        products
+    }
+
+    async fn stop(mut self) {
+        let _ = self.shutdown.take().unwrap().send(());
+        tokio::time::timeout(WAIT, self.running)
+            .await
+            .expect("catalog stops within the grace period")
+            .expect("catalog task did not panic")
+            .expect("catalog stopped cleanly");
+    }
+}
+
+fn names(products: &[pb::Product]) -> Vec<&str> {
+    products
+        .iter()
+        .map(|product| product.name.as_str())
+        .collect()
+}
+
+async fn search(catalog: &mut TestCatalog, query: &str) -> Vec<pb::Product> {
+    catalog
+        .client
+        .search_products(pb::SearchProductsRequest {
+            query: query.into(),
+            limit: 10,
+        })
+        .await
+        .expect("search")
+        .into_inner()
+        .products
+}
+
+#[tokio::test]
+async fn search_ignores_vietnamese_diacritics_and_case() {
+    let mut catalog = spawn_catalog().await;
+    catalog.small_catalogue().await;
+    for query in [
+        "mien dong binh lieu",
+        "MIẾN DONG",
+        "Miến dong Bình Liêu",
+        "mien dong",
+    ] {
+        let found = search(&mut catalog, query).await;
+        assert_eq!(
+            names(&found).first(),
+            Some(&"Miến dong Bình Liêu"),
+            "query {query:?} found {:?}",
+            names(&found)
+        );
+    }
+    let tea = search(&mut catalog, "tra hoa vang").await;
+    assert_eq!(names(&tea), vec!["Trà hoa vàng Ba Chẽ"]);
+    // The producer's district is searchable too.
+    let ba_che = search(&mut catalog, "ba che").await;
+    assert!(
+        names(&ba_che).contains(&"Ba kích tím Ba Chẽ"),
+        "{:?}",
+        names(&ba_che)
+    );
+    assert!(search(&mut catalog, "xe máy").await.is_empty());
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn empty_search_query_is_invalid_argument_naming_the_field() {
+    let mut catalog = spawn_catalog().await;
+    let status = catalog
+        .client
+        .search_products(pb::SearchProductsRequest {
+            query: "  ".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violations(&status)[0].field, "query");
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn list_filters_and_pages_through_active_products() {
+    let mut catalog = spawn_catalog().await;
+    catalog.small_catalogue().await;
+    let mut hidden = product_request("BLI-HIDDEN-1", "HTX-BINH-LIEU", "Sản phẩm ẩn", 10_000, 5);
+    hidden.status = pb::ProductStatus::Hidden as i32;
+    catalog.product(hidden).await;
+
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = catalog
+            .client
+            .list_products(pb::ListProductsRequest {
+                page_size: 3,
+                page_token: page_token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.products.len() <= 3);
+        seen.extend(page.products.into_iter().map(|product| product.sku));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(
+        seen,
+        vec![
+            "BCH-BA-KICH-500G",
+            "BCH-TRA-HOA-VANG-100G",
+            "BLI-DAU-SO-500ML",
+            "BLI-MIEN-DONG-500G"
+        ]
+    );
+
+    let filtered = catalog
+        .client
+        .list_products(pb::ListProductsRequest {
+            district: "Bình Liêu".into(),
+            min_price_vnd: 100_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(names(&filtered.products), vec!["Dầu sở Bình Liêu"]);
+
+    let status = catalog
+        .client
+        .list_products(pb::ListProductsRequest {
+            page_token: "not-a-token".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&status)[0].field, "page_token");
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_product_is_refused_naming_the_field_and_nothing_is_written() {
+    let mut catalog = spawn_catalog().await;
+    catalog.producer("HTX-BINH-LIEU", "Bình Liêu").await;
+    let cases = [
+        (
+            "stars",
+            pb::UpsertProductRequest {
+                stars: 6,
+                ..product_request("SKU-A", "HTX-BINH-LIEU", "A", 1_000, 1)
+            },
+        ),
+        (
+            "price_vnd",
+            product_request("SKU-B", "HTX-BINH-LIEU", "B", -5, 1),
+        ),
+        (
+            "name",
+            product_request("SKU-C", "HTX-BINH-LIEU", "", 1_000, 1),
+        ),
+        (
+            "name",
+            product_request("SKU-D", "HTX-BINH-LIEU", &"x".repeat(201), 1_000, 1),
+        ),
+        (
+            "initial_stock",
+            product_request("SKU-E", "HTX-BINH-LIEU", "E", 1_000, -1),
+        ),
+        (
+            "sku",
+            product_request("bad sku", "HTX-BINH-LIEU", "F", 1_000, 1),
+        ),
+    ];
+    for (field, request) in cases {
+        let status = catalog
+            .client
+            .upsert_product(operator(request))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+        assert_eq!(violations(&status)[0].field, field);
+    }
+    let status = catalog
+        .client
+        .upsert_product(operator(product_request(
+            "SKU-G",
+            "HTX-NOWHERE",
+            "G",
+            1_000,
+            1,
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(
+        status.message().starts_with("producer_code:"),
+        "{}",
+        status.message()
+    );
+
+    let listed = catalog
+        .client
+        .list_products(pb::ListProductsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed.products.is_empty(),
+        "nothing may be written: {:?}",
+        names(&listed.products)
+    );
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn operator_calls_need_a_token_with_the_write_scope() {
+    let mut catalog = spawn_catalog().await;
+    let anonymous = catalog
+        .client
+        .upsert_producer(producer_request("HTX-X", "Cô Tô"))
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let wrong_scope = catalog
+        .client
+        .upsert_producer(with_token(
+            producer_request("HTX-X", "Cô Tô"),
+            &["order:read"],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong_scope.code(), Code::PermissionDenied);
+    let mut forged = Request::new(producer_request("HTX-X", "Cô Tô"));
+    let other = TokenVerifier::from_secret(b"someone-else-someone-else-someone-else");
+    forged.metadata_mut().insert(
+        "authorization",
+        format!(
+            "Bearer {}",
+            other.mint("x", &["catalog:write"], Duration::from_secs(60))
+        )
+        .parse()
+        .unwrap(),
+    );
+    assert_eq!(
+        catalog
+            .client
+            .upsert_producer(forged)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let listed = catalog
+        .client
+        .list_products(pb::ListProductsRequest::default())
+        .await;
+    assert!(listed.is_ok(), "browsing stays anonymous");
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn get_and_batch_get_report_unknown_ids() {
+    let mut catalog = spawn_catalog().await;
+    let products = catalog.small_catalogue().await;
+    let got = catalog
+        .client
+        .get_product(pb::GetProductRequest {
+            id: products[0].id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    assert_eq!(got.name, "Miến dong Bình Liêu");
+    assert_eq!(got.producer.unwrap().district, "Bình Liêu");
+
+    let unknown = Uuid::new_v4().to_string();
+    let status = catalog
+        .client
+        .get_product(pb::GetProductRequest {
+            id: unknown.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = catalog
+        .client
+        .get_product(pb::GetProductRequest { id: "42".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&status)[0].field, "id");
+
+    let batch = catalog
+        .client
+        .batch_get_products(pb::BatchGetProductsRequest {
+            ids: vec![
+                products[2].id.clone(),
+                unknown.clone(),
+                products[0].id.clone(),
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        names(&batch.products),
+        vec!["Trà hoa vàng Ba Chẽ", "Miến dong Bình Liêu"]
+    );
+    assert_eq!(batch.missing_ids, vec![unknown]);
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn quote_prices_lines_authoritatively_and_refuses_hidden_or_unknown_products() {
+    let mut catalog = spawn_catalog().await;
+    let products = catalog.small_catalogue().await;
+    let quote = catalog
+        .client
+        .quote_price(pb::QuotePriceRequest {
+            lines: vec![
+                pb::QuoteLine {
+                    product_id: products[0].id.clone(),
+                    quantity: 3,
+                },
+                pb::QuoteLine {
+                    product_id: products[3].id.clone(),
+                    quantity: 1,
+                },
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(quote.lines[0].line_total_vnd, 225_000);
+    assert!(quote.lines[0].in_stock);
+    assert!(!quote.lines[1].in_stock, "ba kích has no stock");
+    assert_eq!(quote.subtotal_vnd, 225_000 + 320_000);
+
+    let status = catalog
+        .client
+        .quote_price(pb::QuotePriceRequest {
+            lines: vec![pb::QuoteLine {
+                product_id: products[0].id.clone(),
+                quantity: 0,
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&status)[0].field, "lines[0].quantity");
+
+    let status = catalog
+        .client
+        .quote_price(pb::QuotePriceRequest {
+            lines: vec![pb::QuoteLine {
+                product_id: Uuid::new_v4().to_string(),
+                quantity: 1,
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    let mut hidden = product_request(
+        "BLI-MIEN-DONG-500G",
+        "HTX-BINH-LIEU",
+        "Miến dong Bình Liêu",
+        75_000,
+        0,
+    );
+    hidden.status = pb::ProductStatus::Hidden as i32;
+    catalog.product(hidden).await;
+    let status = catalog
+        .client
+        .quote_price(pb::QuotePriceRequest {
+            lines: vec![pb::QuoteLine {
+                product_id: products[0].id.clone(),
+                quantity: 1,
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    catalog.stop().await;
+}
+
+fn ce_header(message: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
+    use rdkafka::message::Headers as _;
+    message
+        .headers()?
+        .iter()
+        .find(|header| header.key == name)
+        .and_then(|header| {
+            header
+                .value
+                .map(|value| String::from_utf8_lossy(value).into_owned())
+        })
+}
+
+#[tokio::test]
+async fn product_update_publishes_a_full_snapshot_with_cloudevents_headers() {
+    let mut catalog = spawn_catalog().await;
+    catalog.producer("HTX-CO-TO", "Cô Tô").await;
+    let created = catalog
+        .product(product_request(
+            "CTO-SA-SUNG-100G",
+            "HTX-CO-TO",
+            "Sá sùng khô Cô Tô",
+            550_000,
+            12,
+        ))
+        .await;
+    let updated = catalog
+        .product(product_request(
+            "CTO-SA-SUNG-100G",
+            "HTX-CO-TO",
+            "Sá sùng khô Cô Tô",
+            590_000,
+            12,
+        ))
+        .await;
+    assert_eq!(updated.id, created.id);
+
+    let record = find_record("ocop.catalog.products.v1", WAIT, |message| {
+        key_text(message) == created.id
+            && pb::ProductSnapshot::decode(message.payload().unwrap_or_default())
+                .ok()
+                .and_then(|snapshot| snapshot.product)
+                .is_some_and(|product| product.price_vnd == 590_000)
+    })
+    .await;
+    assert_eq!(
+        ce_header(&record, "ce_type").as_deref(),
+        Some("ocop.catalog.v1.ProductSnapshot")
+    );
+    assert_eq!(ce_header(&record, "ce_specversion").as_deref(), Some("1.0"));
+    assert_eq!(
+        ce_header(&record, "ce_source").as_deref(),
+        Some("/ocop/catalog")
+    );
+    assert_eq!(
+        ce_header(&record, "ce_subject"),
+        Some(format!("product/{}", created.id))
+    );
+    assert_eq!(
+        ce_header(&record, "content-type").as_deref(),
+        Some("application/protobuf")
+    );
+    assert!(ce_header(&record, "ce_id").unwrap().parse::<Uuid>().is_ok());
+    let product = pb::ProductSnapshot::decode(record.payload().unwrap())
+        .unwrap()
+        .product
+        .unwrap();
+    assert_eq!(product.name, "Sá sùng khô Cô Tô");
+    assert_eq!(product.available, 12);
+    catalog.stop().await;
+}
+
+async fn outbox_types(catalog: &Catalog) -> Vec<String> {
+    sqlx::query_scalar("SELECT ce_type FROM outbox ORDER BY seq")
+        .fetch_all(catalog.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn unchanged_upsert_publishes_nothing() {
+    let mut catalog = spawn_catalog().await;
+    catalog.producer("HTX-CO-TO", "Cô Tô").await;
+    let request = product_request(
+        "CTO-SA-SUNG-100G",
+        "HTX-CO-TO",
+        "Sá sùng khô Cô Tô",
+        550_000,
+        12,
+    );
+    catalog.product(request.clone()).await;
+    let response = catalog
+        .client
+        .upsert_product(operator(request))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!response.created);
+    assert_eq!(
+        outbox_types(&catalog.catalog).await,
+        vec!["ocop.catalog.v1.ProductSnapshot"]
+    );
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn stock_adjustment_never_goes_below_what_is_reserved() {
+    let mut catalog = spawn_catalog().await;
+    let products = catalog.small_catalogue().await;
+    let tea = Uuid::parse_str(&products[2].id).unwrap();
+    let mut tx = catalog.catalog.pool().begin().await.unwrap();
+    catalog
+        .catalog
+        .reserve(
+            &mut tx,
+            Uuid::new_v4(),
+            &[RequestedLine {
+                product_id: tea,
+                quantity: 4,
+            }],
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let status = catalog
+        .client
+        .adjust_stock(operator(pb::AdjustStockRequest {
+            product_id: products[2].id.clone(),
+            delta: -7,
+            reason: "hỏng".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&status)[0].field, "delta");
+    let adjusted = catalog
+        .client
+        .adjust_stock(operator(pb::AdjustStockRequest {
+            product_id: products[2].id.clone(),
+            delta: -6,
+            reason: "hỏng".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    assert_eq!(
+        (adjusted.on_hand, adjusted.reserved, adjusted.available),
+        (4, 4, 0)
+    );
+    let types = outbox_types(&catalog.catalog).await;
+    assert!(
+        types.contains(&"ocop.catalog.v1.StockAdjusted".to_owned()),
+        "{types:?}"
+    );
+    catalog.stop().await;
+}
+
+async fn stock_of(catalog: &Catalog, product: Uuid) -> (i64, i64) {
+    sqlx::query_as("SELECT on_hand, reserved FROM stock WHERE product_id = $1")
+        .bind(product)
+        .fetch_one(catalog.pool())
+        .await
+        .unwrap()
+}
+
+async fn reserve(catalog: &Catalog, order: Uuid, lines: &[RequestedLine]) -> ReserveOutcome {
+    let mut tx = catalog.pool().begin().await.unwrap();
+    let outcome = catalog.reserve(&mut tx, order, lines).await.unwrap();
+    tx.commit().await.unwrap();
+    outcome
+}
+
+async fn finish(catalog: &Catalog, order: Uuid, to: ReservationState) -> bool {
+    let mut tx = catalog.pool().begin().await.unwrap();
+    let done = catalog.finish(&mut tx, order, to).await.unwrap().is_some();
+    tx.commit().await.unwrap();
+    done
+}
+
+#[tokio::test]
+async fn reservation_holds_every_line_or_none() {
+    let mut catalog = spawn_catalog().await;
+    let products = catalog.small_catalogue().await;
+    let noodles = Uuid::parse_str(&products[0].id).unwrap();
+    let tea = Uuid::parse_str(&products[2].id).unwrap();
+    let line = |product_id, quantity| RequestedLine {
+        product_id,
+        quantity,
+    };
+
+    let rejected = reserve(
+        &catalog.catalog,
+        Uuid::new_v4(),
+        &[line(noodles, 5), line(tea, 11)],
+    )
+    .await;
+    let ReserveOutcome::Rejected(rejections) = rejected else {
+        panic!("expected a rejection: {rejected:?}")
+    };
+    assert_eq!(rejections.len(), 1);
+    assert_eq!(
+        (rejections[0].product_id, rejections[0].available),
+        (tea, 10)
+    );
+    assert_eq!(
+        stock_of(&catalog.catalog, noodles).await,
+        (50, 0),
+        "nothing held for a rejected order"
+    );
+
+    let order = Uuid::new_v4();
+    let reserved = reserve(&catalog.catalog, order, &[line(noodles, 5), line(tea, 10)]).await;
+    assert!(
+        matches!(reserved, ReserveOutcome::Reserved(_)),
+        "{reserved:?}"
+    );
+    assert_eq!(stock_of(&catalog.catalog, tea).await, (10, 10));
+    let again = reserve(&catalog.catalog, order, &[line(noodles, 5), line(tea, 10)]).await;
+    assert!(
+        matches!(again, ReserveOutcome::AlreadyReserved(_)),
+        "a redelivery holds nothing more"
+    );
+    assert_eq!(stock_of(&catalog.catalog, tea).await, (10, 10));
+
+    assert!(finish(&catalog.catalog, order, ReservationState::Committed).await);
+    assert_eq!(
+        stock_of(&catalog.catalog, tea).await,
+        (0, 0),
+        "committed units are sold"
+    );
+    assert_eq!(stock_of(&catalog.catalog, noodles).await, (45, 0));
+    assert!(
+        !finish(&catalog.catalog, order, ReservationState::Released).await,
+        "a sale is not released"
+    );
+    assert_eq!(stock_of(&catalog.catalog, noodles).await, (45, 0));
+
+    let cancelled = Uuid::new_v4();
+    reserve(&catalog.catalog, cancelled, &[line(noodles, 7)]).await;
+    assert_eq!(stock_of(&catalog.catalog, noodles).await, (45, 7));
+    assert!(finish(&catalog.catalog, cancelled, ReservationState::Released).await);
+    assert_eq!(
+        stock_of(&catalog.catalog, noodles).await,
+        (45, 0),
+        "released units are available again"
+    );
+
+    let types = outbox_types(&catalog.catalog).await;
+    for expected in [
+        "StockRejected",
+        "StockReserved",
+        "StockCommitted",
+        "StockReleased",
+    ] {
+        let full = format!("ocop.catalog.v1.{expected}");
+        assert!(types.contains(&full), "{full} missing from {types:?}");
+    }
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_reservations_never_oversell() {
+    let mut catalog = spawn_catalog().await;
+    let products = catalog.small_catalogue().await;
+    let noodles = Uuid::parse_str(&products[0].id).unwrap(); // 50 on hand
+    let attempts = (0..40).map(|_| {
+        let catalog = catalog.catalog.clone();
+        tokio::spawn(async move {
+            reserve(
+                &catalog,
+                Uuid::new_v4(),
+                &[RequestedLine {
+                    product_id: noodles,
+                    quantity: 3,
+                }],
+            )
+            .await
+        })
+    });
+    let outcomes = futures_join(attempts).await;
+    let reserved = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, ReserveOutcome::Reserved(_)))
+        .count();
+    let rejected = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, ReserveOutcome::Rejected(_)))
+        .count();
+    assert_eq!(
+        (reserved, rejected),
+        (16, 24),
+        "50 units hold sixteen orders of three"
+    );
+    assert_eq!(stock_of(&catalog.catalog, noodles).await, (50, 48));
+    catalog.stop().await;
+}
+
+async fn futures_join(
+    tasks: impl Iterator<Item = tokio::task::JoinHandle<ReserveOutcome>>,
+) -> Vec<ReserveOutcome> {
+    let mut outcomes = Vec::new();
+    for task in tasks.collect::<Vec<_>>() {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
+}
+
+#[tokio::test]
+async fn stale_reservation_expires_and_gives_stock_back() {
+    let mut catalog =
+        spawn_catalog_with(&["--reservation-ttl=1ms", "--reservation-sweep-interval=50ms"]).await;
+    let products = catalog.small_catalogue().await;
+    let noodles = Uuid::parse_str(&products[0].id).unwrap();
+    let order = Uuid::new_v4();
+    reserve(
+        &catalog.catalog,
+        order,
+        &[RequestedLine {
+            product_id: noodles,
+            quantity: 9,
+        }],
+    )
+    .await;
+    // The sweeper of the running service expires it by itself.
+    eventually("the reservation to expire", WAIT, || async {
+        (stock_of(&catalog.catalog, noodles).await == (50, 0)).then_some(())
+    })
+    .await;
+    let state: String = sqlx::query_scalar("SELECT state FROM reservations WHERE order_id = $1")
+        .bind(order)
+        .fetch_one(catalog.catalog.pool())
+        .await
+        .unwrap();
+    assert_eq!(state, "expired");
+    assert!(
+        outbox_types(&catalog.catalog)
+            .await
+            .contains(&"ocop.catalog.v1.ReservationExpired".to_owned())
+    );
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn health_reports_serving_and_metrics_count_rpcs() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut catalog = spawn_catalog().await;
+    let channel = Channel::from_shared(format!("http://{}", catalog.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "ocop.catalog.v1.CatalogService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    catalog
+        .client
+        .list_products(pb::ListProductsRequest::default())
+        .await
+        .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(catalog.http_addr)
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    assert!(body.contains("ocop_rpc_server_requests_total"), "{body}");
+    assert!(body.contains(r#"method="ListProducts""#), "{body}");
+    catalog.stop().await;
+}
