@@ -4,9 +4,8 @@ use std::{future::Future, time::Duration};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
+use tonic::{service::Routes, transport::server::TcpIncoming};
 use tonic_health::ServingStatus;
 
 use crate::{
@@ -72,7 +71,8 @@ pub async fn serve(
         .layer(ObserveLayer)
         .layer(ScopeLayer::new(options.verifier, options.policy))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop);
+        // Without TCP_NODELAY small responses wait on Nagle's algorithm (~40 ms each).
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stop);
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => result.context("grpc server failed")?,
