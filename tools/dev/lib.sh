@@ -101,14 +101,15 @@ stop_postgres() { # DATA_DIR
   as_db_owner "$(pg_bin pg_ctl)" -D "$1" -m fast -w stop >/dev/null 2>&1 || true
 }
 
-# start_broker PORT STORAGE LOGFILE: runs tansu in the background; sets BROKER_PID.
+# start_broker PORT STORAGE LOGFILE [WORKDIR]: runs tansu in the background from WORKDIR
+# (a relative sqlite:// path is resolved there); sets BROKER_PID.
 start_broker() {
-  local port=$1 storage=$2 logfile=$3
+  local port=$1 storage=$2 logfile=$3 workdir=${4:-.}
   # The broker reads OTEL_* itself; keep the services' settings away from it.
-  env -u OTEL_EXPORTER_OTLP_ENDPOINT "$TANSU_BIN" broker \
+  (cd "$workdir" && exec env -u OTEL_EXPORTER_OTLP_ENDPOINT "$TANSU_BIN" broker \
     --listener-url "tcp://127.0.0.1:$port" \
     --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine "$storage" >"$logfile" 2>&1 &
+    --storage-engine "$storage") >"$logfile" 2>&1 &
   BROKER_PID=$!
   wait_for_port "$port" "the broker" 30
 }

@@ -35,5 +35,6 @@ log "PostgreSQL on 127.0.0.1:$PG_PORT, broker on 127.0.0.1:$KAFKA_PORT"
 
 export OCOP_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export OCOP_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+export OCOP_TEST_BROKER_BIN="$TANSU_BIN"
 export RUST_LOG=${RUST_LOG:-warn}
 cargo test --workspace "$@"

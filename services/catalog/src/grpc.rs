@@ -130,7 +130,7 @@ fn decode_page_token(token: &str) -> Result<Option<String>, FieldViolation> {
         return Ok(None);
     }
     let invalid = || FieldViolation::new("page_token", "is not a token this service issued");
-    if token.len() % 2 != 0 || token.len() > 256 {
+    if !token.len().is_multiple_of(2) || token.len() > 256 {
         return Err(invalid());
     }
     let bytes = (0..token.len())

@@ -15,7 +15,7 @@ use rdkafka::{
     Message as _,
     consumer::{CommitMode, Consumer as _, StreamConsumer},
     message::{BorrowedMessage, Header, OwnedHeaders},
-    producer::{FutureProducer, FutureRecord},
+    producer::FutureRecord,
 };
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
@@ -92,7 +92,7 @@ impl ConsumerConfig {
 /// A running consumer group member.
 pub struct EventConsumer {
     consumer: StreamConsumer,
-    dead_letters: FutureProducer,
+    kafka: KafkaConfig,
     pool: PgPool,
     config: ConsumerConfig,
 }
@@ -120,14 +120,9 @@ impl EventConsumer {
         consumer
             .subscribe(&topics)
             .with_context(|| format!("subscribe to {topics:?}"))?;
-        let dead_letters = idempotent_producer(
-            kafka,
-            &format!("{}-dlq", config.group),
-            Duration::from_secs(10),
-        )?;
         Ok(Self {
             consumer,
-            dead_letters,
+            kafka: kafka.clone(),
             pool,
             config,
         })
@@ -261,7 +256,9 @@ impl EventConsumer {
     }
 
     /// Copies the record to the dead-letter topic with why it failed. Retries until the
-    /// broker takes it: the offset must not move past a record that is nowhere.
+    /// broker takes it: the offset must not move past a record that is nowhere. Each
+    /// attempt uses a new producer: dead letters are rare, and a producer whose send
+    /// failed may have been fenced for good.
     async fn dead_letter(&self, message: &BorrowedMessage<'_>, error: &str, attempts: u32) {
         let topic = dead_letter_topic(&self.config.group);
         let partition = message.partition().to_string();
@@ -296,19 +293,30 @@ impl EventConsumer {
             if let Some(payload) = message.payload() {
                 record = record.payload(payload);
             }
-            match self
-                .dead_letters
-                .send(record, Duration::from_secs(10))
-                .await
-            {
-                Ok(_) => {
+            let sent = match idempotent_producer(
+                &self.kafka,
+                &format!("{}-dlq", self.config.group),
+                Duration::from_secs(10),
+            ) {
+                Ok(producer) => producer
+                    .send(record, Duration::from_secs(10))
+                    .await
+                    .map(|_| ())
+                    .map_err(|(err, _)| anyhow::Error::new(err)),
+                Err(err) => Err(err),
+            };
+            match sent {
+                Ok(()) => {
                     metrics::counter!("ocop_consumer_dead_letters_total", "group" => self.config.group.clone())
                         .increment(1);
                     tracing::error!(dead_letter_topic = %topic, error, "record dead-lettered");
                     return;
                 }
-                Err((err, _)) => {
-                    tracing::warn!(error = %err, "dead-letter publish failed; retrying");
+                Err(err) => {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        "dead-letter publish failed; retrying"
+                    );
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }

@@ -90,6 +90,7 @@ impl Default for RelayConfig {
 /// Publishes outbox rows to Kafka.
 pub struct Relay {
     pool: PgPool,
+    kafka: KafkaConfig,
     producer: FutureProducer,
     config: RelayConfig,
     service: &'static str,
@@ -138,6 +139,7 @@ impl Relay {
             idempotent_producer(kafka, &format!("{service}-outbox"), config.delivery_timeout)?;
         Ok(Self {
             pool,
+            kafka: kafka.clone(),
             producer,
             config,
             service,
@@ -145,7 +147,7 @@ impl Relay {
     }
 
     /// Publishes until `stop` is cancelled, then returns after the round in flight.
-    pub async fn run(self, stop: CancellationToken) {
+    pub async fn run(mut self, stop: CancellationToken) {
         let mut backoff = self.config.poll_interval;
         let mut last_gauge = Instant::now() - Duration::from_secs(60);
         loop {
@@ -170,6 +172,7 @@ impl Relay {
                         retry_in_ms = backoff.as_millis() as u64,
                         "outbox round failed; rows stay queued"
                     );
+                    self.renew_producer();
                     let pause = backoff;
                     backoff = (backoff * 2).min(self.config.max_backoff);
                     pause
@@ -181,6 +184,24 @@ impl Relay {
             }
         }
         tracing::info!(service = self.service, "outbox relay stopped");
+    }
+
+    /// After a failed round the idempotent producer may be unusable for good: a producer
+    /// whose messages timed out bumps its epoch, and a broker may then fence it forever
+    /// (tansu does). A new producer gets a new producer id and starts clean; the rows it
+    /// sends again are deduplicated by consumers on `ce_id`.
+    fn renew_producer(&mut self) {
+        match idempotent_producer(
+            &self.kafka,
+            &format!("{}-outbox", self.service),
+            self.config.delivery_timeout,
+        ) {
+            Ok(producer) => self.producer = producer,
+            Err(err) => tracing::warn!(
+                error = format!("{err:#}"),
+                "could not renew the outbox producer"
+            ),
+        }
     }
 
     /// One round: lock, read a batch in order, publish it, stamp what was acknowledged.

@@ -63,7 +63,10 @@ struct PairInjector(Vec<(String, String)>);
 
 impl Injector for PairInjector {
     fn set(&mut self, key: &str, value: String) {
-        self.0.push((key.to_owned(), value));
+        // An empty `tracestate` says nothing; leave it out rather than send a blank header.
+        if !value.is_empty() {
+            self.0.push((key.to_owned(), value));
+        }
     }
 }
 

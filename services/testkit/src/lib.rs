@@ -15,6 +15,9 @@ use sqlx::{Connection as _, PgConnection, PgPool};
 pub const DATABASE_URL_VAR: &str = "OCOP_TEST_DATABASE_URL";
 /// The variable holding the test broker's bootstrap address.
 pub const KAFKA_BROKERS_VAR: &str = "OCOP_TEST_KAFKA_BROKERS";
+/// The variable holding the broker binary, for tests that stop and restart a broker of
+/// their own.
+pub const BROKER_BIN_VAR: &str = "OCOP_TEST_BROKER_BIN";
 
 fn required_var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -123,4 +126,86 @@ pub fn key_text(message: &OwnedMessage) -> String {
         .key()
         .map(|key| String::from_utf8_lossy(key).into_owned())
         .unwrap_or_default()
+}
+
+/// A broker of the test's own (the same binary as the shared one), which the test may
+/// freeze (SIGSTOP: connections stay open, nothing is answered, as with a hung or
+/// partitioned broker) and thaw again, keeping its state.
+pub struct PrivateBroker {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateBroker {
+    /// Starts a broker on a free loopback port and waits until it listens.
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("pick a free port")
+            .port();
+        let binary = required_var(BROKER_BIN_VAR);
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = std::process::Command::new(&binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("start broker {binary}: {err}"));
+        let broker = Self { port, child };
+        let address = broker.brokers();
+        eventually(
+            "the private broker to listen",
+            Duration::from_secs(30),
+            || {
+                let address = address.clone();
+                async move {
+                    tokio::net::TcpStream::connect(address)
+                        .await
+                        .ok()
+                        .map(|_| ())
+                }
+            },
+        )
+        .await;
+        broker
+    }
+
+    /// The bootstrap address.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the broker process in its tracks (SIGSTOP).
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets it run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.thaw();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

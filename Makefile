@@ -1,0 +1,19 @@
+# ocop-market — the two commands: `make run` and `make test`.
+.PHONY: run test lint fmt
+
+## run: build, start PostgreSQL, the broker and the services, seed the catalogue (Ctrl-C stops)
+run:
+	bash tools/dev/run.sh
+
+## test: every test against a fresh PostgreSQL and broker on ephemeral ports
+test:
+	bash tools/dev/test.sh
+
+## lint: formatting, clippy (warnings are errors) and buf lint of the contract
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	bash tools/dev/buf.sh lint
+
+fmt:
+	cargo fmt --all
