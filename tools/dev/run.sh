@@ -23,15 +23,17 @@ chmod 755 "$STATE" "$LOGS"
 PIDS=()
 BROKER_PID=""
 cleanup() {
+  set +e  # stop everything, whatever already stopped by itself
   trap - EXIT INT TERM
   log "stopping"
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  [ -n "$BROKER_PID" ] && { kill "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null || true; }
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  if [ -n "$BROKER_PID" ]; then kill "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null; fi
   stop_postgres "$STATE/pg"
   log "stopped; state kept in .run/ (delete it for a clean slate)"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 0' INT TERM  # Ctrl-C is the normal way to stop: run cleanup, exit 0
 
 start_postgres "$STATE/pg" "$PG_PORT" "$LOGS/postgres.log"
 for db in catalog; do

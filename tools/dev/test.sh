@@ -17,7 +17,8 @@ chmod 755 "$WORK"
 BROKER_PID=""
 cleanup() {
   local status=$?
-  [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
+  set +e  # tear everything down, whatever already stopped by itself
+  if [ -n "$BROKER_PID" ]; then kill "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null; fi
   stop_postgres "$WORK/pg"
   if [ $status -ne 0 ]; then
     log "logs kept for the failed run:"; tail -n 30 "$WORK"/*.log >&2 2>/dev/null || true
