@@ -9,8 +9,10 @@ cd "$OCOP_ROOT"
 ensure_system_packages
 ensure_broker
 
+# Library, binary and integration tests (the crates have no doc tests).
+TEST_TARGETS=(--workspace --lib --bins --tests)
 log "building tests"
-cargo test --workspace --no-run --quiet
+cargo test "${TEST_TARGETS[@]}" --no-run --quiet
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ocop-test.XXXXXX")
 chmod 755 "$WORK"
@@ -38,4 +40,7 @@ export OCOP_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export OCOP_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export OCOP_TEST_BROKER_BIN="$TANSU_BIN"
 export RUST_LOG=${RUST_LOG:-warn}
-cargo test --workspace "$@"
+cargo test "${TEST_TARGETS[@]}" "$@" 2>&1 | tee "$WORK/cargo-test.log"
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$WORK/cargo-test.log"

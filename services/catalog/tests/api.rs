@@ -904,7 +904,7 @@ async fn stale_reservation_expires_and_gives_stock_back() {
 }
 
 #[tokio::test]
-async fn health_reports_serving_and_metrics_count_rpcs() {
+async fn health_reflection_and_metrics_are_served() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut catalog = spawn_catalog().await;
     let channel = Channel::from_shared(format!("http://{}", catalog.grpc_addr))
@@ -912,7 +912,7 @@ async fn health_reports_serving_and_metrics_count_rpcs() {
         .connect()
         .await
         .unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let status = health
         .check(tonic_health::pb::HealthCheckRequest {
             service: "ocop.catalog.v1.CatalogService".into(),

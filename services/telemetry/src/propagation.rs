@@ -84,3 +84,50 @@ impl Extractor for PairExtractor<'_> {
         self.0.iter().map(|(name, _)| *name).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    #[test]
+    fn context_written_to_headers_makes_the_reader_a_child_of_the_same_trace() {
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let (headers, writer_trace) = tracing::info_span!("writer").in_scope(|| {
+                (
+                    current_context_headers(),
+                    current_trace_id().expect("writer has a trace"),
+                )
+            });
+            let traceparent = headers
+                .iter()
+                .find(|(name, _)| name == "traceparent")
+                .map(|(_, value)| value.clone())
+                .expect("traceparent written");
+            assert!(traceparent.contains(&writer_trace), "{traceparent}");
+            assert!(
+                headers.iter().all(|(_, value)| !value.is_empty()),
+                "{headers:?}"
+            );
+
+            let reader = tracing::info_span!("reader");
+            set_parent_from_pairs(
+                &reader,
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            let reader_trace = reader.in_scope(current_trace_id);
+            assert_eq!(reader_trace.as_deref(), Some(writer_trace.as_str()));
+
+            let unrelated = tracing::info_span!("unrelated").in_scope(current_trace_id);
+            assert_ne!(unrelated.as_deref(), Some(writer_trace.as_str()));
+        });
+    }
+}

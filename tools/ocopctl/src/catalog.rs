@@ -28,6 +28,15 @@ pub enum ProductsCommand {
     },
     /// Show one product.
     Get { id: String },
+    /// Operator: add to (positive) or take from (negative) a product's stock on hand.
+    AdjustStock {
+        id: String,
+        #[arg(allow_hyphen_values = true)]
+        delta: i64,
+        /// Why, for the audit trail.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn vnd(amount: i64) -> String {
@@ -61,7 +70,12 @@ fn print_product(product: &pb::Product) {
     );
 }
 
-pub async fn run(address: &str, command: &ProductsCommand) -> anyhow::Result<()> {
+/// Runs a products command; `operator_token` is asked for only by operator commands.
+pub async fn run(
+    address: &str,
+    command: &ProductsCommand,
+    operator_token: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
     let mut client = CatalogServiceClient::<Channel>::connect(address.to_owned())
         .await
         .with_context(|| format!("connect to catalog at {address}"))?;
@@ -116,6 +130,26 @@ pub async fn run(address: &str, command: &ProductsCommand) -> anyhow::Result<()>
                 .product
                 .context("catalog returned no product")?;
             println!("{product:#?}");
+        }
+        ProductsCommand::AdjustStock { id, delta, reason } => {
+            let mut request = tonic::Request::new(pb::AdjustStockRequest {
+                product_id: id.clone(),
+                delta: *delta,
+                reason: reason.clone(),
+            });
+            request.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {}", operator_token()?)
+                    .parse()
+                    .context("token is not a valid header")?,
+            );
+            let product = client
+                .adjust_stock(request)
+                .await?
+                .into_inner()
+                .product
+                .context("catalog returned no product")?;
+            print_product(&product);
         }
     }
     Ok(())

@@ -86,7 +86,12 @@ async fn main() -> anyhow::Result<()> {
             let token = cli.operator_token(&["catalog:write"])?;
             seed::run(&cli.catalog, &token, args).await
         }
-        Command::Products(command) => catalog::run(&cli.catalog, command).await,
+        Command::Products(command) => {
+            catalog::run(&cli.catalog, command, || {
+                cli.operator_token(&["catalog:write"])
+            })
+            .await
+        }
         Command::Tail(args) => tail::run(args).await,
         Command::Token {
             scopes,
