@@ -72,16 +72,9 @@ impl Catalog {
                     format!("no producer with code `{}`", draft.producer_code),
                 )
             })?;
-        let record = store::product(&mut tx, id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("product {id} vanished inside its transaction"))?;
+        let record = written_product(&mut tx, id).await?;
         if effect != UpsertEffect::Unchanged {
-            outbox::enqueue(
-                &mut tx,
-                events::PRODUCTS_TOPIC,
-                &events::product_snapshot(&record),
-            )
-            .await?;
+            enqueue_snapshot(&mut tx, &record).await?;
         }
         tx.commit().await?;
         Ok((record, effect))
@@ -100,21 +93,14 @@ impl Catalog {
             .ok_or_else(|| {
                 CatalogError::not_found("product_id", format!("no product with id {product_id}"))
             })??;
-        let record = store::product(&mut tx, product_id).await?.ok_or_else(|| {
-            anyhow::anyhow!("product {product_id} vanished inside its transaction")
-        })?;
+        let record = written_product(&mut tx, product_id).await?;
         outbox::enqueue(
             &mut tx,
             events::INVENTORY_TOPIC,
             &events::stock_adjusted(product_id, adjustment.delta, on_hand, &adjustment.reason),
         )
         .await?;
-        outbox::enqueue(
-            &mut tx,
-            events::PRODUCTS_TOPIC,
-            &events::product_snapshot(&record),
-        )
-        .await?;
+        enqueue_snapshot(&mut tx, &record).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -262,13 +248,26 @@ impl Catalog {
     ) -> Result<(), CatalogError> {
         let ids: Vec<Uuid> = lines.iter().map(|line| line.product_id).collect();
         for record in store::products(tx, &ids).await? {
-            outbox::enqueue(
-                tx,
-                events::PRODUCTS_TOPIC,
-                &events::product_snapshot(&record),
-            )
-            .await?;
+            enqueue_snapshot(tx, &record).await?;
         }
         Ok(())
     }
+}
+
+/// A product this transaction has just written.
+async fn written_product(tx: &mut Tx, id: Uuid) -> Result<ProductRecord, CatalogError> {
+    store::product(tx, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("product {id} vanished inside its transaction").into())
+}
+
+/// The product's full state, for the compacted product topic.
+async fn enqueue_snapshot(tx: &mut Tx, record: &ProductRecord) -> Result<(), CatalogError> {
+    outbox::enqueue(
+        tx,
+        events::PRODUCTS_TOPIC,
+        &events::product_snapshot(record),
+    )
+    .await?;
+    Ok(())
 }

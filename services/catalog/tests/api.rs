@@ -11,7 +11,7 @@ use ocop_catalog::{
 };
 use ocop_grpc_kit::{auth::TokenVerifier, validation::violations};
 use ocop_proto::catalog::v1::{self as pb, catalog_service_client::CatalogServiceClient};
-use ocop_testkit::{eventually, find_record, fresh_database_url, kafka_brokers, key_text};
+use ocop_testkit::{eventually, find_record, fresh_database_url, header, kafka_brokers, key_text};
 use prost::Message as _;
 use rdkafka::Message as _;
 use tokio::sync::oneshot;
@@ -559,19 +559,6 @@ async fn quote_prices_lines_authoritatively_and_refuses_hidden_or_unknown_produc
     catalog.stop().await;
 }
 
-fn ce_header(message: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
-    use rdkafka::message::Headers as _;
-    message
-        .headers()?
-        .iter()
-        .find(|header| header.key == name)
-        .and_then(|header| {
-            header
-                .value
-                .map(|value| String::from_utf8_lossy(value).into_owned())
-        })
-}
-
 #[tokio::test]
 async fn product_update_publishes_a_full_snapshot_with_cloudevents_headers() {
     let mut catalog = spawn_catalog().await;
@@ -605,23 +592,23 @@ async fn product_update_publishes_a_full_snapshot_with_cloudevents_headers() {
     })
     .await;
     assert_eq!(
-        ce_header(&record, "ce_type").as_deref(),
+        header(&record, "ce_type").as_deref(),
         Some("ocop.catalog.v1.ProductSnapshot")
     );
-    assert_eq!(ce_header(&record, "ce_specversion").as_deref(), Some("1.0"));
+    assert_eq!(header(&record, "ce_specversion").as_deref(), Some("1.0"));
     assert_eq!(
-        ce_header(&record, "ce_source").as_deref(),
+        header(&record, "ce_source").as_deref(),
         Some("/ocop/catalog")
     );
     assert_eq!(
-        ce_header(&record, "ce_subject"),
+        header(&record, "ce_subject"),
         Some(format!("product/{}", created.id))
     );
     assert_eq!(
-        ce_header(&record, "content-type").as_deref(),
+        header(&record, "content-type").as_deref(),
         Some("application/protobuf")
     );
-    assert!(ce_header(&record, "ce_id").unwrap().parse::<Uuid>().is_ok());
+    assert!(header(&record, "ce_id").unwrap().parse::<Uuid>().is_ok());
     let product = pb::ProductSnapshot::decode(record.payload().unwrap())
         .unwrap()
         .product

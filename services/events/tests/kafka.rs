@@ -9,7 +9,7 @@ use ocop_events::{
     topics::{TopicSpec, dead_letter_topic, ensure_topics},
 };
 use ocop_testkit::{
-    PrivateBroker, eventually, find_record, fresh_pool, kafka_brokers, key_text, unique,
+    PrivateBroker, eventually, find_record, fresh_pool, header, kafka_brokers, key_text, unique,
 };
 use rdkafka::{
     Message as _,
@@ -48,18 +48,6 @@ fn event(key: &str, seconds: i64) -> CloudEvent {
         Some(format!("thing/{key}")),
         &prost_types::Duration { seconds, nanos: 0 },
     )
-}
-
-fn header(message: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
-    use rdkafka::message::Headers as _;
-    message
-        .headers()?
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| {
-            h.value
-                .map(|value| String::from_utf8_lossy(value).into_owned())
-        })
 }
 
 async fn unpublished(pool: &PgPool) -> i64 {

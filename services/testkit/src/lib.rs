@@ -120,6 +120,17 @@ pub async fn find_record(
         .unwrap_or_else(|_| panic!("no matching record on {topic} within {timeout:?}"))
 }
 
+/// A header of a record as text.
+pub fn header(message: &OwnedMessage, name: &str) -> Option<String> {
+    use rdkafka::message::Headers as _;
+    message
+        .headers()?
+        .iter()
+        .find(|header| header.key == name)
+        .and_then(|header| header.value)
+        .map(|value| String::from_utf8_lossy(value).into_owned())
+}
+
 /// The record key as text.
 pub fn key_text(message: &OwnedMessage) -> String {
     message
