@@ -105,7 +105,7 @@ impl App {
             service_names: vec![SERVICE_NAME],
             verifier: TokenVerifier::new(&self.config.auth),
             policy: grpc::policy,
-            drain_delay: self.config.drain_delay,
+            drain_delay: self.config.shutdown_drain_delay,
             grace: self.config.shutdown_grace,
         };
         let served = serve(self.grpc_listener, routes, options, shutdown).await;

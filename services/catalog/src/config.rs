@@ -38,7 +38,7 @@ pub struct Config {
 
     /// Pause between reporting NOT_SERVING and closing the listener.
     #[arg(long, env = "SHUTDOWN_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
-    pub drain_delay: Duration,
+    pub shutdown_drain_delay: Duration,
 
     /// Longest wait for calls in flight at shutdown.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]

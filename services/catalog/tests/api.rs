@@ -931,3 +931,39 @@ async fn health_reflection_and_metrics_are_served() {
     assert!(body.contains(r#"method="ListProducts""#), "{body}");
     catalog.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_reports_not_serving_before_the_listener_closes() {
+    let catalog = spawn_catalog_with(&["--shutdown-drain-delay=2s"]).await;
+    let channel = Channel::from_shared(format!("http://{}", catalog.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let TestCatalog {
+        shutdown, running, ..
+    } = catalog;
+    let _ = shutdown.unwrap().send(());
+    let not_serving = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+    eventually("health to report NOT_SERVING", WAIT, || {
+        let mut health = health.clone();
+        async move {
+            let status = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .status;
+            (status == not_serving).then_some(())
+        }
+    })
+    .await;
+    tokio::time::timeout(WAIT, running)
+        .await
+        .expect("stops after draining")
+        .unwrap()
+        .unwrap();
+}

@@ -5,7 +5,7 @@
 //! `seq` order with the idempotent producer and stamps them sent. While the broker is
 //! down, rows simply wait: nothing is lost, and the relay catches up when it returns.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::future::join_all;
@@ -147,16 +147,18 @@ impl Relay {
     }
 
     /// Publishes until `stop` is cancelled, then returns after the round in flight.
-    pub async fn run(mut self, stop: CancellationToken) {
+    pub async fn run(self, stop: CancellationToken) {
+        // Measured beside the publishing loop, so a round stuck on an unreachable broker
+        // still shows up as a growing backlog.
+        let gauges = report_backlog(self.pool.clone(), self.service, stop.clone());
+        tokio::join!(self.publish_until(stop), gauges);
+    }
+
+    async fn publish_until(mut self, stop: CancellationToken) {
         let mut backoff = self.config.poll_interval;
-        let mut last_gauge = Instant::now() - Duration::from_secs(60);
         loop {
             if stop.is_cancelled() {
                 break;
-            }
-            if last_gauge.elapsed() >= Duration::from_secs(5) {
-                self.report_backlog().await;
-                last_gauge = Instant::now();
             }
             let pause = match self.publish_round().await {
                 Ok(published) if published > 0 => {
@@ -273,22 +275,28 @@ impl Relay {
         }
         Ok(acknowledged.len())
     }
+}
 
-    async fn report_backlog(&self) {
+/// Every few seconds: unsent rows and the age of the oldest, as gauges.
+async fn report_backlog(pool: PgPool, service: &'static str, stop: CancellationToken) {
+    loop {
         let backlog: Result<(i64, Option<f64>), _> = sqlx::query_as(
             "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8
              FROM outbox WHERE published_at IS NULL",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&pool)
         .await;
         match backlog {
             Ok((rows, oldest)) => {
-                metrics::gauge!("ocop_outbox_backlog_rows", "service" => self.service)
-                    .set(rows as f64);
-                metrics::gauge!("ocop_outbox_oldest_age_seconds", "service" => self.service)
+                metrics::gauge!("ocop_outbox_backlog_rows", "service" => service).set(rows as f64);
+                metrics::gauge!("ocop_outbox_oldest_age_seconds", "service" => service)
                     .set(oldest.unwrap_or(0.0));
             }
             Err(err) => tracing::warn!(error = %err, "could not measure outbox backlog"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.cancelled() => return,
         }
     }
 }
