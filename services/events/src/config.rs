@@ -39,6 +39,16 @@ pub struct KafkaConfig {
     #[arg(long = "kafka-ssl-ca-location", env = "KAFKA_SSL_CA_LOCATION")]
     pub ssl_ca_location: Option<String>,
 
+    /// Prepended to every topic and consumer group name (e.g. `staging.`), so several
+    /// platforms (or test runs) can share one cluster. Services and the outbox use the
+    /// logical names; the prefix is applied where records meet the broker.
+    #[arg(
+        long = "kafka-topic-prefix",
+        env = "KAFKA_TOPIC_PREFIX",
+        default_value = ""
+    )]
+    pub topic_prefix: String,
+
     /// Create the service's topics at start-up (local stacks; on Kubernetes Strimzi owns
     /// the topics and this stays off).
     #[arg(
@@ -61,6 +71,7 @@ impl std::fmt::Debug for KafkaConfig {
                 &self.sasl_password.as_ref().map(|_| "<redacted>"),
             )
             .field("ssl_ca_location", &self.ssl_ca_location)
+            .field("topic_prefix", &self.topic_prefix)
             .field("create_topics", &self.create_topics)
             .finish()
     }
@@ -76,8 +87,14 @@ impl KafkaConfig {
             sasl_username: None,
             sasl_password: None,
             ssl_ca_location: None,
+            topic_prefix: String::new(),
             create_topics: true,
         }
+    }
+
+    /// The broker-side name of a logical topic or consumer group.
+    pub fn topic(&self, logical: &str) -> String {
+        format!("{}{logical}", self.topic_prefix)
     }
 
     /// An rdkafka client configuration with the connection settings filled in.

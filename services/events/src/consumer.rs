@@ -107,16 +107,22 @@ impl EventConsumer {
     /// Joins the group and subscribes; records are read from the earliest offset when the
     /// group has none committed.
     pub fn new(kafka: &KafkaConfig, pool: PgPool, config: ConsumerConfig) -> anyhow::Result<Self> {
+        let group = kafka.topic(&config.group);
         let consumer: StreamConsumer = kafka
-            .client_config(&config.group)
-            .set("group.id", &config.group)
+            .client_config(&group)
+            .set("group.id", &group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
             .set("session.timeout.ms", "10000")
             .create()
             .context("create kafka consumer")?;
-        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        let topics: Vec<String> = config
+            .topics
+            .iter()
+            .map(|topic| kafka.topic(topic))
+            .collect();
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
             .with_context(|| format!("subscribe to {topics:?}"))?;
@@ -260,7 +266,7 @@ impl EventConsumer {
     /// attempt uses a new producer: dead letters are rare, and a producer whose send
     /// failed may have been fenced for good.
     async fn dead_letter(&self, message: &BorrowedMessage<'_>, error: &str, attempts: u32) {
-        let topic = dead_letter_topic(&self.config.group);
+        let topic = self.kafka.topic(&dead_letter_topic(&self.config.group));
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
         let attempts = attempts.to_string();

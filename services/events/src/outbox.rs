@@ -19,7 +19,8 @@ use crate::{CloudEvent, KafkaConfig};
 /// each other across replicas; the others wait for the lock.
 const RELAY_LOCK_KEY: i64 = 0x6f63_6f70_6f75_7462; // "ocopoutb"
 
-/// Writes `event` for `topic` in the caller's transaction.
+/// Writes `event` for the logical `topic` in the caller's transaction (the relay applies
+/// the configured prefix).
 pub async fn enqueue(
     tx: &mut Transaction<'static, Postgres>,
     topic: &str,
@@ -233,7 +234,11 @@ impl Relay {
         let events: Vec<_> = rows.into_iter().map(OutboxRow::into_event).collect();
         // Sent together: the idempotent producer keeps per-partition order and
         // de-duplicates its own retries.
-        let deliveries = join_all(events.iter().map(|(_, topic, event)| {
+        let topics: Vec<String> = events
+            .iter()
+            .map(|(_, topic, _)| self.kafka.topic(topic))
+            .collect();
+        let deliveries = join_all(events.iter().zip(&topics).map(|((_, _, event), topic)| {
             let record = FutureRecord::to(topic)
                 .key(event.key.as_bytes())
                 .payload(event.data.as_slice())

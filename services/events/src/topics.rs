@@ -46,16 +46,22 @@ pub fn dead_letter_topic(group: &str) -> String {
     format!("{group}.dlq")
 }
 
-/// Creates the topics that do not exist yet; existing ones are left as they are.
+/// Creates the topics that do not exist yet (with the configured prefix); existing ones
+/// are left as they are.
 pub async fn ensure_topics(config: &KafkaConfig, topics: &[TopicSpec]) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = config
         .client_config("ocop-admin")
         .create()
         .context("create kafka admin client")?;
+    let names: Vec<String> = topics
+        .iter()
+        .map(|topic| config.topic(topic.name))
+        .collect();
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|topic| {
-            let new = NewTopic::new(topic.name, topic.partitions, TopicReplication::Fixed(1));
+        .zip(&names)
+        .map(|(topic, name)| {
+            let new = NewTopic::new(name, topic.partitions, TopicReplication::Fixed(1));
             if topic.compacted {
                 new.set("cleanup.policy", "compact")
             } else {
