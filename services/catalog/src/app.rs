@@ -3,7 +3,10 @@
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
-use ocop_events::outbox::{Relay, RelayConfig};
+use ocop_events::{
+    consumer::{ConsumerConfig, EventConsumer},
+    outbox::{Relay, RelayConfig},
+};
 use ocop_grpc_kit::{
     auth::TokenVerifier,
     server::{ServeOptions, serve},
@@ -20,6 +23,7 @@ pub struct App {
     config: Config,
     catalog: Catalog,
     relay: Relay,
+    consumer: EventConsumer,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
 }
@@ -46,6 +50,11 @@ impl App {
             &config.kafka,
             RelayConfig::default(),
         )?;
+        let consumer = EventConsumer::new(
+            &config.kafka,
+            pool.clone(),
+            ConsumerConfig::new(events::CONSUMER_GROUP, &[events::ORDERS_TOPIC]),
+        )?;
         let grpc_listener = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("bind gRPC address {}", config.grpc_addr))?;
@@ -56,6 +65,7 @@ impl App {
             catalog: Catalog::new(pool, config.reservation_ttl),
             config,
             relay,
+            consumer,
             grpc_listener,
             http_listener,
         })
@@ -86,6 +96,12 @@ impl App {
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let relay = tokio::spawn(self.relay.run(stop.clone()));
+        let consumer = tokio::spawn(self.consumer.run(
+            events::OrderEventsHandler {
+                catalog: self.catalog.clone(),
+            },
+            stop.clone(),
+        ));
         let sweeper = tokio::spawn(sweep_reservations(
             self.catalog.clone(),
             self.config.reservation_sweep_interval,
@@ -108,10 +124,20 @@ impl App {
             drain_delay: self.config.shutdown_drain_delay,
             grace: self.config.shutdown_grace,
         };
+        let consumer_stop = stop.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Stop taking events as soon as the service stops taking calls.
+            consumer_stop.cancel();
+        };
         let served = serve(self.grpc_listener, routes, options, shutdown).await;
 
         stop.cancel();
-        for (name, task) in [("outbox relay", relay), ("reservation sweeper", sweeper)] {
+        for (name, task) in [
+            ("outbox relay", relay),
+            ("order consumer", consumer),
+            ("reservation sweeper", sweeper),
+        ] {
             if let Err(err) = task.await {
                 tracing::error!(task = name, error = %err, "task panicked");
             }

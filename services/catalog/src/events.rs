@@ -1,8 +1,13 @@
 //! What the catalog publishes: product snapshots on the compacted product topic and
 //! inventory events keyed by order.
 
-use ocop_events::{CloudEvent, topics::TopicSpec};
+use ocop_events::{
+    CloudEvent,
+    consumer::{Handler, HandlerError},
+    topics::TopicSpec,
+};
 use ocop_proto::catalog::v1 as pb;
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::{
@@ -17,11 +22,93 @@ pub const PRODUCTS_TOPIC: &str = "ocop.catalog.products.v1";
 /// Reservations and stock changes, keyed by order id (or product id for adjustments).
 pub const INVENTORY_TOPIC: &str = "ocop.inventory.v1";
 
-/// The topics the catalog writes (created at start-up on local stacks).
+/// The order events the catalog reacts to.
+pub const ORDERS_TOPIC: &str = "ocop.orders.v1";
+/// The consumer group that turns order events into reservations.
+pub const CONSUMER_GROUP: &str = "ocop.catalog.orders";
+
+/// The topics the catalog uses (created at start-up on local stacks).
 pub const TOPICS: &[TopicSpec] = &[
     TopicSpec::compacted(PRODUCTS_TOPIC, 3),
     TopicSpec::log(INVENTORY_TOPIC, 3),
+    TopicSpec::log(ORDERS_TOPIC, 3),
+    TopicSpec::log("ocop.catalog.orders.dlq", 1),
 ];
+
+/// Reacts to the order saga: reserve on `OrderPlaced`, sell on `OrderConfirmed`, give
+/// back on `OrderCancelled`. Runs in the consumer's inbox transaction.
+pub struct OrderEventsHandler {
+    pub catalog: crate::service::Catalog,
+}
+
+fn order_id(raw: &str) -> Result<Uuid, HandlerError> {
+    raw.parse()
+        .map_err(|_| HandlerError::Reject(anyhow::anyhow!("order_id `{raw}` is not a UUID")))
+}
+
+fn requested_lines<'a>(
+    lines: impl Iterator<Item = (&'a str, i32)>,
+) -> Result<Vec<RequestedLine>, HandlerError> {
+    lines
+        .map(|(product_id, quantity)| {
+            Ok(RequestedLine {
+                product_id: product_id.parse().map_err(|_| {
+                    HandlerError::Reject(anyhow::anyhow!("product_id `{product_id}` is not a UUID"))
+                })?,
+                quantity: i64::from(quantity),
+            })
+        })
+        .collect()
+}
+
+impl Handler for OrderEventsHandler {
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        event: &CloudEvent,
+    ) -> Result<(), HandlerError> {
+        use crate::domain::reservation::ReservationState;
+        use ocop_proto::order::v1 as order;
+        let failed = |err: crate::error::CatalogError| match err {
+            crate::error::CatalogError::Invalid(invalid) => HandlerError::Reject(invalid.into()),
+            other => HandlerError::Retry(anyhow::Error::new(other)),
+        };
+        if event.is::<order::OrderPlaced>() {
+            let placed = event.decode::<order::OrderPlaced>()?;
+            let lines = requested_lines(
+                placed
+                    .lines
+                    .iter()
+                    .map(|line| (line.product_id.as_str(), line.quantity)),
+            )?;
+            self.catalog
+                .reserve(tx, order_id(&placed.order_id)?, &lines)
+                .await
+                .map_err(failed)?;
+        } else if event.is::<order::OrderConfirmed>() {
+            let confirmed = event.decode::<order::OrderConfirmed>()?;
+            self.catalog
+                .finish(
+                    tx,
+                    order_id(&confirmed.order_id)?,
+                    ReservationState::Committed,
+                )
+                .await
+                .map_err(failed)?;
+        } else if event.is::<order::OrderCancelled>() {
+            let cancelled = event.decode::<order::OrderCancelled>()?;
+            self.catalog
+                .finish(
+                    tx,
+                    order_id(&cancelled.order_id)?,
+                    ReservationState::Released,
+                )
+                .await
+                .map_err(failed)?;
+        }
+        Ok(())
+    }
+}
 
 /// The full state of a product after a change.
 pub fn product_snapshot(record: &ProductRecord) -> CloudEvent {

@@ -1,0 +1,145 @@
+//! Wiring: database, topics, the catalog client, listeners, and the tasks that run
+//! until shutdown.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use anyhow::Context as _;
+use ocop_events::{
+    consumer::{ConsumerConfig, EventConsumer},
+    outbox::{Relay, RelayConfig},
+};
+use ocop_grpc_kit::{
+    auth::TokenVerifier,
+    client::traced_channel,
+    server::{ServeOptions, serve},
+};
+use ocop_proto::{
+    catalog::v1::catalog_service_client::CatalogServiceClient,
+    order::v1::order_service_server::{OrderServiceServer, SERVICE_NAME},
+};
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Config, events, grpc, service::Orders};
+
+/// A built order service, listening but not yet serving.
+pub struct App {
+    config: Config,
+    orders: Orders,
+    relay: Relay,
+    consumer: EventConsumer,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(config.database_max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&config.database_url)
+            .await
+            .context("connect to the order database")?;
+        ocop_events::migrate(&pool, &crate::MIGRATOR)
+            .await
+            .context("run order migrations")?;
+        if config.kafka.create_topics {
+            ocop_events::topics::ensure_topics(&config.kafka, events::TOPICS).await?;
+        }
+        let catalog =
+            CatalogServiceClient::new(traced_channel(&config.catalog_url, Duration::from_secs(2))?);
+        let orders = Orders::new(
+            pool.clone(),
+            catalog,
+            config.quote_timeout,
+            config.payment_ttl,
+        );
+        let relay = Relay::new("order", pool.clone(), &config.kafka, RelayConfig::default())?;
+        let consumer = EventConsumer::new(
+            &config.kafka,
+            pool,
+            ConsumerConfig::new(
+                events::CONSUMER_GROUP,
+                &[events::INVENTORY_TOPIC, events::PAYMENTS_TOPIC],
+            ),
+        )?;
+        let grpc_listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("bind gRPC address {}", config.grpc_addr))?;
+        let http_listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("bind HTTP address {}", config.http_addr))?;
+        Ok(Self {
+            config,
+            orders,
+            relay,
+            consumer,
+            grpc_listener,
+            http_listener,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves: NOT_SERVING, drain gRPC, stop consuming, let
+    /// the relay finish its round.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let relay = tokio::spawn(self.relay.run(stop.clone()));
+        let consumer = tokio::spawn(self.consumer.run(
+            events::SagaHandler {
+                orders: self.orders.clone(),
+            },
+            stop.clone(),
+        ));
+        let http_stop = stop.clone();
+        let http = tokio::spawn(ocop_telemetry::metrics::serve(
+            self.http_listener,
+            ocop_telemetry::metrics::router(),
+            async move { http_stop.cancelled().await },
+        ));
+        let consumer_stop = stop.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Stop taking events as soon as the service stops taking calls.
+            consumer_stop.cancel();
+        };
+        let routes = tonic::service::Routes::new(OrderServiceServer::new(grpc::OrderApi::new(
+            self.orders.clone(),
+        )));
+        let options = ServeOptions {
+            service_names: vec![SERVICE_NAME],
+            verifier: TokenVerifier::new(&self.config.auth),
+            policy: grpc::policy,
+            drain_delay: self.config.shutdown_drain_delay,
+            grace: self.config.shutdown_grace,
+        };
+        let served = serve(self.grpc_listener, routes, options, shutdown).await;
+        stop.cancel();
+        for (name, task) in [("outbox relay", relay), ("saga consumer", consumer)] {
+            if let Err(err) = task.await {
+                tracing::error!(task = name, error = %err, "task panicked");
+            }
+        }
+        match http.await {
+            Ok(Err(err)) => tracing::error!(error = %err, "metrics server failed"),
+            Err(err) => tracing::error!(error = %err, "metrics server panicked"),
+            Ok(Ok(())) => {}
+        }
+        served
+    }
+}

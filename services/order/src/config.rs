@@ -1,0 +1,54 @@
+//! The order service's settings: flags or environment variables, checked at start-up.
+
+use std::{net::SocketAddr, time::Duration};
+
+use ocop_events::KafkaConfig;
+use ocop_grpc_kit::auth::AuthConfig;
+use ocop_telemetry::TelemetryConfig;
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "order", version, about = "ocop-market order service")]
+pub struct Config {
+    /// PostgreSQL URL of the order service's own database.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub database_max_connections: u32,
+
+    /// gRPC listen address (port 0 picks a free port).
+    #[arg(long, env = "GRPC_ADDR", default_value = "0.0.0.0:50052")]
+    pub grpc_addr: SocketAddr,
+
+    /// HTTP listen address for `/metrics`.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:9102")]
+    pub http_addr: SocketAddr,
+
+    /// The catalog's gRPC endpoint, for price quotes.
+    #[arg(long, env = "CATALOG_URL", default_value = "http://127.0.0.1:50051")]
+    pub catalog_url: String,
+
+    /// Deadline of a price quote; past it PlaceOrder answers UNAVAILABLE.
+    #[arg(long, env = "QUOTE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub quote_timeout: Duration,
+
+    /// How long the shopper has to pay once the stock is reserved.
+    #[arg(long, env = "PAYMENT_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub payment_ttl: Duration,
+
+    #[arg(long, env = "SHUTDOWN_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub shutdown_drain_delay: Duration,
+
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+
+    #[command(flatten)]
+    pub auth: AuthConfig,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+}

@@ -1,0 +1,461 @@
+//! A shopper's order request, checked on construction: a `Phone` is a normalised
+//! Vietnamese mobile number, a line quantity is positive, and so on.
+
+use uuid::Uuid;
+
+use super::Invalid;
+
+/// The most lines one order may have.
+pub const MAX_LINES: usize = 50;
+/// The most units of one product in one order.
+pub const MAX_QUANTITY: i32 = 1_000;
+
+fn text(field: &str, raw: &str, max: usize) -> Result<String, Invalid> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(Invalid::new(field, "is required"));
+    }
+    let length = trimmed.chars().count();
+    if length > max {
+        return Err(Invalid::new(
+            field,
+            format!("is {length} characters long; the limit is {max}"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A Vietnamese mobile number in national form (`0` + 9 digits). `+84 912 345 678`,
+/// `84912345678` and `0912.345.678` are all `0912345678`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phone(String);
+
+impl Phone {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, Invalid> {
+        let digits: String = raw
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '.' | '-' | '(' | ')'))
+            .collect();
+        let national = if let Some(rest) = digits.strip_prefix("+84") {
+            format!("0{rest}")
+        } else if digits.len() == 11 && digits.starts_with("84") {
+            format!("0{}", &digits[2..])
+        } else {
+            digits
+        };
+        let valid = national.len() == 10
+            && national.chars().all(|c| c.is_ascii_digit())
+            && matches!(&national[..2], "03" | "05" | "07" | "08" | "09");
+        if valid {
+            Ok(Self(national))
+        } else if raw.trim().is_empty() {
+            Err(Invalid::new(field, "is required"))
+        } else {
+            Err(Invalid::new(
+                field,
+                format!("`{raw}` is not a Vietnamese mobile number (e.g. 0912345678)"),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An e-mail address, lower-cased; only its shape is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(field: &str, raw: &str) -> Result<Option<Self>, Invalid> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Ok(None);
+        }
+        let shaped = trimmed.len() <= 254
+            && trimmed.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            })
+            && !trimmed.chars().any(char::is_whitespace);
+        if shaped {
+            Ok(Some(Self(trimmed.to_lowercase())))
+        } else {
+            Err(Invalid::new(
+                field,
+                format!("`{trimmed}` is not an e-mail address"),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How the goods reach the customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryMethod {
+    Standard,
+    Express,
+    Pickup,
+}
+
+impl DeliveryMethod {
+    /// The shipping fee in VND. Flat rates: a regional marketplace ships mostly within
+    /// the province; free standard delivery above 500.000 ₫.
+    pub fn fee(self, subtotal_vnd: i64) -> i64 {
+        match self {
+            Self::Standard if subtotal_vnd >= 500_000 => 0,
+            Self::Standard => 30_000,
+            Self::Express => 50_000,
+            Self::Pickup => 0,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Express => "express",
+            Self::Pickup => "pickup",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "standard" => Self::Standard,
+            "express" => Self::Express,
+            "pickup" => Self::Pickup,
+            _ => return None,
+        })
+    }
+}
+
+/// How the shopper pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentMethod {
+    VietQr,
+    VnPay,
+    MoMo,
+    ZaloPay,
+    Sandbox,
+}
+
+impl PaymentMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VietQr => "vietqr",
+            Self::VnPay => "vnpay",
+            Self::MoMo => "momo",
+            Self::ZaloPay => "zalopay",
+            Self::Sandbox => "sandbox",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "vietqr" => Self::VietQr,
+            "vnpay" => Self::VnPay,
+            "momo" => Self::MoMo,
+            "zalopay" => Self::ZaloPay,
+            "sandbox" => Self::Sandbox,
+            _ => return None,
+        })
+    }
+}
+
+/// Where the order was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SalesChannel {
+    Web,
+    Postmart,
+    Voso,
+    Other,
+}
+
+impl SalesChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Web => "web",
+            Self::Postmart => "postmart",
+            Self::Voso => "voso",
+            Self::Other => "other",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "web" => Self::Web,
+            "postmart" => Self::Postmart,
+            "voso" => Self::Voso,
+            "other" => Self::Other,
+            _ => return None,
+        })
+    }
+}
+
+/// Where the goods go. For pickup only the province is required.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub province: String,
+    pub district: String,
+    pub ward: String,
+    pub street: String,
+}
+
+/// Who ordered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Customer {
+    pub name: String,
+    pub phone: Phone,
+    pub email: Option<Email>,
+    pub address: Address,
+}
+
+/// Units of one product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestedLine {
+    pub product_id: Uuid,
+    pub quantity: i32,
+}
+
+/// Raw fields of a PlaceOrder request, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct OrderInput<'a> {
+    pub idempotency_key: &'a str,
+    pub name: &'a str,
+    pub phone: &'a str,
+    pub email: &'a str,
+    pub province: &'a str,
+    pub district: &'a str,
+    pub ward: &'a str,
+    pub street: &'a str,
+    /// (product id text, quantity) per line.
+    pub lines: Vec<(&'a str, i32)>,
+    pub delivery: Option<DeliveryMethod>,
+    pub payment: Option<PaymentMethod>,
+    pub channel: Option<SalesChannel>,
+    pub note: &'a str,
+}
+
+/// A valid order request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRequest {
+    pub idempotency_key: String,
+    pub customer: Customer,
+    pub lines: Vec<RequestedLine>,
+    pub delivery: DeliveryMethod,
+    pub payment: PaymentMethod,
+    pub channel: SalesChannel,
+    pub note: String,
+}
+
+impl OrderRequest {
+    pub fn new(input: OrderInput<'_>) -> Result<Self, Invalid> {
+        let idempotency_key = text("idempotency_key", input.idempotency_key, 128)?;
+        let delivery = input
+            .delivery
+            .ok_or_else(|| Invalid::new("delivery_method", "is required"))?;
+        let payment = input
+            .payment
+            .ok_or_else(|| Invalid::new("payment_method", "is required"))?;
+        let pickup = delivery == DeliveryMethod::Pickup;
+        let optional_for_pickup = |field: &str, raw: &str, max| {
+            if pickup && raw.trim().is_empty() {
+                Ok(String::new())
+            } else {
+                text(field, raw, max)
+            }
+        };
+        let customer = Customer {
+            name: text("customer.name", input.name, 100)?,
+            phone: Phone::parse("customer.phone", input.phone)?,
+            email: Email::parse("customer.email", input.email)?,
+            address: Address {
+                province: text("customer.address.province", input.province, 100)?,
+                district: optional_for_pickup("customer.address.district", input.district, 100)?,
+                ward: optional_for_pickup("customer.address.ward", input.ward, 100)?,
+                street: optional_for_pickup("customer.address.street", input.street, 200)?,
+            },
+        };
+        if input.lines.is_empty() {
+            return Err(Invalid::new("lines", "at least one line is required"));
+        }
+        if input.lines.len() > MAX_LINES {
+            return Err(Invalid::new(
+                "lines",
+                format!("{} lines; the limit is {MAX_LINES}", input.lines.len()),
+            ));
+        }
+        let mut lines: Vec<RequestedLine> = Vec::with_capacity(input.lines.len());
+        for (index, (raw_id, quantity)) in input.lines.iter().enumerate() {
+            let field = format!("lines[{index}].product_id");
+            let product_id: Uuid = raw_id
+                .parse()
+                .map_err(|_| Invalid::new(&field, format!("`{raw_id}` is not a UUID")))?;
+            if lines.iter().any(|line| line.product_id == product_id) {
+                return Err(Invalid::new(
+                    field,
+                    "names a product already on another line",
+                ));
+            }
+            if !(1..=MAX_QUANTITY).contains(quantity) {
+                return Err(Invalid::new(
+                    format!("lines[{index}].quantity"),
+                    format!("{quantity} is outside 1..={MAX_QUANTITY}"),
+                ));
+            }
+            lines.push(RequestedLine {
+                product_id,
+                quantity: *quantity,
+            });
+        }
+        let note = input.note.trim();
+        if note.chars().count() > 500 {
+            return Err(Invalid::new("note", "is longer than 500 characters"));
+        }
+        Ok(Self {
+            idempotency_key,
+            customer,
+            lines,
+            delivery,
+            payment,
+            channel: input.channel.unwrap_or(SalesChannel::Web),
+            note: note.to_owned(),
+        })
+    }
+}
+
+/// A short code for people (and bank transfer memos): `OCOP` and ten characters of
+/// Crockford base32 from the random part of the order id.
+pub fn order_code(id: Uuid) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut bits = id.as_u128();
+    let mut code = String::from("OCOP");
+    for _ in 0..10 {
+        code.push(ALPHABET[(bits & 31) as usize] as char);
+        bits >>= 5;
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> OrderInput<'static> {
+        OrderInput {
+            idempotency_key: "key-1",
+            name: "Nguyễn Thị Lan",
+            phone: "+84 912 345 678",
+            email: "Lan@Example.com",
+            province: "Quảng Ninh",
+            district: "Hạ Long",
+            ward: "Bãi Cháy",
+            street: "12 Hạ Long",
+            lines: vec![("01a2267f-4cf3-7032-bf48-bbcafb0524d4", 2)],
+            delivery: Some(DeliveryMethod::Standard),
+            payment: Some(PaymentMethod::Sandbox),
+            channel: None,
+            note: "",
+        }
+    }
+
+    #[test]
+    fn phone_numbers_are_normalised_to_national_form() {
+        for raw in [
+            "+84 912 345 678",
+            "84912345678",
+            "0912.345.678",
+            "0912-345-678",
+        ] {
+            assert_eq!(
+                Phone::parse("p", raw).unwrap().as_str(),
+                "0912345678",
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn landlines_short_numbers_and_letters_are_not_mobile_numbers() {
+        for raw in [
+            "0203 3825 123",
+            "091234567",
+            "09123456789",
+            "0112345678",
+            "abc",
+        ] {
+            let err = Phone::parse("customer.phone", raw).unwrap_err();
+            assert_eq!(err.field, "customer.phone", "{raw}");
+        }
+    }
+
+    #[test]
+    fn valid_request_defaults_the_channel_and_lowercases_the_email() {
+        let request = OrderRequest::new(input()).unwrap();
+        assert_eq!(request.channel, SalesChannel::Web);
+        assert_eq!(request.customer.email.unwrap().as_str(), "lan@example.com");
+    }
+
+    #[test]
+    fn bad_lines_name_the_offending_line() {
+        let mut zero = input();
+        zero.lines = vec![("01a2267f-4cf3-7032-bf48-bbcafb0524d4", 0)];
+        assert_eq!(
+            OrderRequest::new(zero).unwrap_err().field,
+            "lines[0].quantity"
+        );
+        let mut twice = input();
+        twice.lines = vec![
+            ("01a2267f-4cf3-7032-bf48-bbcafb0524d4", 1),
+            ("01a2267f-4cf3-7032-bf48-bbcafb0524d4", 1),
+        ];
+        assert_eq!(
+            OrderRequest::new(twice).unwrap_err().field,
+            "lines[1].product_id"
+        );
+        let mut too_many = input();
+        too_many.lines = vec![("x", 1); MAX_LINES + 1];
+        assert_eq!(OrderRequest::new(too_many).unwrap_err().field, "lines");
+        let mut none = input();
+        none.lines.clear();
+        assert_eq!(OrderRequest::new(none).unwrap_err().field, "lines");
+    }
+
+    #[test]
+    fn pickup_needs_only_the_province() {
+        let mut pickup = input();
+        pickup.delivery = Some(DeliveryMethod::Pickup);
+        pickup.street = "";
+        pickup.ward = "";
+        assert!(OrderRequest::new(pickup).is_ok());
+        let mut standard = input();
+        standard.street = " ";
+        assert_eq!(
+            OrderRequest::new(standard).unwrap_err().field,
+            "customer.address.street"
+        );
+    }
+
+    #[test]
+    fn free_standard_delivery_from_five_hundred_thousand() {
+        assert_eq!(DeliveryMethod::Standard.fee(499_000), 30_000);
+        assert_eq!(DeliveryMethod::Standard.fee(500_000), 0);
+        assert_eq!(DeliveryMethod::Express.fee(900_000), 50_000);
+        assert_eq!(DeliveryMethod::Pickup.fee(1), 0);
+    }
+
+    #[test]
+    fn order_code_is_short_stable_and_readable() {
+        let id = Uuid::parse_str("01a2267f-4cf3-7032-bf48-bbcafb0524d4").unwrap();
+        let code = order_code(id);
+        assert_eq!(code.len(), 14);
+        assert!(code.starts_with("OCOP"));
+        assert_eq!(code, order_code(id));
+        assert!(!code[4..].contains(['I', 'L', 'O', 'U']), "{code}");
+    }
+}

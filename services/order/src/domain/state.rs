@@ -1,0 +1,203 @@
+//! The order state machine (DESIGN §3): explicit states, the things that move them, and
+//! one function that decides every move. A move it does not list is refused, so a late
+//! or duplicated event can never take an order backwards.
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    Pending,
+    AwaitingPayment,
+    Confirmed,
+    Shipped,
+    Delivered,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::AwaitingPayment => "awaiting_payment",
+            Self::Confirmed => "confirmed",
+            Self::Shipped => "shipped",
+            Self::Delivered => "delivered",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "pending" => Self::Pending,
+            "awaiting_payment" => Self::AwaitingPayment,
+            "confirmed" => Self::Confirmed,
+            "shipped" => Self::Shipped,
+            "delivered" => Self::Delivered,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Whether the order is still waiting for stock or money (and may be cancelled).
+    pub fn is_unpaid(self) -> bool {
+        matches!(self, Self::Pending | Self::AwaitingPayment)
+    }
+}
+
+/// Why an order was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancellationReason {
+    OutOfStock,
+    PaymentFailed,
+    PaymentExpired,
+    CustomerRequest,
+    Operator,
+}
+
+impl CancellationReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OutOfStock => "out_of_stock",
+            Self::PaymentFailed => "payment_failed",
+            Self::PaymentExpired => "payment_expired",
+            Self::CustomerRequest => "customer_request",
+            Self::Operator => "operator",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "out_of_stock" => Self::OutOfStock,
+            "payment_failed" => Self::PaymentFailed,
+            "payment_expired" => Self::PaymentExpired,
+            "customer_request" => Self::CustomerRequest,
+            "operator" => Self::Operator,
+            _ => return None,
+        })
+    }
+}
+
+/// What happened to an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    StockReserved,
+    StockRejected,
+    /// The catalog gave the stock back because nobody paid in time.
+    ReservationExpired,
+    PaymentSucceeded,
+    PaymentFailed,
+    PaymentExpired,
+    Cancel(CancellationReason),
+    Ship,
+    Deliver,
+}
+
+/// The result of a move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Move {
+    pub to: OrderStatus,
+    /// Set when the move cancels the order.
+    pub cancellation: Option<CancellationReason>,
+}
+
+/// A move the state machine refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a {from:?} order cannot take {trigger:?}")]
+pub struct IllegalTransition {
+    pub from: OrderStatus,
+    pub trigger: Trigger,
+}
+
+/// Decides where `trigger` takes an order in status `from`.
+pub fn transition(from: OrderStatus, trigger: Trigger) -> Result<Move, IllegalTransition> {
+    use OrderStatus::*;
+    let to = |to| Move {
+        to,
+        cancellation: None,
+    };
+    let cancel = |reason| Move {
+        to: Cancelled,
+        cancellation: Some(reason),
+    };
+    match (from, trigger) {
+        (Pending, Trigger::StockReserved) => Ok(to(AwaitingPayment)),
+        (Pending, Trigger::StockRejected) => Ok(cancel(CancellationReason::OutOfStock)),
+        (AwaitingPayment, Trigger::PaymentSucceeded) => Ok(to(Confirmed)),
+        (AwaitingPayment, Trigger::PaymentFailed) => Ok(cancel(CancellationReason::PaymentFailed)),
+        (AwaitingPayment, Trigger::PaymentExpired | Trigger::ReservationExpired) => {
+            Ok(cancel(CancellationReason::PaymentExpired))
+        }
+        (Pending | AwaitingPayment, Trigger::Cancel(reason)) => Ok(cancel(reason)),
+        (Confirmed, Trigger::Ship) => Ok(to(Shipped)),
+        (Shipped, Trigger::Deliver) => Ok(to(Delivered)),
+        _ => Err(IllegalTransition { from, trigger }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CancellationReason as Reason, OrderStatus::*, Trigger, transition};
+
+    #[test]
+    fn happy_path_moves_forward_step_by_step() {
+        assert_eq!(
+            transition(Pending, Trigger::StockReserved).unwrap().to,
+            AwaitingPayment
+        );
+        assert_eq!(
+            transition(AwaitingPayment, Trigger::PaymentSucceeded)
+                .unwrap()
+                .to,
+            Confirmed
+        );
+        assert_eq!(transition(Confirmed, Trigger::Ship).unwrap().to, Shipped);
+        assert_eq!(transition(Shipped, Trigger::Deliver).unwrap().to, Delivered);
+    }
+
+    #[test]
+    fn failures_cancel_with_their_reason() {
+        let rejected = transition(Pending, Trigger::StockRejected).unwrap();
+        assert_eq!(
+            (rejected.to, rejected.cancellation),
+            (Cancelled, Some(Reason::OutOfStock))
+        );
+        let failed = transition(AwaitingPayment, Trigger::PaymentFailed).unwrap();
+        assert_eq!(failed.cancellation, Some(Reason::PaymentFailed));
+        let expired = transition(AwaitingPayment, Trigger::ReservationExpired).unwrap();
+        assert_eq!(expired.cancellation, Some(Reason::PaymentExpired));
+    }
+
+    #[test]
+    fn late_or_duplicated_events_never_move_an_order_backwards() {
+        assert!(transition(AwaitingPayment, Trigger::StockReserved).is_err());
+        assert!(transition(Confirmed, Trigger::PaymentFailed).is_err());
+        assert!(transition(Confirmed, Trigger::PaymentExpired).is_err());
+        assert!(transition(Cancelled, Trigger::PaymentSucceeded).is_err());
+        assert!(transition(Delivered, Trigger::Ship).is_err());
+        assert!(
+            transition(Pending, Trigger::PaymentSucceeded).is_err(),
+            "no payment before stock"
+        );
+    }
+
+    #[test]
+    fn only_unpaid_orders_can_be_cancelled() {
+        assert!(transition(Pending, Trigger::Cancel(Reason::CustomerRequest)).is_ok());
+        assert!(transition(AwaitingPayment, Trigger::Cancel(Reason::Operator)).is_ok());
+        assert!(transition(Confirmed, Trigger::Cancel(Reason::CustomerRequest)).is_err());
+        assert!(transition(Cancelled, Trigger::Cancel(Reason::CustomerRequest)).is_err());
+    }
+
+    #[test]
+    fn statuses_round_trip_through_their_names() {
+        for status in [
+            Pending,
+            AwaitingPayment,
+            Confirmed,
+            Shipped,
+            Delivered,
+            Cancelled,
+        ] {
+            assert_eq!(super::OrderStatus::parse(status.as_str()), Some(status));
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! Order operations. Each changes state through `store` and writes the resulting events
+//! to the outbox in the same transaction.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ocop_events::outbox;
+use ocop_grpc_kit::client::TracedChannel;
+use ocop_proto::catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient};
+use sha2::{Digest as _, Sha256};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        Invalid,
+        order::{OrderRequest, order_code},
+        state::{CancellationReason, OrderStatus, Trigger, transition},
+    },
+    error::OrderError,
+    events,
+    store::{self, LineRecord, NewOrder, OrderRecord},
+};
+
+type Tx = Transaction<'static, Postgres>;
+
+/// The order service's operations.
+#[derive(Clone)]
+pub struct Orders {
+    pool: PgPool,
+    catalog: CatalogServiceClient<TracedChannel>,
+    quote_timeout: Duration,
+    payment_ttl: Duration,
+}
+
+impl std::fmt::Debug for Orders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orders").finish_non_exhaustive()
+    }
+}
+
+/// Identifies a request for idempotency: equal requests have equal fingerprints.
+fn fingerprint(request: &OrderRequest) -> String {
+    // The validated request is normalised (trimmed text, national phone numbers), so
+    // two spellings of the same order are the same request.
+    hex::encode(Sha256::digest(format!("{request:?}")))
+}
+
+impl Orders {
+    pub fn new(
+        pool: PgPool,
+        catalog: CatalogServiceClient<TracedChannel>,
+        quote_timeout: Duration,
+        payment_ttl: Duration,
+    ) -> Self {
+        Self {
+            pool,
+            catalog,
+            quote_timeout,
+            payment_ttl,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Places an order: the same key with the same request returns the first order
+    /// (`created` false); with a different request it is refused.
+    pub async fn place(&self, request: &OrderRequest) -> Result<(OrderRecord, bool), OrderError> {
+        let fingerprint = fingerprint(request);
+        if let Some(existing) = self.replay(request, &fingerprint).await? {
+            return Ok((existing, false));
+        }
+        let (lines, subtotal) = self.quote(request).await?;
+        let id = Uuid::now_v7();
+        let new = NewOrder {
+            id,
+            code: order_code(id),
+            fingerprint: fingerprint.clone(),
+            request,
+            shipping_fee_vnd: request.delivery.fee(subtotal),
+            subtotal_vnd: subtotal,
+            lines,
+        };
+        let mut tx = self.pool.begin().await?;
+        if let Err(err) = store::insert_order(&mut tx, &new).await {
+            if store::is_duplicate_key(&err) {
+                // A concurrent request with the same key won the race: answer as a retry.
+                drop(tx);
+                return match self.replay(request, &fingerprint).await? {
+                    Some(existing) => Ok((existing, false)),
+                    None => {
+                        Err(anyhow::anyhow!("idempotency key vanished after a conflict").into())
+                    }
+                };
+            }
+            return Err(err.into());
+        }
+        let order = written(&mut tx, id).await?;
+        outbox::enqueue(&mut tx, events::ORDERS_TOPIC, &events::order_placed(&order)).await?;
+        if let Some(partner) = events::partner_event(&order) {
+            outbox::enqueue(&mut tx, events::PARTNER_TOPIC, &partner).await?;
+        }
+        tx.commit().await?;
+        metrics::counter!("ocop_orders_placed_total", "channel" => request.channel.as_str())
+            .increment(1);
+        tracing::info!(order_id = %id, total_vnd = order.row.total_vnd, "order placed");
+        Ok((order, true))
+    }
+
+    /// The order stored under the request's key, if any; a different request under the
+    /// same key is an error.
+    async fn replay(
+        &self,
+        request: &OrderRequest,
+        fingerprint: &str,
+    ) -> Result<Option<OrderRecord>, OrderError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some((id, stored)) =
+            store::by_idempotency_key(&mut conn, &request.idempotency_key).await?
+        else {
+            return Ok(None);
+        };
+        if stored != fingerprint {
+            return Err(OrderError::KeyReused(
+                "was already used for a different order request".to_owned(),
+            ));
+        }
+        Ok(store::order(&mut conn, id).await?)
+    }
+
+    /// The catalog's authoritative prices, within the quote deadline.
+    async fn quote(&self, request: &OrderRequest) -> Result<(Vec<LineRecord>, i64), OrderError> {
+        let mut call = tonic::Request::new(catalog::QuotePriceRequest {
+            lines: request
+                .lines
+                .iter()
+                .map(|line| catalog::QuoteLine {
+                    product_id: line.product_id.to_string(),
+                    quantity: line.quantity,
+                })
+                .collect(),
+        });
+        call.set_timeout(self.quote_timeout);
+        let quote = match self.catalog.clone().quote_price(call).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => return Err(quote_error(status)),
+        };
+        let lines = quote
+            .lines
+            .into_iter()
+            .map(|line| {
+                Ok(LineRecord {
+                    product_id: line
+                        .product_id
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("catalog quoted a bad product id"))?,
+                    sku: line.sku,
+                    name: line.name,
+                    unit: line.unit,
+                    quantity: line.quantity,
+                    unit_price_vnd: line.unit_price_vnd,
+                    line_total_vnd: line.line_total_vnd,
+                })
+            })
+            .collect::<Result<Vec<_>, anyhow::Error>>()?;
+        Ok((lines, quote.subtotal_vnd))
+    }
+
+    pub async fn order(&self, id: Uuid) -> Result<OrderRecord, OrderError> {
+        let mut conn = self.pool.acquire().await?;
+        store::order(&mut conn, id)
+            .await?
+            .ok_or_else(|| OrderError::NotFound {
+                field: "order_id".into(),
+                message: format!("no order with id {id}"),
+            })
+    }
+
+    pub async fn by_phone(
+        &self,
+        phone: &str,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<OrderRecord>, OrderError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(store::orders_by_phone(&mut conn, phone, after, limit).await?)
+    }
+
+    /// Moves an order by `trigger` inside the caller's transaction and writes the events
+    /// the move causes. `Ok(None)`: the state machine refused (a late or duplicated
+    /// event, or a forbidden call); nothing changed.
+    pub async fn apply(
+        &self,
+        tx: &mut Tx,
+        order_id: Uuid,
+        trigger: Trigger,
+        cause: &str,
+        detail: &str,
+    ) -> Result<Option<OrderRecord>, OrderError> {
+        let Some(before) = store::order_for_update(tx, order_id).await? else {
+            return Err(OrderError::NotFound {
+                field: "order_id".into(),
+                message: format!("no order with id {order_id}"),
+            });
+        };
+        let from = before.row.status();
+        let step = match transition(from, trigger) {
+            Ok(step) => step,
+            Err(refused) => {
+                tracing::info!(order_id = %order_id, cause, reason = %refused, "status change refused; order unchanged");
+                return Ok(None);
+            }
+        };
+        store::set_status(
+            tx,
+            order_id,
+            from,
+            step.to,
+            cause,
+            step.cancellation.map(|reason| (reason, detail)),
+        )
+        .await?;
+        let after = written(tx, order_id).await?;
+        if step.to == OrderStatus::AwaitingPayment {
+            let ttl = chrono::Duration::from_std(self.payment_ttl)
+                .map_err(|err| anyhow::anyhow!("payment ttl: {err}"))?;
+            let deadline = Utc::now() + ttl;
+            store::set_payment_deadline(tx, order_id, deadline).await?;
+            outbox::enqueue(
+                tx,
+                events::ORDERS_TOPIC,
+                &events::payment_requested(&after, deadline),
+            )
+            .await?;
+        }
+        if let Some(event) = events::status_event(&after, from) {
+            outbox::enqueue(tx, events::ORDERS_TOPIC, &event).await?;
+        }
+        if let Some(event) = events::partner_event(&after) {
+            outbox::enqueue(tx, events::PARTNER_TOPIC, &event).await?;
+        }
+        metrics::counter!("ocop_order_transitions_total", "to" => step.to.as_str()).increment(1);
+        tracing::info!(order_id = %order_id, from = from.as_str(), to = step.to.as_str(), cause, "order moved");
+        Ok(Some(after))
+    }
+
+    /// Runs `apply` for an RPC in its own transaction: a refused move is
+    /// FAILED_PRECONDITION, except that repeating a move already made is a no-op.
+    pub async fn command(
+        &self,
+        order_id: Uuid,
+        trigger: Trigger,
+        cause: &str,
+        detail: &str,
+        done_when: OrderStatus,
+    ) -> Result<OrderRecord, OrderError> {
+        let mut tx = self.pool.begin().await?;
+        let moved = self
+            .apply(&mut tx, order_id, trigger, cause, detail)
+            .await?;
+        let order = match moved {
+            Some(order) => order,
+            None => {
+                let order = written(&mut tx, order_id).await?;
+                if order.row.status() != done_when {
+                    return Err(OrderError::FailedPrecondition(format!(
+                        "order {order_id} is {} and cannot take {cause}",
+                        order.row.status().as_str()
+                    )));
+                }
+                order
+            }
+        };
+        tx.commit().await?;
+        Ok(order)
+    }
+
+    /// Cancels an unpaid order (the catalog then releases its stock).
+    pub async fn cancel(
+        &self,
+        order_id: Uuid,
+        reason: CancellationReason,
+        detail: &str,
+    ) -> Result<OrderRecord, OrderError> {
+        self.command(
+            order_id,
+            Trigger::Cancel(reason),
+            "CancelOrder",
+            detail,
+            OrderStatus::Cancelled,
+        )
+        .await
+    }
+
+    pub async fn ship(
+        &self,
+        order_id: Uuid,
+        carrier: &str,
+        tracking_code: &str,
+    ) -> Result<OrderRecord, OrderError> {
+        let mut tx = self.pool.begin().await?;
+        store::set_shipment(&mut tx, order_id, carrier, tracking_code).await?;
+        let moved = self
+            .apply(&mut tx, order_id, Trigger::Ship, "MarkShipped", "")
+            .await?;
+        let Some(order) = moved else {
+            let order = written(&mut tx, order_id).await?;
+            return Err(OrderError::FailedPrecondition(format!(
+                "order {order_id} is {} and cannot be shipped",
+                order.row.status().as_str()
+            )));
+        };
+        tx.commit().await?;
+        Ok(order)
+    }
+
+    pub async fn deliver(&self, order_id: Uuid) -> Result<OrderRecord, OrderError> {
+        self.command(
+            order_id,
+            Trigger::Deliver,
+            "MarkDelivered",
+            "",
+            OrderStatus::Delivered,
+        )
+        .await
+    }
+
+    /// Keeps the payment instructions (pay URL or VietQR payload) for `GetOrder`.
+    pub async fn record_payment_instructions(
+        &self,
+        tx: &mut Tx,
+        order_id: Uuid,
+        pay_url: Option<&str>,
+        vietqr_payload: Option<&str>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(), OrderError> {
+        if !store::set_payment_instructions(tx, order_id, pay_url, vietqr_payload, expires_at)
+            .await?
+        {
+            return Err(OrderError::NotFound {
+                field: "order_id".into(),
+                message: format!("no order with id {order_id}"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A catalog refusal names the line (`lines[2].product_id: …`): the shopper's request
+/// is at fault. Anything else means the catalog is not there for us.
+fn quote_error(status: tonic::Status) -> OrderError {
+    match status.code() {
+        tonic::Code::NotFound | tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument => {
+            let message = status.message();
+            match message.split_once(": ") {
+                Some((field, reason)) if field.starts_with("lines") => {
+                    Invalid::new(field, reason).into()
+                }
+                _ => Invalid::new("lines", message).into(),
+            }
+        }
+        code => {
+            tracing::warn!(code = ?code, message = status.message(), "catalog quote failed");
+            OrderError::Unavailable(format!(
+                "the catalog did not answer the price quote ({code:?}); nothing was stored, retry later"
+            ))
+        }
+    }
+}
+
+async fn written(tx: &mut Tx, id: Uuid) -> Result<OrderRecord, OrderError> {
+    store::order(tx, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order {id} vanished inside its transaction").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_error;
+    use crate::error::OrderError;
+
+    #[test]
+    fn catalog_refusal_becomes_invalid_argument_on_the_line() {
+        let err = quote_error(tonic::Status::not_found(
+            "lines[1].product_id: no product with id x",
+        ));
+        let OrderError::Invalid(invalid) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(invalid.field, "lines[1].product_id");
+    }
+
+    #[test]
+    fn catalog_silence_is_unavailable() {
+        assert!(matches!(
+            quote_error(tonic::Status::deadline_exceeded("slow")),
+            OrderError::Unavailable(_)
+        ));
+        assert!(matches!(
+            quote_error(tonic::Status::unavailable("down")),
+            OrderError::Unavailable(_)
+        ));
+    }
+}

@@ -1,0 +1,551 @@
+//! The order service started for real next to a real catalog (both on port 0, fresh
+//! databases, the test broker under a topic prefix of the test's own), called through
+//! the generated gRPC clients.
+
+use std::time::Duration;
+
+use clap::Parser as _;
+use ocop_grpc_kit::{auth::TokenVerifier, validation::violations};
+use ocop_proto::{
+    catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient},
+    order::v1::{self as pb, order_service_client::OrderServiceClient},
+};
+use ocop_testkit::{eventually, find_record, fresh_database_url, kafka_brokers, key_text, unique};
+use prost::Message as _;
+use rdkafka::Message as _;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Request, transport::Channel};
+
+const SECRET: &str = "order-test-secret-order-test-secret-x";
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Stack {
+    prefix: String,
+    orders: OrderServiceClient<Channel>,
+    catalog: CatalogServiceClient<Channel>,
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+fn common_args(prefix: &str, database_url: String) -> Vec<String> {
+    vec![
+        format!("--database-url={database_url}"),
+        "--grpc-addr=127.0.0.1:0".into(),
+        "--http-addr=127.0.0.1:0".into(),
+        format!("--kafka-brokers={}", kafka_brokers()),
+        format!("--kafka-topic-prefix={prefix}"),
+        "--kafka-create-topics".into(),
+        format!("--auth-jwt-secret={SECRET}"),
+    ]
+}
+
+/// A catalog and an order service; `catalog_url` overrides where orders ask for quotes.
+async fn stack_with(catalog_url: Option<&str>) -> Stack {
+    let prefix = format!("{}.", unique("t"));
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+
+    let mut args = vec!["catalog".to_owned()];
+    args.extend(common_args(&prefix, fresh_database_url().await));
+    let catalog_app = ocop_catalog::App::build(ocop_catalog::Config::try_parse_from(args).unwrap())
+        .await
+        .unwrap();
+    let catalog_addr = format!("http://{}", catalog_app.grpc_addr());
+    let stopped = stop.clone();
+    tasks.push(tokio::spawn(
+        catalog_app.run_until_stopped(async move { stopped.cancelled().await }),
+    ));
+
+    let mut args = vec!["order".to_owned()];
+    args.extend(common_args(&prefix, fresh_database_url().await));
+    args.push(format!(
+        "--catalog-url={}",
+        catalog_url.unwrap_or(&catalog_addr)
+    ));
+    args.push("--quote-timeout=1s".into());
+    let order_app = ocop_order::App::build(ocop_order::Config::try_parse_from(args).unwrap())
+        .await
+        .unwrap();
+    let order_addr = format!("http://{}", order_app.grpc_addr());
+    let stopped = stop.clone();
+    tasks.push(tokio::spawn(
+        order_app.run_until_stopped(async move { stopped.cancelled().await }),
+    ));
+
+    Stack {
+        prefix,
+        orders: OrderServiceClient::connect(order_addr).await.unwrap(),
+        catalog: CatalogServiceClient::connect(catalog_addr).await.unwrap(),
+        stop,
+        tasks,
+    }
+}
+
+fn token(scopes: &[&str]) -> String {
+    format!(
+        "Bearer {}",
+        TokenVerifier::from_secret(SECRET.as_bytes()).mint(
+            "test",
+            scopes,
+            Duration::from_secs(300)
+        )
+    )
+}
+
+fn authorized<T>(message: T, scopes: &[&str]) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", token(scopes).parse().unwrap());
+    request
+}
+
+impl Stack {
+    /// One product with `stock` units at 120.000 ₫.
+    async fn product(&mut self, stock: i64) -> String {
+        self.catalog
+            .upsert_producer(authorized(
+                catalog::UpsertProducerRequest {
+                    code: "HTX-TIEN-YEN".into(),
+                    name: "HTX Gà Tiên Yên".into(),
+                    kind: catalog::ProducerKind::Cooperative as i32,
+                    district: "Tiên Yên".into(),
+                    province: "Quảng Ninh".into(),
+                },
+                &["catalog:write"],
+            ))
+            .await
+            .unwrap();
+        let sku = unique("SKU").to_uppercase().replace('_', "-");
+        self.catalog
+            .upsert_product(authorized(
+                catalog::UpsertProductRequest {
+                    sku,
+                    producer_code: "HTX-TIEN-YEN".into(),
+                    name: "Gà Tiên Yên".into(),
+                    description: "Gà đồi thả vườn.".into(),
+                    category: "Thực phẩm".into(),
+                    stars: 4,
+                    unit: "con ~1,5kg".into(),
+                    price_vnd: 120_000,
+                    status: catalog::ProductStatus::Active as i32,
+                    initial_stock: stock,
+                },
+                &["catalog:write"],
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .product
+            .unwrap()
+            .id
+    }
+
+    async fn wait_for(&self, order_id: &str, status: pb::OrderStatus) -> pb::Order {
+        let client = self.orders.clone();
+        eventually(&format!("order {order_id} to be {status:?}"), WAIT, || {
+            let mut client = client.clone();
+            let order_id = order_id.to_owned();
+            async move {
+                let order = client
+                    .get_order(pb::GetOrderRequest { order_id })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .order?;
+                (order.status == status as i32).then_some(order)
+            }
+        })
+        .await
+    }
+
+    async fn available(&mut self, product_id: &str) -> i64 {
+        self.catalog
+            .get_product(catalog::GetProductRequest {
+                id: product_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .product
+            .unwrap()
+            .available
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+fn place_request(key: &str, product_id: &str, quantity: i32) -> pb::PlaceOrderRequest {
+    pb::PlaceOrderRequest {
+        idempotency_key: key.into(),
+        customer: Some(pb::Customer {
+            name: "Trần Văn Minh".into(),
+            phone: "0912 345 678".into(),
+            email: "minh@example.com".into(),
+            address: Some(pb::Address {
+                province: "Quảng Ninh".into(),
+                district: "Hạ Long".into(),
+                ward: "Hồng Gai".into(),
+                street: "25 Lê Thánh Tông".into(),
+            }),
+        }),
+        lines: vec![pb::LineItem {
+            product_id: product_id.into(),
+            quantity,
+        }],
+        delivery_method: pb::DeliveryMethod::Standard as i32,
+        payment_method: pb::PaymentMethod::Sandbox as i32,
+        sales_channel: pb::SalesChannel::Postmart as i32,
+        note: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn placed_order_is_priced_by_the_catalog_and_reserved_before_payment() {
+    let mut stack = stack_with(None).await;
+    let product = stack.product(10).await;
+    let placed = stack
+        .orders
+        .place_order(place_request("k1", &product, 3))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(placed.created);
+    let order = placed.order.unwrap();
+    assert_eq!(order.status, pb::OrderStatus::Pending as i32);
+    assert_eq!(order.lines[0].unit_price_vnd, 120_000);
+    assert_eq!(order.subtotal_vnd, 360_000);
+    assert_eq!(order.shipping_fee_vnd, 30_000);
+    assert_eq!(order.total_vnd, 390_000);
+    assert!(order.code.starts_with("OCOP"));
+
+    let awaiting = stack
+        .wait_for(&order.id, pb::OrderStatus::AwaitingPayment)
+        .await;
+    let causes: Vec<_> = awaiting
+        .history
+        .iter()
+        .map(|change| change.cause.as_str())
+        .collect();
+    assert_eq!(causes, vec!["PlaceOrder", "ocop.catalog.v1.StockReserved"]);
+    assert_eq!(stack.available(&product).await, 7);
+
+    let requested = find_record(
+        &format!("{}ocop.orders.v1", stack.prefix),
+        WAIT,
+        |message| {
+            key_text(message) == order.id
+                && pb::PaymentRequested::decode(message.payload().unwrap_or_default()).is_ok_and(
+                    |event| event.amount_vnd == 390_000 && event.order_code == order.code,
+                )
+        },
+    )
+    .await;
+    assert_eq!(
+        ocop_testkit::header(&requested, "ce_type").as_deref(),
+        Some("ocop.order.v1.PaymentRequested")
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn same_key_and_request_returns_the_same_order_and_a_different_request_is_refused() {
+    let mut stack = stack_with(None).await;
+    let product = stack.product(10).await;
+    let first = stack
+        .orders
+        .place_order(place_request("same", &product, 1))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = stack
+        .orders
+        .place_order(place_request("same", &product, 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!again.created);
+    assert_eq!(again.order.unwrap().id, first.order.unwrap().id);
+
+    let status = stack
+        .orders
+        .place_order(place_request("same", &product, 2))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_create_exactly_one_order() {
+    let mut stack = stack_with(None).await;
+    let product = stack.product(100).await;
+    let attempts: Vec<_> = (0..8)
+        .map(|_| {
+            let mut client = stack.orders.clone();
+            let request = place_request("raced", &product, 1);
+            tokio::spawn(async move { client.place_order(request).await.unwrap().into_inner() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    let mut created = 0;
+    for attempt in attempts {
+        let response = attempt.await.unwrap();
+        created += usize::from(response.created);
+        ids.push(response.order.unwrap().id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one order for one key");
+    assert_eq!(created, 1);
+    let listed = stack
+        .orders
+        .list_orders(authorized(
+            pb::ListOrdersRequest {
+                customer_phone: "+84912345678".into(),
+                ..Default::default()
+            },
+            &["order:read"],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.orders.len(), 1);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_requests_name_the_field_and_store_nothing() {
+    let mut stack = stack_with(None).await;
+    let product = stack.product(10).await;
+    let mut bad_phone = place_request("a", &product, 1);
+    bad_phone.customer.as_mut().unwrap().phone = "12345".into();
+    let mut zero = place_request("b", &product, 0);
+    zero.lines[0].quantity = 0;
+    let unknown = place_request("c", &uuid::Uuid::new_v4().to_string(), 1);
+    let mut no_key = place_request("", &product, 1);
+    no_key.idempotency_key.clear();
+    for (field, request) in [
+        ("customer.phone", bad_phone),
+        ("lines[0].quantity", zero),
+        ("lines[0].product_id", unknown),
+        ("idempotency_key", no_key),
+    ] {
+        let status = stack.orders.place_order(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+        assert_eq!(violations(&status)[0].field, field);
+    }
+    let listed = stack
+        .orders
+        .list_orders(authorized(
+            pb::ListOrdersRequest {
+                customer_phone: "0912345678".into(),
+                ..Default::default()
+            },
+            &["order:read"],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.orders.is_empty());
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn silent_catalog_is_unavailable_and_nothing_is_stored() {
+    // A listener that accepts and never answers: the quote deadline must fire.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", silent.local_addr().unwrap());
+    let _held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let mut stack = stack_with(Some(&address)).await;
+    let status = stack
+        .orders
+        .place_order(place_request("k", &uuid::Uuid::new_v4().to_string(), 1))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let listed = stack
+        .orders
+        .list_orders(authorized(
+            pb::ListOrdersRequest {
+                customer_phone: "0912345678".into(),
+                ..Default::default()
+            },
+            &["order:read"],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.orders.is_empty());
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn out_of_stock_order_is_cancelled_with_nothing_reserved() {
+    let mut stack = stack_with(None).await;
+    let product = stack.product(2).await;
+    let order = stack
+        .orders
+        .place_order(place_request("k", &product, 5))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    let cancelled = stack.wait_for(&order.id, pb::OrderStatus::Cancelled).await;
+    assert_eq!(
+        cancelled.cancellation_reason,
+        pb::CancellationReason::OutOfStock as i32
+    );
+    assert!(
+        cancelled
+            .cancellation_detail
+            .contains("5 requested, 2 available"),
+        "{}",
+        cancelled.cancellation_detail
+    );
+    assert_eq!(stack.available(&product).await, 2);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn cancelling_before_payment_gives_the_stock_back_and_shipping_it_is_refused() {
+    let mut stack = stack_with(None).await;
+    let product = stack.product(10).await;
+    let order = stack
+        .orders
+        .place_order(place_request("k", &product, 4))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    stack
+        .wait_for(&order.id, pb::OrderStatus::AwaitingPayment)
+        .await;
+    assert_eq!(stack.available(&product).await, 6);
+
+    let cancelled = stack
+        .orders
+        .cancel_order(pb::CancelOrderRequest {
+            order_id: order.id.clone(),
+            reason: "đổi ý".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(
+        cancelled.cancellation_reason,
+        pb::CancellationReason::CustomerRequest as i32
+    );
+    let catalog = stack.catalog.clone();
+    let product_id = product.clone();
+    eventually("the stock to come back", WAIT, || {
+        let mut catalog = catalog.clone();
+        let id = product_id.clone();
+        async move {
+            let available = catalog
+                .get_product(catalog::GetProductRequest { id })
+                .await
+                .ok()?
+                .into_inner()
+                .product?
+                .available;
+            (available == 10).then_some(())
+        }
+    })
+    .await;
+
+    // Cancelling again is a no-op; shipping a cancelled order is refused.
+    stack
+        .orders
+        .cancel_order(pb::CancelOrderRequest {
+            order_id: order.id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap();
+    let status = stack
+        .orders
+        .mark_shipped(authorized(
+            pb::MarkShippedRequest {
+                order_id: order.id.clone(),
+                carrier: "VNPost".into(),
+                tracking_code: "EB123".into(),
+            },
+            &["order:write"],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let anonymous = stack
+        .orders
+        .mark_shipped(pb::MarkShippedRequest {
+            order_id: order.id.clone(),
+            carrier: "VNPost".into(),
+            tracking_code: "EB123".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn partner_feed_carries_the_lifecycle_without_personal_data() {
+    let mut stack = stack_with(None).await;
+    let product = stack.product(10).await;
+    let order = stack
+        .orders
+        .place_order(place_request("k", &product, 1))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    stack
+        .orders
+        .cancel_order(pb::CancelOrderRequest {
+            order_id: order.id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap();
+    let topic = format!("{}ocop.partner.orders.v1", stack.prefix);
+    let record = find_record(&topic, WAIT, |message| {
+        key_text(message) == order.id
+            && pb::PartnerOrderEvent::decode(message.payload().unwrap_or_default())
+                .is_ok_and(|event| event.kind == pb::PartnerOrderEventKind::Cancelled as i32)
+    })
+    .await;
+    let bytes = record.payload().unwrap();
+    let text = String::from_utf8_lossy(bytes);
+    for personal in [
+        "Trần Văn Minh",
+        "0912345678",
+        "minh@example.com",
+        "Lê Thánh Tông",
+        "Hồng Gai",
+        "Hạ Long",
+    ] {
+        assert!(
+            !text.contains(personal),
+            "partner record leaks {personal:?}"
+        );
+    }
+    let event = pb::PartnerOrderEvent::decode(bytes).unwrap();
+    assert_eq!(event.delivery_province, "Quảng Ninh");
+    assert_eq!(event.sales_channel, pb::SalesChannel::Postmart as i32);
+    stack.stop().await;
+}
