@@ -39,7 +39,8 @@ pub enum ProductsCommand {
     },
 }
 
-fn vnd(amount: i64) -> String {
+/// `1.250.000 ₫`: dots between thousands, the đồng sign after.
+pub fn vnd(amount: i64) -> String {
     let digits = amount.unsigned_abs().to_string();
     let mut grouped = String::new();
     for (index, digit) in digits.chars().enumerate() {

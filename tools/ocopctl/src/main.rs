@@ -1,6 +1,8 @@
 //! `ocopctl`: operate an ocop-market platform from a terminal.
 
 mod catalog;
+mod dlq;
+mod orders;
 mod seed;
 mod tail;
 
@@ -21,6 +23,15 @@ struct Cli {
         default_value = "http://127.0.0.1:50051"
     )]
     catalog: String,
+
+    /// Order service gRPC address.
+    #[arg(
+        long,
+        global = true,
+        env = "OCOP_ORDER_ADDR",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    order: String,
 
     /// Bearer token for operator calls.
     #[arg(long, global = true, env = "OCOP_TOKEN", hide_env_values = true)]
@@ -47,8 +58,14 @@ enum Command {
     /// Browse the catalogue.
     #[command(subcommand)]
     Products(catalog::ProductsCommand),
+    /// Place, follow and cancel orders.
+    #[command(subcommand)]
+    Order(orders::OrderCommand),
     /// Print the events of a topic, decoded.
     Tail(tail::TailArgs),
+    /// Dead letters: send a consumer group's dead-lettered records back to their topic.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Mint a token (needs the platform's secret; for local stacks and tests).
     Token {
         /// Scopes to grant, e.g. catalog:write.
@@ -92,7 +109,9 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Order(command) => orders::run(&cli.order, command).await,
         Command::Tail(args) => tail::run(args).await,
+        Command::Dlq(command) => dlq::run(command).await,
         Command::Token {
             scopes,
             subject,

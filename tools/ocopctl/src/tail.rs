@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ocop_events::{CloudEvent, KafkaConfig};
-use ocop_proto::catalog::v1 as catalog;
+use ocop_proto::{
+    catalog::v1 as catalog, notification::v1 as notification, order::v1 as order,
+    payment::v1 as payment,
+};
 use prost::Message as _;
 use rdkafka::{
     Message as _,
@@ -48,6 +51,22 @@ fn decode(event: &CloudEvent) -> String {
         catalog::StockReleased,
         catalog::ReservationExpired,
         catalog::StockAdjusted,
+        order::OrderPlaced,
+        order::PaymentRequested,
+        order::OrderConfirmed,
+        order::OrderCancelled,
+        order::OrderShipped,
+        order::OrderDelivered,
+        order::OrderRefunded,
+        order::PartnerOrderEvent,
+        payment::PaymentInitiated,
+        payment::PaymentSucceeded,
+        payment::PaymentFailed,
+        payment::PaymentExpired,
+        payment::RefundSucceeded,
+        payment::RefundFailed,
+        notification::NotificationSent,
+        notification::NotificationFailed,
     );
     format!("<{} bytes of {}>", event.data.len(), event.event_type)
 }
