@@ -1,0 +1,224 @@
+//! Wiring: database, topics, listeners, and the tasks that run until shutdown.
+
+use std::{
+    future::Future,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use ocop_events::{
+    consumer::{ConsumerConfig, EventConsumer},
+    outbox::{Relay, RelayConfig},
+};
+use ocop_grpc_kit::{
+    auth::TokenVerifier,
+    server::{ServeOptions, serve},
+};
+use ocop_proto::payment::v1::payment_service_server::{PaymentServiceServer, SERVICE_NAME};
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Config,
+    callbacks::CallbackReceiver,
+    events::{self, OrderEvents},
+    grpc,
+    sandbox::{self, Gateway, GatewayConfig},
+    service::Payments,
+};
+
+/// A built payment service, listening but not yet serving.
+pub struct App {
+    config: Config,
+    payments: Payments,
+    gateway: Gateway,
+    relay: Relay,
+    consumer: EventConsumer,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+}
+
+impl App {
+    /// Connects to the database (running migrations), creates topics when asked, joins
+    /// the order-events consumer group, and binds the listeners (port 0 picks free
+    /// ports; see [`App::grpc_addr`]).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(config.database_max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&config.database_url)
+            .await
+            .context("connect to the payment database")?;
+        ocop_events::migrate(&pool, &crate::MIGRATOR)
+            .await
+            .context("run payment migrations")?;
+        if config.kafka.create_topics {
+            ocop_events::topics::ensure_topics(&config.kafka, events::TOPICS).await?;
+        }
+        let relay = Relay::new(
+            "payment",
+            pool.clone(),
+            &config.kafka,
+            RelayConfig::default(),
+        )?;
+        let consumer = EventConsumer::new(
+            &config.kafka,
+            pool.clone(),
+            ConsumerConfig::new(events::ORDERS_GROUP, &[events::ORDERS_TOPIC]),
+        )?;
+        let grpc_listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("bind gRPC address {}", config.grpc_addr))?;
+        let http_listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("bind HTTP address {}", config.http_addr))?;
+        let public_url = match &config.public_url {
+            Some(url) => url.clone(),
+            None => local_url(http_listener.local_addr()?),
+        };
+        let gateway = Gateway::new(
+            pool.clone(),
+            GatewayConfig {
+                key: config.sandbox_secret.clone(),
+                delay: config.sandbox_delay,
+                outcome: config.sandbox_outcome,
+                callback_url: format!("{public_url}/callbacks/sandbox"),
+            },
+        )?;
+        Ok(Self {
+            payments: Payments::new(pool, &public_url),
+            gateway,
+            config,
+            relay,
+            consumer,
+            grpc_listener,
+            http_listener,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// The payment operations, for tests that inspect the database.
+    pub fn payments(&self) -> Payments {
+        self.payments.clone()
+    }
+
+    /// Serves until `shutdown` resolves: then reports NOT_SERVING, drains gRPC calls,
+    /// stops consuming and the background tasks, and lets the outbox relay finish its
+    /// round.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let relay = tokio::spawn(self.relay.run(stop.clone()));
+        let consumer = tokio::spawn(
+            self.consumer
+                .run(OrderEvents::new(self.payments.clone()), stop.clone()),
+        );
+        let sweeper = tokio::spawn(sweep_expired(
+            self.payments.clone(),
+            self.config.expiry_sweep_interval,
+            stop.clone(),
+        ));
+        let gateway = tokio::spawn(self.gateway.clone().run(stop.clone()));
+
+        let receiver = CallbackReceiver::new(
+            self.payments.clone(),
+            self.config.sandbox_secret.clone(),
+            self.config.callback_tolerance,
+        );
+        let router = ocop_telemetry::metrics::router()
+            .merge(crate::callbacks::routes(receiver))
+            .merge(sandbox::routes(self.gateway.clone()));
+        let http_stop = stop.clone();
+        let http = tokio::spawn(ocop_telemetry::metrics::serve(
+            self.http_listener,
+            router,
+            async move { http_stop.cancelled().await },
+        ));
+
+        let routes = tonic::service::Routes::new(PaymentServiceServer::new(grpc::PaymentApi::new(
+            self.payments.clone(),
+        )));
+        let options = ServeOptions {
+            service_names: vec![SERVICE_NAME],
+            verifier: TokenVerifier::new(&self.config.auth),
+            policy: grpc::policy,
+            drain_delay: self.config.shutdown_drain_delay,
+            grace: self.config.shutdown_grace,
+        };
+        let served = serve(self.grpc_listener, routes, options, shutdown).await;
+
+        stop.cancel();
+        for (name, task) in [
+            ("order consumer", consumer),
+            ("expiry sweeper", sweeper),
+            ("sandbox gateway", gateway),
+            ("outbox relay", relay),
+        ] {
+            if let Err(err) = task.await {
+                tracing::error!(task = name, error = %err, "task panicked");
+            }
+        }
+        match http.await {
+            Ok(Err(err)) => tracing::error!(error = %err, "http server failed"),
+            Err(err) => tracing::error!(error = %err, "http server panicked"),
+            Ok(Ok(())) => {}
+        }
+        served
+    }
+}
+
+/// The URL of a bound HTTP address as seen from this host: a wildcard address becomes
+/// loopback of the same family.
+fn local_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+async fn sweep_expired(payments: Payments, every: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(err) = payments.expire_due().await {
+            tracing::warn!(error = %err, "expiry sweep failed; will retry");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_url;
+
+    #[test]
+    fn wildcard_listen_address_becomes_loopback() {
+        assert_eq!(
+            local_url("0.0.0.0:9103".parse().unwrap()),
+            "http://127.0.0.1:9103"
+        );
+        assert_eq!(local_url("[::]:9103".parse().unwrap()), "http://[::1]:9103");
+        assert_eq!(
+            local_url("10.1.2.3:9103".parse().unwrap()),
+            "http://10.1.2.3:9103"
+        );
+    }
+}

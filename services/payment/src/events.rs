@@ -1,0 +1,272 @@
+//! What the payment service consumes (order events) and publishes (payment events).
+
+use chrono::{DateTime, Utc};
+use ocop_events::{
+    CloudEvent,
+    consumer::{Handler, HandlerError},
+    topics::TopicSpec,
+};
+use ocop_proto::{order::v1 as order_pb, payment::v1 as pb};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::{
+    domain::intent::{PaymentMethod, PaymentRequest, Provider},
+    error::PaymentError,
+    service::Payments,
+    store::IntentRecord,
+};
+
+/// `ce_source` of every payment event.
+pub const SOURCE: &str = "/ocop/payment";
+/// Payment events, keyed by order id.
+pub const PAYMENTS_TOPIC: &str = "ocop.payments.v1";
+/// Order events, which the payment service consumes.
+pub const ORDERS_TOPIC: &str = "ocop.orders.v1";
+/// The consumer group reading order events.
+pub const ORDERS_GROUP: &str = "ocop.payment.orders";
+/// Its dead-letter topic (`ocop_events::topics::dead_letter_topic(ORDERS_GROUP)`).
+pub const ORDERS_DEAD_LETTERS: &str = "ocop.payment.orders.dlq";
+/// `reason_code` of `PaymentFailed` when the provider declined.
+pub const DECLINED: &str = "declined";
+
+/// The topics created at start-up on local stacks: ours, our dead letters, and the order
+/// topic, so that the consumer can subscribe before the order service has started.
+pub const TOPICS: &[TopicSpec] = &[
+    TopicSpec::log(PAYMENTS_TOPIC, 3),
+    TopicSpec::log(ORDERS_TOPIC, 3),
+    TopicSpec::log(ORDERS_DEAD_LETTERS, 1),
+];
+
+fn provider(provider: Provider) -> pb::PaymentProvider {
+    match provider {
+        Provider::Sandbox => pb::PaymentProvider::Sandbox,
+    }
+}
+
+fn order_event<M: prost::Name>(order_id: Uuid, message: &M) -> CloudEvent {
+    CloudEvent::new(
+        SOURCE,
+        order_id.to_string(),
+        Some(format!("order/{order_id}")),
+        message,
+    )
+}
+
+pub fn payment_initiated(intent: &IntentRecord) -> CloudEvent {
+    order_event(
+        intent.order_id,
+        &pb::PaymentInitiated {
+            order_id: intent.order_id.to_string(),
+            payment_id: intent.id.to_string(),
+            provider: provider(intent.provider) as i32,
+            amount_vnd: intent.amount_vnd,
+            instructions: Some(pb::payment_initiated::Instructions::PayUrl(
+                intent.pay_url.clone(),
+            )),
+            expires_at: Some(timestamp(intent.expires_at)),
+            occurred_at: Some(timestamp(intent.created_at)),
+        },
+    )
+}
+
+pub fn payment_succeeded(intent: &IntentRecord) -> CloudEvent {
+    order_event(
+        intent.order_id,
+        &pb::PaymentSucceeded {
+            order_id: intent.order_id.to_string(),
+            payment_id: intent.id.to_string(),
+            provider: provider(intent.provider) as i32,
+            provider_transaction_id: intent.provider_transaction_id.clone().unwrap_or_default(),
+            amount_vnd: intent.amount_vnd,
+            captured_vnd: intent.captured_vnd,
+            occurred_at: Some(timestamp(intent.updated_at)),
+        },
+    )
+}
+
+pub fn payment_failed(intent: &IntentRecord, reason_code: &str, message: &str) -> CloudEvent {
+    order_event(
+        intent.order_id,
+        &pb::PaymentFailed {
+            order_id: intent.order_id.to_string(),
+            payment_id: intent.id.to_string(),
+            provider: provider(intent.provider) as i32,
+            amount_vnd: intent.amount_vnd,
+            reason_code: reason_code.to_owned(),
+            message: message.to_owned(),
+            occurred_at: Some(timestamp(intent.updated_at)),
+        },
+    )
+}
+
+pub fn payment_expired(intent: &IntentRecord, at: DateTime<Utc>) -> CloudEvent {
+    order_event(
+        intent.order_id,
+        &pb::PaymentExpired {
+            order_id: intent.order_id.to_string(),
+            payment_id: intent.id.to_string(),
+            provider: provider(intent.provider) as i32,
+            amount_vnd: intent.amount_vnd,
+            expires_at: Some(timestamp(intent.expires_at)),
+            occurred_at: Some(timestamp(at)),
+        },
+    )
+}
+
+pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// Applies order events: `PaymentRequested` creates the intent, `OrderCancelled`
+/// cancels a pending one; every other order event is none of our business.
+#[derive(Clone, Debug)]
+pub struct OrderEvents {
+    payments: Payments,
+}
+
+impl OrderEvents {
+    pub fn new(payments: Payments) -> Self {
+        Self { payments }
+    }
+}
+
+impl Handler for OrderEvents {
+    async fn handle<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Postgres>,
+        event: &'a CloudEvent,
+    ) -> Result<(), HandlerError> {
+        if event.is::<order_pb::PaymentRequested>() {
+            let message: order_pb::PaymentRequested = event.decode()?;
+            let request = payment_request(&message).map_err(reject)?;
+            self.payments
+                .request(tx, &request)
+                .await
+                .map_err(handler_error)?;
+        } else if event.is::<order_pb::OrderCancelled>() {
+            let message: order_pb::OrderCancelled = event.decode()?;
+            let order_id = parse_order_id(&message.order_id).map_err(reject)?;
+            self.payments
+                .cancel(tx, order_id)
+                .await
+                .map_err(handler_error)?;
+        }
+        Ok(())
+    }
+}
+
+fn reject(err: PaymentError) -> HandlerError {
+    HandlerError::Reject(anyhow::Error::new(err))
+}
+
+/// A request that can never be applied goes to the dead letters; anything else (the
+/// database) is worth a retry.
+fn handler_error(err: PaymentError) -> HandlerError {
+    match err {
+        PaymentError::Internal(err) => HandlerError::Retry(err),
+        other => reject(other),
+    }
+}
+
+fn parse_order_id(raw: &str) -> Result<Uuid, PaymentError> {
+    raw.parse().map_err(|_| {
+        PaymentError::Invalid(crate::domain::Invalid::new(
+            "order_id",
+            format!("`{raw}` is not a UUID"),
+        ))
+    })
+}
+
+/// `PaymentRequested` → a validated request.
+fn payment_request(message: &order_pb::PaymentRequested) -> Result<PaymentRequest, PaymentError> {
+    use crate::domain::Invalid;
+    let order_id = parse_order_id(&message.order_id)?;
+    let method = match order_pb::PaymentMethod::try_from(message.payment_method) {
+        Ok(order_pb::PaymentMethod::Vietqr) => PaymentMethod::VietQr,
+        Ok(order_pb::PaymentMethod::Vnpay) => PaymentMethod::VnPay,
+        Ok(order_pb::PaymentMethod::Momo) => PaymentMethod::MoMo,
+        Ok(order_pb::PaymentMethod::Zalopay) => PaymentMethod::ZaloPay,
+        Ok(order_pb::PaymentMethod::Sandbox) => PaymentMethod::Sandbox,
+        Ok(order_pb::PaymentMethod::Unspecified) | Err(_) => {
+            return Err(Invalid::new(
+                "payment_method",
+                format!("{} is not a payment method", message.payment_method),
+            )
+            .into());
+        }
+    };
+    let deadline = message
+        .deadline
+        .as_ref()
+        .ok_or_else(|| Invalid::new("deadline", "is required"))?;
+    let deadline = u32::try_from(deadline.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(deadline.seconds, nanos))
+        .ok_or_else(|| Invalid::new("deadline", "is not a valid timestamp"))?;
+    Ok(PaymentRequest::new(
+        order_id,
+        &message.order_code,
+        message.amount_vnd,
+        method,
+        deadline,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requested() -> order_pb::PaymentRequested {
+        order_pb::PaymentRequested {
+            order_id: Uuid::from_u128(9).to_string(),
+            order_code: "QN-0001".into(),
+            amount_vnd: 75_000,
+            payment_method: order_pb::PaymentMethod::Momo as i32,
+            deadline: Some(prost_types::Timestamp {
+                seconds: 1_800_000_000,
+                nanos: 0,
+            }),
+            occurred_at: None,
+        }
+    }
+
+    #[test]
+    fn payment_requested_becomes_a_request_recording_the_method() {
+        let request = payment_request(&requested()).unwrap();
+        assert_eq!(request.method, PaymentMethod::MoMo);
+        assert_eq!(request.amount.get(), 75_000);
+        assert_eq!(request.deadline.timestamp(), 1_800_000_000);
+    }
+
+    #[test]
+    fn impossible_requests_name_the_field() {
+        let field = |message: order_pb::PaymentRequested| match payment_request(&message) {
+            Err(PaymentError::Invalid(invalid)) => invalid.field,
+            other => panic!("expected an invalid field, got {other:?}"),
+        };
+        let mut message = requested();
+        message.payment_method = 0;
+        assert_eq!(field(message), "payment_method");
+        let mut message = requested();
+        message.deadline = None;
+        assert_eq!(field(message), "deadline");
+        let mut message = requested();
+        message.amount_vnd = -1;
+        assert_eq!(field(message), "amount_vnd");
+        let mut message = requested();
+        message.order_id = "x".into();
+        assert_eq!(field(message), "order_id");
+    }
+
+    #[test]
+    fn dead_letter_topic_is_the_groups() {
+        assert_eq!(
+            ocop_events::topics::dead_letter_topic(ORDERS_GROUP),
+            ORDERS_DEAD_LETTERS
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! The payment's gRPC API: the only module besides `events.rs` that sees prost types.
+
+use ocop_grpc_kit::validation::{FieldViolation, parse_uuid};
+use ocop_proto::payment::v1::{self as pb, payment_service_server::PaymentService};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    domain::{
+        Invalid,
+        intent::{PaymentStatus, Provider},
+    },
+    error::PaymentError,
+    events::timestamp,
+    service::Payments,
+    store::IntentRecord,
+};
+
+/// Reading a payment needs `payment:read`; refunds need `payment:write`.
+pub fn policy(method: &str) -> Option<&'static str> {
+    match method.strip_prefix("/ocop.payment.v1.PaymentService/") {
+        Some("GetPayment") => Some("payment:read"),
+        Some("Refund") => Some("payment:write"),
+        _ => None,
+    }
+}
+
+impl From<Invalid> for FieldViolation {
+    fn from(invalid: Invalid) -> Self {
+        FieldViolation::new(invalid.field, invalid.reason)
+    }
+}
+
+impl From<PaymentError> for Status {
+    fn from(err: PaymentError) -> Self {
+        match err {
+            PaymentError::Invalid(invalid) => FieldViolation::from(invalid).into(),
+            PaymentError::NotFound { field, message } => {
+                Status::not_found(format!("{field}: {message}"))
+            }
+            PaymentError::Internal(err) => {
+                tracing::error!(error = format!("{err:#}"), "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+fn status(status: PaymentStatus) -> pb::PaymentStatus {
+    match status {
+        PaymentStatus::Pending => pb::PaymentStatus::Pending,
+        PaymentStatus::Succeeded => pb::PaymentStatus::Succeeded,
+        PaymentStatus::Failed => pb::PaymentStatus::Failed,
+        PaymentStatus::Expired => pb::PaymentStatus::Expired,
+        // The contract has no CANCELLED yet; a cancelled intent will not succeed any
+        // more, which is what FAILED promises.
+        PaymentStatus::Cancelled => pb::PaymentStatus::Failed,
+    }
+}
+
+fn provider(provider: Provider) -> pb::PaymentProvider {
+    match provider {
+        Provider::Sandbox => pb::PaymentProvider::Sandbox,
+    }
+}
+
+/// Record → message.
+pub fn payment_to_proto(record: &IntentRecord) -> pb::Payment {
+    pb::Payment {
+        id: record.id.to_string(),
+        order_id: record.order_id.to_string(),
+        provider: provider(record.provider) as i32,
+        status: status(record.status) as i32,
+        amount_vnd: record.amount_vnd,
+        captured_vnd: record.captured_vnd,
+        refunded_vnd: 0,
+        pay_url: record.pay_url.clone(),
+        vietqr_payload: String::new(),
+        provider_transaction_id: record.provider_transaction_id.clone().unwrap_or_default(),
+        expires_at: Some(timestamp(record.expires_at)),
+        created_at: Some(timestamp(record.created_at)),
+        updated_at: Some(timestamp(record.updated_at)),
+        refunds: Vec::new(),
+    }
+}
+
+/// The gRPC face of [`Payments`].
+#[derive(Clone, Debug)]
+pub struct PaymentApi {
+    payments: Payments,
+}
+
+impl PaymentApi {
+    pub fn new(payments: Payments) -> Self {
+        Self { payments }
+    }
+}
+
+#[tonic::async_trait]
+impl PaymentService for PaymentApi {
+    async fn get_payment(
+        &self,
+        request: Request<pb::GetPaymentRequest>,
+    ) -> Result<Response<pb::GetPaymentResponse>, Status> {
+        let order_id = parse_uuid("order_id", &request.into_inner().order_id)?;
+        let record = self.payments.by_order(order_id).await?;
+        Ok(Response::new(pb::GetPaymentResponse {
+            payment: Some(payment_to_proto(&record)),
+        }))
+    }
+
+    async fn refund(
+        &self,
+        _request: Request<pb::RefundRequest>,
+    ) -> Result<Response<pb::RefundResponse>, Status> {
+        Err(Status::unimplemented(
+            "refunds are not available yet: they come with the payment providers issue",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_and_refunding_need_their_scopes() {
+        assert_eq!(
+            policy("/ocop.payment.v1.PaymentService/GetPayment"),
+            Some("payment:read")
+        );
+        assert_eq!(
+            policy("/ocop.payment.v1.PaymentService/Refund"),
+            Some("payment:write")
+        );
+        assert_eq!(policy("/grpc.health.v1.Health/Check"), None);
+    }
+}

@@ -1,0 +1,248 @@
+//! PostgreSQL access for payment intents, their transitions and provider callbacks.
+//! Writes take the caller's transaction so that a state change and its outbox event
+//! commit together. (The sandbox gateway's own table is in `sandbox/settlements.rs`.)
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::domain::intent::{PaymentRequest, PaymentStatus, Provider};
+
+type Tx = Transaction<'static, Postgres>;
+
+/// A payment intent row.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct IntentRecord {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub order_code: String,
+    /// The method the shopper chose (`vnpay`, `momo`, …).
+    pub method: String,
+    #[sqlx(try_from = "String")]
+    pub provider: Provider,
+    #[sqlx(try_from = "String")]
+    pub status: PaymentStatus,
+    pub amount_vnd: i64,
+    pub captured_vnd: i64,
+    pub provider_transaction_id: Option<String>,
+    pub pay_url: String,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The intent columns, in `IntentRecord` order, followed by `$tail` (a literal, so
+/// queries stay `&'static str`).
+macro_rules! intent_columns {
+    ($head:literal, $tail:literal) => {
+        concat!(
+            $head,
+            " id, order_id, order_code, method, provider, status, amount_vnd, captured_vnd,
+              provider_transaction_id, pay_url, expires_at, created_at, updated_at ",
+            $tail
+        )
+    };
+}
+
+/// Creates the intent of `request` unless the order has one. `None`: it had one, and
+/// nothing was written.
+pub async fn insert_intent(
+    tx: &mut Tx,
+    id: Uuid,
+    request: &PaymentRequest,
+    pay_url: &str,
+) -> Result<Option<IntentRecord>, sqlx::Error> {
+    let created: Option<IntentRecord> = sqlx::query_as(intent_columns!(
+        "INSERT INTO payment_intents
+            (id, order_id, order_code, method, provider, status, amount_vnd, pay_url, expires_at)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8)
+         ON CONFLICT (order_id) DO NOTHING
+         RETURNING",
+        ""
+    ))
+    .bind(id)
+    .bind(request.order_id)
+    .bind(&request.order_code)
+    .bind(request.method.as_str())
+    .bind(request.method.provider().as_str())
+    .bind(request.amount.get())
+    .bind(pay_url)
+    .bind(request.deadline)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(intent) = &created {
+        record_transition(
+            tx,
+            intent.id,
+            None,
+            PaymentStatus::Pending,
+            "payment requested",
+        )
+        .await?;
+    }
+    Ok(created)
+}
+
+/// The intent of `order_id`.
+pub async fn intent_by_order(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Option<IntentRecord>, sqlx::Error> {
+    sqlx::query_as(intent_columns!(
+        "SELECT",
+        "FROM payment_intents WHERE order_id = $1"
+    ))
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The intent of `order_id`, locked for update.
+pub async fn intent_by_order_for_update(
+    tx: &mut Tx,
+    order_id: Uuid,
+) -> Result<Option<IntentRecord>, sqlx::Error> {
+    sqlx::query_as(intent_columns!(
+        "SELECT",
+        "FROM payment_intents WHERE order_id = $1 FOR UPDATE"
+    ))
+    .bind(order_id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// The intent `id`, locked for update.
+pub async fn intent_for_update(tx: &mut Tx, id: Uuid) -> Result<Option<IntentRecord>, sqlx::Error> {
+    sqlx::query_as(intent_columns!(
+        "SELECT",
+        "FROM payment_intents WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// The intent `id`.
+pub async fn intent(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<IntentRecord>, sqlx::Error> {
+    sqlx::query_as(intent_columns!(
+        "SELECT",
+        "FROM payment_intents WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// What a settlement or an expiry writes on the intent.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusChange<'a> {
+    pub from: PaymentStatus,
+    pub to: PaymentStatus,
+    pub captured_vnd: i64,
+    pub provider_transaction_id: Option<&'a str>,
+    pub reason: &'a str,
+}
+
+/// Moves a locked intent (the caller checked the transition) and records the move.
+pub async fn change_status(
+    tx: &mut Tx,
+    id: Uuid,
+    change: StatusChange<'_>,
+) -> Result<IntentRecord, sqlx::Error> {
+    let record = sqlx::query_as(intent_columns!(
+        "UPDATE payment_intents
+            SET status = $2, captured_vnd = $3,
+                provider_transaction_id = COALESCE($4, provider_transaction_id),
+                updated_at = now()
+          WHERE id = $1
+          RETURNING",
+        ""
+    ))
+    .bind(id)
+    .bind(change.to.as_str())
+    .bind(change.captured_vnd)
+    .bind(change.provider_transaction_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    record_transition(tx, id, Some(change.from), change.to, change.reason).await?;
+    Ok(record)
+}
+
+async fn record_transition(
+    tx: &mut Tx,
+    id: Uuid,
+    from: Option<PaymentStatus>,
+    to: PaymentStatus,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO payment_transitions (payment_id, from_status, to_status, reason)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(from.map(PaymentStatus::as_str))
+    .bind(to.as_str())
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Pending intents past their deadline, locked; rows another replica is already
+/// expiring (or a callback is settling) are skipped.
+pub async fn due_expiries(tx: &mut Tx, limit: i64) -> Result<Vec<IntentRecord>, sqlx::Error> {
+    sqlx::query_as(intent_columns!(
+        "SELECT",
+        "FROM payment_intents
+         WHERE status = 'pending' AND expires_at <= now()
+         ORDER BY expires_at
+         LIMIT $1
+         FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// One received provider callback and what was made of it.
+#[derive(Debug, Clone)]
+pub struct CallbackRecord<'a> {
+    pub provider: Provider,
+    pub payment_id: Option<Uuid>,
+    pub provider_transaction_id: Option<&'a str>,
+    pub raw_body: &'a str,
+    pub signature_valid: bool,
+    /// A code from the `verdict` column's list.
+    pub verdict: &'static str,
+    pub reason: &'a str,
+    pub http_status: u16,
+}
+
+/// Stores a callback with its verdict (in the transaction of its effect, if any).
+pub async fn record_callback(
+    conn: &mut PgConnection,
+    callback: &CallbackRecord<'_>,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO provider_callbacks
+            (id, provider, payment_id, provider_transaction_id, raw_body, signature_valid,
+             verdict, reason, http_status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(id)
+    .bind(callback.provider.as_str())
+    .bind(callback.payment_id)
+    .bind(callback.provider_transaction_id)
+    .bind(callback.raw_body)
+    .bind(callback.signature_valid)
+    .bind(callback.verdict)
+    .bind(callback.reason)
+    .bind(i16::try_from(callback.http_status).unwrap_or(i16::MAX))
+    .execute(conn)
+    .await?;
+    Ok(id)
+}

@@ -1,0 +1,770 @@
+//! The payment service started for real (port 0, fresh database, the test broker with a
+//! topic prefix of its own per test), driven by order events published to Kafka, signed
+//! HTTP callbacks and its generated gRPC client.
+
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use clap::Parser as _;
+use hmac::{Hmac, Mac as _};
+use ocop_events::CloudEvent;
+use ocop_grpc_kit::{auth::TokenVerifier, validation::violations};
+use ocop_payment::{App, Config, service::Payments};
+use ocop_proto::{
+    order::v1 as order_pb,
+    payment::v1::{self as pb, payment_service_client::PaymentServiceClient},
+};
+use ocop_testkit::{
+    eventually, find_record, fresh_database_url, header, kafka_brokers, key_text, unique,
+};
+use rdkafka::{
+    ClientConfig, Message as _,
+    producer::{FutureProducer, FutureRecord},
+};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::sync::oneshot;
+use tonic::{Code, Request, transport::Channel};
+use uuid::Uuid;
+
+const JWT_SECRET: &str = "payment-test-secret-payment-test-secret";
+const SANDBOX_SECRET: &str = "sandbox-test-secret-0123456789";
+const WAIT: Duration = Duration::from_secs(30);
+const AMOUNT: i64 = 525_000;
+
+struct TestPayment {
+    client: PaymentServiceClient<Channel>,
+    payments: Payments,
+    http: String,
+    prefix: String,
+    database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts the service on a fresh database and a topic prefix of its own.
+async fn spawn_payment(extra: &[&str]) -> TestPayment {
+    let database_url = fresh_database_url().await;
+    let prefix = format!("{}.", unique("t"));
+    spawn_payment_on(&database_url, &prefix, extra).await
+}
+
+/// Starts the service on an existing database and topic prefix (a restart).
+async fn spawn_payment_on(database_url: &str, prefix: &str, extra: &[&str]) -> TestPayment {
+    let mut args = vec![
+        "payment".to_owned(),
+        format!("--database-url={database_url}"),
+        "--grpc-addr=127.0.0.1:0".to_owned(),
+        "--http-addr=127.0.0.1:0".to_owned(),
+        format!("--kafka-brokers={}", kafka_brokers()),
+        format!("--kafka-topic-prefix={prefix}"),
+        "--kafka-create-topics".to_owned(),
+        format!("--auth-jwt-secret={JWT_SECRET}"),
+        format!("--sandbox-secret={SANDBOX_SECRET}"),
+        "--expiry-sweep-interval=100ms".to_owned(),
+    ];
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    let config = Config::try_parse_from(args).expect("test config parses");
+    let app = App::build(config).await.expect("payment builds");
+    let grpc_addr = app.grpc_addr();
+    let http = format!("http://{}", app.http_addr());
+    let payments = app.payments();
+    let (shutdown, stopped) = oneshot::channel();
+    let running = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let client = PaymentServiceClient::connect(format!("http://{grpc_addr}"))
+        .await
+        .expect("connect to payment");
+    TestPayment {
+        client,
+        payments,
+        http,
+        prefix: prefix.to_owned(),
+        database_url: database_url.to_owned(),
+        shutdown: Some(shutdown),
+        running,
+    }
+}
+
+fn with_token<T>(message: T, scopes: &[&str]) -> Request<T> {
+    let token = TokenVerifier::from_secret(JWT_SECRET.as_bytes()).mint(
+        "test-operator",
+        scopes,
+        Duration::from_secs(300),
+    );
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+fn payment_requested(order_id: Uuid, amount_vnd: i64, deadline: TimeDelta) -> CloudEvent {
+    let deadline = Utc::now() + deadline;
+    CloudEvent::new(
+        "/ocop/order",
+        order_id.to_string(),
+        Some(format!("order/{order_id}")),
+        &order_pb::PaymentRequested {
+            order_id: order_id.to_string(),
+            order_code: format!("QN-{}", &order_id.simple().to_string()[..8]),
+            amount_vnd,
+            payment_method: order_pb::PaymentMethod::Momo as i32,
+            deadline: Some(prost_types::Timestamp {
+                seconds: deadline.timestamp(),
+                nanos: 0,
+            }),
+            occurred_at: None,
+        },
+    )
+}
+
+fn order_cancelled(order_id: Uuid) -> CloudEvent {
+    CloudEvent::new(
+        "/ocop/order",
+        order_id.to_string(),
+        Some(format!("order/{order_id}")),
+        &order_pb::OrderCancelled {
+            order_id: order_id.to_string(),
+            lines: Vec::new(),
+            reason: 0,
+            detail: "khách đổi ý".into(),
+            previous_status: 0,
+            occurred_at: None,
+        },
+    )
+}
+
+/// HMAC-SHA256 of `body` in hex, computed here independently of the service's code.
+fn sign(secret: &str, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn callback_body(payment_id: &str, amount_vnd: i64, status: &str, transaction: &str) -> Value {
+    json!({
+        "payment_id": payment_id,
+        "order_code": "QN-TEST",
+        "amount_vnd": amount_vnd,
+        "status": status,
+        "provider_transaction_id": transaction,
+        "timestamp": Utc::now().timestamp(),
+    })
+}
+
+impl TestPayment {
+    async fn publish(&self, event: &CloudEvent) {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", kafka_brokers())
+            .set("message.timeout.ms", "10000")
+            .create()
+            .expect("create test producer");
+        let topic = format!("{}ocop.orders.v1", self.prefix);
+        producer
+            .send(
+                FutureRecord::to(&topic)
+                    .key(&event.key)
+                    .payload(&event.data)
+                    .headers(event.headers()),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(err, _)| err)
+            .expect("publish order event");
+    }
+
+    async fn get_payment(&self, order_id: Uuid) -> Result<pb::Payment, tonic::Status> {
+        self.client
+            .clone()
+            .get_payment(with_token(
+                pb::GetPaymentRequest {
+                    order_id: order_id.to_string(),
+                },
+                &["payment:read"],
+            ))
+            .await
+            .map(|response| response.into_inner().payment.expect("payment is set"))
+    }
+
+    /// Waits for the order's payment to satisfy `condition`.
+    async fn wait_payment(
+        &self,
+        order_id: Uuid,
+        what: &str,
+        condition: impl Fn(&pb::Payment) -> bool,
+    ) -> pb::Payment {
+        eventually(what, WAIT, || async {
+            let payment = self.get_payment(order_id).await.ok()?;
+            condition(&payment).then_some(payment)
+        })
+        .await
+    }
+
+    /// Publishes a payment request and waits for its pending intent.
+    async fn pending_payment(&self, deadline: TimeDelta) -> (Uuid, pb::Payment) {
+        let order_id = Uuid::now_v7();
+        self.publish(&payment_requested(order_id, AMOUNT, deadline))
+            .await;
+        let payment = self
+            .wait_payment(order_id, "the payment intent", |_| true)
+            .await;
+        (order_id, payment)
+    }
+
+    /// The first payment event of type `M` about `order_id` on the prefixed topic.
+    async fn payment_event<M: prost::Name + Default>(&self, order_id: Uuid) -> M {
+        let topic = format!("{}ocop.payments.v1", self.prefix);
+        let key = order_id.to_string();
+        let record = find_record(&topic, WAIT, |message| {
+            key_text(message) == key && header(message, "ce_type") == Some(M::full_name())
+        })
+        .await;
+        assert_eq!(
+            header(&record, "ce_source").as_deref(),
+            Some("/ocop/payment")
+        );
+        M::decode(record.payload().expect("event has a value")).expect("event decodes")
+    }
+
+    async fn outbox_count(&self, ce_type: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE ce_type = $1")
+            .bind(ce_type)
+            .fetch_one(self.payments.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn stored_status(&self, order_id: Uuid) -> String {
+        sqlx::query_scalar("SELECT status FROM payment_intents WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_one(self.payments.pool())
+            .await
+            .unwrap()
+    }
+
+    /// The verdicts and signature flags of stored callbacks, oldest first.
+    async fn callbacks(&self) -> Vec<(String, bool, Option<Uuid>)> {
+        sqlx::query_as(
+            "SELECT verdict, signature_valid, payment_id FROM provider_callbacks ORDER BY received_at, id",
+        )
+        .fetch_all(self.payments.pool())
+        .await
+        .unwrap()
+    }
+
+    /// POSTs `body` to the callback endpoint with `signature` as is.
+    async fn post_callback(&self, body: &str, signature: Option<&str>) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/callbacks/sandbox", self.http))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(signature) = signature {
+            request = request.header("X-Sandbox-Signature", signature);
+        }
+        let response = request.send().await.expect("callback request");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let reply = serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON reply: {text}"));
+        (status, reply)
+    }
+
+    /// POSTs `body` signed with the sandbox secret.
+    async fn post_signed(&self, body: &Value) -> (u16, Value) {
+        let body = body.to_string();
+        self.post_callback(&body, Some(&sign(SANDBOX_SECRET, &body)))
+            .await
+    }
+
+    async fn http_get(&self, path: &str) -> (u16, String) {
+        let response = reqwest::get(format!("{}{path}", self.http))
+            .await
+            .expect("http get");
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn http_post(&self, path: &str) -> u16 {
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.http))
+            .send()
+            .await
+            .expect("http post")
+            .status()
+            .as_u16()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.shutdown.take().unwrap().send(());
+        tokio::time::timeout(WAIT, self.running)
+            .await
+            .expect("payment stops within the grace period")
+            .expect("payment task did not panic")
+            .expect("payment stopped cleanly");
+    }
+}
+
+const NEVER: &[&str] = &["--sandbox-outcome=never"];
+
+#[tokio::test]
+async fn payment_request_creates_a_pending_intent_and_publishes_payment_initiated() {
+    let payment = spawn_payment(NEVER).await;
+    let (order_id, intent) = payment.pending_payment(TimeDelta::minutes(15)).await;
+    assert_eq!(intent.order_id, order_id.to_string());
+    assert_eq!(intent.status, pb::PaymentStatus::Pending as i32);
+    assert_eq!(intent.provider, pb::PaymentProvider::Sandbox as i32);
+    assert_eq!(intent.amount_vnd, AMOUNT);
+    assert_eq!(intent.captured_vnd, 0);
+    assert_eq!(
+        intent.pay_url,
+        format!("{}/sandbox/pay/{}", payment.http, intent.id)
+    );
+
+    let initiated: pb::PaymentInitiated = payment.payment_event(order_id).await;
+    assert_eq!(initiated.payment_id, intent.id);
+    assert_eq!(initiated.amount_vnd, AMOUNT);
+    assert_eq!(
+        initiated.instructions,
+        Some(pb::payment_initiated::Instructions::PayUrl(
+            intent.pay_url.clone()
+        ))
+    );
+    assert_eq!(initiated.expires_at, intent.expires_at);
+    let method: String = sqlx::query_scalar("SELECT method FROM payment_intents WHERE id = $1")
+        .bind(Uuid::parse_str(&intent.id).unwrap())
+        .fetch_one(payment.payments.pool())
+        .await
+        .unwrap();
+    assert_eq!(method, "momo", "the requested method is recorded");
+
+    let (status, page) = payment
+        .http_get(&format!("/sandbox/pay/{}", intent.id))
+        .await;
+    assert_eq!(status, 200);
+    for expected in [
+        "525.000 ₫",
+        "QN-",
+        "Thanh toán",
+        "Từ chối",
+        "/succeed",
+        "/fail",
+    ] {
+        assert!(page.contains(expected), "{expected} missing from {page}");
+    }
+    let (status, _) = payment
+        .http_get(&format!("/sandbox/pay/{}", Uuid::now_v7()))
+        .await;
+    assert_eq!(status, 404);
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn sandbox_settles_a_payment_by_itself_after_the_delay() {
+    let payment = spawn_payment(&["--sandbox-delay=100ms", "--sandbox-outcome=success"]).await;
+    let order_id = Uuid::now_v7();
+    payment
+        .publish(&payment_requested(order_id, AMOUNT, TimeDelta::minutes(15)))
+        .await;
+    let succeeded: pb::PaymentSucceeded = payment.payment_event(order_id).await;
+    assert_eq!(succeeded.amount_vnd, AMOUNT);
+    assert_eq!(succeeded.captured_vnd, AMOUNT);
+    assert!(
+        succeeded.provider_transaction_id.starts_with("SBX"),
+        "{}",
+        succeeded.provider_transaction_id
+    );
+    let settled = payment
+        .wait_payment(order_id, "the payment to succeed", |payment| {
+            payment.status == pb::PaymentStatus::Succeeded as i32
+        })
+        .await;
+    assert_eq!(settled.captured_vnd, AMOUNT);
+    assert_eq!(
+        settled.provider_transaction_id,
+        succeeded.provider_transaction_id
+    );
+    // It came through the signed HTTP callback, like any provider's.
+    assert_eq!(
+        payment.callbacks().await,
+        vec![(
+            "accepted".to_owned(),
+            true,
+            Some(Uuid::parse_str(&settled.id).unwrap())
+        )]
+    );
+    let (_, metrics) = payment.http_get("/metrics").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("ocop_payments_total")
+                && line.contains(r#"outcome="succeeded""#)
+                && line.contains(r#"provider="sandbox""#)),
+        "{metrics}"
+    );
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn unpaid_payment_expires_at_its_deadline() {
+    let payment = spawn_payment(NEVER).await;
+    let (order_id, intent) = payment.pending_payment(TimeDelta::seconds(2)).await;
+    let expired: pb::PaymentExpired = payment.payment_event(order_id).await;
+    assert_eq!(expired.payment_id, intent.id);
+    assert_eq!(expired.expires_at, intent.expires_at);
+    let payment_now = payment
+        .wait_payment(order_id, "the payment to expire", |payment| {
+            payment.status == pb::PaymentStatus::Expired as i32
+        })
+        .await;
+    assert_eq!(payment_now.captured_vnd, 0);
+
+    // A callback arriving afterwards changes nothing and is recorded.
+    let (status, reply) = payment
+        .post_signed(&callback_body(&intent.id, AMOUNT, "success", "SBXLATE"))
+        .await;
+    assert_eq!(status, 409, "{reply}");
+    assert_eq!(reply["verdict"], "closed");
+    assert_eq!(payment.stored_status(order_id).await, "expired");
+    assert_eq!(
+        payment
+            .outbox_count("ocop.payment.v1.PaymentSucceeded")
+            .await,
+        0
+    );
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn declining_in_the_sandbox_fails_the_payment() {
+    let payment = spawn_payment(NEVER).await;
+    let (order_id, intent) = payment.pending_payment(TimeDelta::minutes(15)).await;
+    let status = payment
+        .http_post(&format!("/sandbox/payments/{}/fail", intent.id))
+        .await;
+    assert_eq!(status, 200);
+    let failed: pb::PaymentFailed = payment.payment_event(order_id).await;
+    assert_eq!(failed.payment_id, intent.id);
+    assert_eq!(failed.reason_code, "declined");
+    payment
+        .wait_payment(order_id, "the payment to fail", |payment| {
+            payment.status == pb::PaymentStatus::Failed as i32
+        })
+        .await;
+
+    // The sandbox settles a payment once: paying after declining is refused.
+    let status = payment
+        .http_post(&format!("/sandbox/payments/{}/succeed", intent.id))
+        .await;
+    assert_eq!(status, 409);
+    let status = payment
+        .http_post(&format!("/sandbox/payments/{}/succeed", Uuid::now_v7()))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(payment.stored_status(order_id).await, "failed");
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_payment_request_creates_one_intent() {
+    let payment = spawn_payment(NEVER).await;
+    let order_id = Uuid::now_v7();
+    let first = payment_requested(order_id, AMOUNT, TimeDelta::minutes(15));
+    let second = payment_requested(order_id, AMOUNT, TimeDelta::minutes(15));
+    assert_ne!(first.id, second.id, "two distinct events, not a redelivery");
+    payment.publish(&first).await;
+    payment.publish(&second).await;
+    eventually("both requests to be consumed", WAIT, || async {
+        let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE event_id = ANY($1)")
+            .bind(vec![first.id, second.id])
+            .fetch_one(payment.payments.pool())
+            .await
+            .unwrap();
+        (seen == 2).then_some(())
+    })
+    .await;
+    let intents: i64 = sqlx::query_scalar("SELECT count(*) FROM payment_intents")
+        .fetch_one(payment.payments.pool())
+        .await
+        .unwrap();
+    assert_eq!(intents, 1);
+    assert_eq!(
+        payment
+            .outbox_count("ocop.payment.v1.PaymentInitiated")
+            .await,
+        1
+    );
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn forged_callback_is_refused_recorded_and_changes_nothing() {
+    let payment = spawn_payment(NEVER).await;
+    let (order_id, intent) = payment.pending_payment(TimeDelta::minutes(15)).await;
+    let body = callback_body(&intent.id, AMOUNT, "success", "SBXFORGED").to_string();
+
+    let forged = sign("someone-elses-secret-0123456789", &body);
+    let (status, reply) = payment.post_callback(&body, Some(&forged)).await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["verdict"], "invalid_signature");
+    assert!(
+        reply["reason"].as_str().unwrap().contains("signature"),
+        "{reply}"
+    );
+    let (status, reply) = payment.post_callback(&body, None).await;
+    assert_eq!(status, 400);
+    assert_eq!(reply["verdict"], "missing_signature");
+    let (status, _) = payment.post_callback(&body, Some("not-hex")).await;
+    assert_eq!(status, 400);
+
+    assert_eq!(payment.stored_status(order_id).await, "pending");
+    assert_eq!(
+        payment.callbacks().await,
+        vec![
+            ("invalid_signature".to_owned(), false, None),
+            ("missing_signature".to_owned(), false, None),
+            ("invalid_signature".to_owned(), false, None),
+        ]
+    );
+    let raw: String = sqlx::query_scalar("SELECT raw_body FROM provider_callbacks LIMIT 1")
+        .fetch_one(payment.payments.pool())
+        .await
+        .unwrap();
+    assert_eq!(raw, body, "the raw body is kept as evidence");
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn callback_for_another_amount_is_refused_and_changes_nothing() {
+    let payment = spawn_payment(NEVER).await;
+    let (order_id, intent) = payment.pending_payment(TimeDelta::minutes(15)).await;
+    let (status, reply) = payment
+        .post_signed(&callback_body(&intent.id, AMOUNT - 1, "success", "SBXLOW"))
+        .await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["verdict"], "wrong_amount");
+    assert_eq!(payment.stored_status(order_id).await, "pending");
+    assert_eq!(
+        payment.callbacks().await,
+        vec![(
+            "wrong_amount".to_owned(),
+            true,
+            Some(Uuid::parse_str(&intent.id).unwrap())
+        )]
+    );
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn stale_or_malformed_callbacks_are_refused() {
+    let payment = spawn_payment(NEVER).await;
+    let (order_id, intent) = payment.pending_payment(TimeDelta::minutes(15)).await;
+
+    let mut stale = callback_body(&intent.id, AMOUNT, "success", "SBXOLD");
+    stale["timestamp"] = json!(Utc::now().timestamp() - 6 * 60);
+    let (status, reply) = payment.post_signed(&stale).await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["verdict"], "stale");
+
+    let malformed = "{\"payment_id\": 42";
+    let (status, reply) = payment
+        .post_callback(malformed, Some(&sign(SANDBOX_SECRET, malformed)))
+        .await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["verdict"], "malformed");
+    let bad_status = callback_body(&intent.id, AMOUNT, "maybe", "SBXODD");
+    let (status, reply) = payment.post_signed(&bad_status).await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["verdict"], "malformed");
+
+    // Nothing this big is a callback: refused before it is read, and not stored.
+    let huge = "x".repeat(64 * 1024);
+    let response = reqwest::Client::new()
+        .post(format!("{}/callbacks/sandbox", payment.http))
+        .header("X-Sandbox-Signature", sign(SANDBOX_SECRET, &huge))
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+
+    assert_eq!(payment.stored_status(order_id).await, "pending");
+    let verdicts: Vec<String> = payment
+        .callbacks()
+        .await
+        .into_iter()
+        .map(|(verdict, valid, _)| {
+            assert!(valid, "these were signed correctly");
+            verdict
+        })
+        .collect();
+    assert_eq!(verdicts, vec!["stale", "malformed", "malformed"]);
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn callback_for_an_unknown_payment_is_not_found() {
+    let payment = spawn_payment(NEVER).await;
+    let (status, reply) = payment
+        .post_signed(&callback_body(
+            &Uuid::now_v7().to_string(),
+            AMOUNT,
+            "success",
+            "SBXNOBODY",
+        ))
+        .await;
+    assert_eq!(status, 404, "{reply}");
+    assert_eq!(reply["verdict"], "unknown_payment");
+    assert_eq!(
+        payment.callbacks().await,
+        vec![("unknown_payment".to_owned(), true, None)]
+    );
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn replayed_callback_is_already_processed_and_publishes_once() {
+    let payment = spawn_payment(NEVER).await;
+    let (order_id, intent) = payment.pending_payment(TimeDelta::minutes(15)).await;
+    let body = callback_body(&intent.id, AMOUNT, "success", "SBXPAID1");
+    let (status, reply) = payment.post_signed(&body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["result"], "accepted");
+    let (status, reply) = payment.post_signed(&body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["result"], "already processed");
+    // Even a failure report afterwards cannot move a settled payment.
+    let (status, reply) = payment
+        .post_signed(&callback_body(&intent.id, AMOUNT, "failure", "SBXPAID2"))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["result"], "already processed");
+
+    let settled = payment.get_payment(order_id).await.unwrap();
+    assert_eq!(settled.status, pb::PaymentStatus::Succeeded as i32);
+    assert_eq!(settled.provider_transaction_id, "SBXPAID1");
+    assert_eq!(settled.captured_vnd, AMOUNT);
+    assert_eq!(
+        payment
+            .outbox_count("ocop.payment.v1.PaymentSucceeded")
+            .await,
+        1
+    );
+    assert_eq!(
+        payment.outbox_count("ocop.payment.v1.PaymentFailed").await,
+        0
+    );
+    let succeeded: pb::PaymentSucceeded = payment.payment_event(order_id).await;
+    assert_eq!(succeeded.provider_transaction_id, "SBXPAID1");
+    let verdicts: Vec<String> = payment
+        .callbacks()
+        .await
+        .into_iter()
+        .map(|(verdict, _, _)| verdict)
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec!["accepted", "already_processed", "already_processed"]
+    );
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn order_cancellation_cancels_a_pending_payment_without_an_event() {
+    let payment = spawn_payment(NEVER).await;
+    let (order_id, intent) = payment.pending_payment(TimeDelta::minutes(15)).await;
+    payment.publish(&order_cancelled(order_id)).await;
+    eventually("the payment to be cancelled", WAIT, || async {
+        (payment.stored_status(order_id).await == "cancelled").then_some(())
+    })
+    .await;
+    let (status, reply) = payment
+        .post_signed(&callback_body(&intent.id, AMOUNT, "success", "SBXTOOLATE"))
+        .await;
+    assert_eq!(status, 409, "{reply}");
+    assert_eq!(payment.stored_status(order_id).await, "cancelled");
+    let types: Vec<String> = sqlx::query_scalar("SELECT ce_type FROM outbox ORDER BY seq")
+        .fetch_all(payment.payments.pool())
+        .await
+        .unwrap();
+    assert_eq!(types, vec!["ocop.payment.v1.PaymentInitiated"]);
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn pending_settlement_survives_a_restart() {
+    let first = spawn_payment(NEVER).await;
+    let (order_id, _) = first.pending_payment(TimeDelta::minutes(15)).await;
+    let (database_url, prefix) = (first.database_url.clone(), first.prefix.clone());
+    first.stop().await;
+
+    // Nothing was scheduled in memory: the new process finds the due intent itself.
+    let second = spawn_payment_on(
+        &database_url,
+        &prefix,
+        &["--sandbox-delay=100ms", "--sandbox-outcome=success"],
+    )
+    .await;
+    let succeeded: pb::PaymentSucceeded = second.payment_event(order_id).await;
+    assert_eq!(succeeded.captured_vnd, AMOUNT);
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn get_payment_needs_its_scope_and_a_valid_order_id_and_refund_is_not_there_yet() {
+    let mut payment = spawn_payment(NEVER).await;
+    let anonymous = payment
+        .client
+        .get_payment(pb::GetPaymentRequest {
+            order_id: Uuid::now_v7().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let wrong_scope = payment
+        .client
+        .get_payment(with_token(
+            pb::GetPaymentRequest {
+                order_id: Uuid::now_v7().to_string(),
+            },
+            &["catalog:write"],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong_scope.code(), Code::PermissionDenied);
+
+    let unknown = payment.get_payment(Uuid::now_v7()).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let bad = payment
+        .client
+        .get_payment(with_token(
+            pb::GetPaymentRequest {
+                order_id: "42".into(),
+            },
+            &["payment:read"],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(violations(&bad)[0].field, "order_id");
+
+    let refund = payment
+        .client
+        .refund(with_token(
+            pb::RefundRequest {
+                order_id: Uuid::now_v7().to_string(),
+                amount_vnd: 1_000,
+                reason: "thiếu hàng".into(),
+                idempotency_key: "k1".into(),
+            },
+            &["payment:write"],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refund.code(), Code::Unimplemented);
+    assert!(
+        refund.message().contains("providers"),
+        "{}",
+        refund.message()
+    );
+    payment.stop().await;
+}
