@@ -334,9 +334,11 @@ impl OrderService for OrderApi {
             0 => 20,
             1..=100 => i64::from(request.page_size),
             other => {
-                return Err(
-                    FieldViolation::new("page_size", format!("{other} is outside 1..=100")).into(),
-                );
+                return Err(FieldViolation::new(
+                    "page_size",
+                    format!("{other} is outside 1..=100"),
+                )
+                .into());
             }
         };
         let after = decode_page_token(&request.page_token)?;
