@@ -10,6 +10,12 @@ PG_PORT=${OCOP_PG_PORT:-55432}
 KAFKA_PORT=${OCOP_KAFKA_PORT:-19092}
 CATALOG_GRPC_PORT=${OCOP_CATALOG_GRPC_PORT:-50051}
 CATALOG_HTTP_PORT=${OCOP_CATALOG_HTTP_PORT:-9101}
+ORDER_GRPC_PORT=${OCOP_ORDER_GRPC_PORT:-50052}
+ORDER_HTTP_PORT=${OCOP_ORDER_HTTP_PORT:-9102}
+PAYMENT_GRPC_PORT=${OCOP_PAYMENT_GRPC_PORT:-50053}
+PAYMENT_HTTP_PORT=${OCOP_PAYMENT_HTTP_PORT:-9103}
+NOTIFICATION_GRPC_PORT=${OCOP_NOTIFICATION_GRPC_PORT:-50054}
+NOTIFICATION_HTTP_PORT=${OCOP_NOTIFICATION_HTTP_PORT:-9104}
 STATE="$OCOP_ROOT/.run"
 LOGS="$STATE/logs"
 
@@ -36,7 +42,7 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM  # Ctrl-C is the normal way to stop: run cleanup, exit 0
 
 start_postgres "$STATE/pg" "$PG_PORT" "$LOGS/postgres.log"
-for db in catalog; do
+for db in catalog order payment notification; do
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
     || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE $db"
 done
@@ -48,27 +54,46 @@ export OCOP_AUTH_JWT_SECRET=$(cat "$STATE/jwt-secret")
 export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" KAFKA_CREATE_TOPICS=true
 export RUST_LOG=${RUST_LOG:-info}
 
-DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/catalog" \
-GRPC_ADDR="127.0.0.1:$CATALOG_GRPC_PORT" HTTP_ADDR="127.0.0.1:$CATALOG_HTTP_PORT" \
-  target/debug/catalog >"$LOGS/catalog.log" 2>&1 &
-PIDS+=($!)
-wait_for_port "$CATALOG_GRPC_PORT" "the catalog service" 60
+[ -s "$STATE/sandbox-secret" ] || { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$STATE/sandbox-secret"; chmod 600 "$STATE/sandbox-secret"; }
 
-export OCOP_CATALOG_ADDR="http://127.0.0.1:$CATALOG_GRPC_PORT"
+# start_service NAME GRPC_PORT HTTP_PORT [VAR=value …]: one service, its own database.
+start_service() {
+  local name=$1 grpc=$2 http=$3
+  shift 3
+  env DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$name" \
+    GRPC_ADDR="127.0.0.1:$grpc" HTTP_ADDR="127.0.0.1:$http" "$@" \
+    "target/debug/$name" >"$LOGS/$name.log" 2>&1 &
+  PIDS+=($!)
+}
+start_service catalog "$CATALOG_GRPC_PORT" "$CATALOG_HTTP_PORT"
+start_service order "$ORDER_GRPC_PORT" "$ORDER_HTTP_PORT" CATALOG_URL="http://127.0.0.1:$CATALOG_GRPC_PORT"
+start_service payment "$PAYMENT_GRPC_PORT" "$PAYMENT_HTTP_PORT" \
+  SANDBOX_SECRET="$(cat "$STATE/sandbox-secret")" PUBLIC_URL="http://127.0.0.1:$PAYMENT_HTTP_PORT" \
+  SANDBOX_DELAY="${OCOP_SANDBOX_DELAY:-2s}" SANDBOX_OUTCOME="${OCOP_SANDBOX_OUTCOME:-success}"
+start_service notification "$NOTIFICATION_GRPC_PORT" "$NOTIFICATION_HTTP_PORT" \
+  NOTIFICATION_SPOOL_DIR="$STATE/notifications"
+for port in "$CATALOG_GRPC_PORT" "$ORDER_GRPC_PORT" "$PAYMENT_GRPC_PORT" "$NOTIFICATION_GRPC_PORT"; do
+  wait_for_port "$port" "the service on port $port" 60
+done
+
+export OCOP_CATALOG_ADDR="http://127.0.0.1:$CATALOG_GRPC_PORT" OCOP_ORDER_ADDR="http://127.0.0.1:$ORDER_GRPC_PORT"
 log "seeding the catalogue"
 target/debug/ocopctl seed --file services/catalog/seed/catalog.toml
 
 cat <<INFO
 
 ocop-market is running (logs in .run/logs/, Ctrl-C stops everything):
-  PostgreSQL   127.0.0.1:$PG_PORT  (user postgres, database catalog)
+  PostgreSQL   127.0.0.1:$PG_PORT  (user postgres; databases catalog, order, payment, notification)
   Kafka        127.0.0.1:$KAFKA_PORT  (tansu, state in .run/broker.db)
   catalog      gRPC 127.0.0.1:$CATALOG_GRPC_PORT, metrics http://127.0.0.1:$CATALOG_HTTP_PORT/metrics
+  order        gRPC 127.0.0.1:$ORDER_GRPC_PORT, metrics http://127.0.0.1:$ORDER_HTTP_PORT/metrics
+  payment      gRPC 127.0.0.1:$PAYMENT_GRPC_PORT, HTTP (callbacks, sandbox pages) http://127.0.0.1:$PAYMENT_HTTP_PORT
+  notification gRPC 127.0.0.1:$NOTIFICATION_GRPC_PORT, messages in .run/notifications/
 
 Try, in another terminal:
   target/debug/ocopctl products search "mien dong binh lieu"
-  target/debug/ocopctl tail ocop.catalog.products.v1 --from-beginning --count 3 --kafka-brokers 127.0.0.1:$KAFKA_PORT
-  kcat -b 127.0.0.1:$KAFKA_PORT -C -t ocop.catalog.products.v1 -o beginning -c 1 -f 'key=%k headers=%h\\n'
+  target/debug/ocopctl order place --line <product id>:2 --follow
+  target/debug/ocopctl tail ocop.orders.v1 --from-beginning --kafka-brokers 127.0.0.1:$KAFKA_PORT
   export OCOP_AUTH_JWT_SECRET=\$(cat .run/jwt-secret)   # operator calls, e.g.:
   target/debug/ocopctl products get <id>
 INFO

@@ -11,7 +11,8 @@ ensure_broker
 
 # Library, binary and integration tests (the crates have no doc tests).
 TEST_TARGETS=(--workspace --lib --bins --tests)
-log "building tests"
+log "building the services and the tests"
+cargo build --workspace --bins --quiet
 cargo test "${TEST_TARGETS[@]}" --no-run --quiet
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ocop-test.XXXXXX")
@@ -39,6 +40,7 @@ log "PostgreSQL on 127.0.0.1:$PG_PORT, broker on 127.0.0.1:$KAFKA_PORT"
 export OCOP_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export OCOP_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export OCOP_TEST_BROKER_BIN="$TANSU_BIN"
+export OCOP_TEST_BIN_DIR="${CARGO_TARGET_DIR:-$OCOP_ROOT/target}/debug"
 export RUST_LOG=${RUST_LOG:-warn}
 cargo test "${TEST_TARGETS[@]}" "$@" 2>&1 | tee "$WORK/cargo-test.log"
 # One closing line for the whole run (cargo prints one per test binary).

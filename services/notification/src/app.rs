@@ -1,0 +1,185 @@
+//! Wiring: templates, channels, database, topics, listeners, and the tasks that run
+//! until shutdown.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use ocop_events::{
+    consumer::EventConsumer,
+    outbox::{Relay, RelayConfig},
+};
+use ocop_grpc_kit::{
+    auth::TokenVerifier,
+    server::{ServeOptions, serve},
+};
+use ocop_proto::notification::v1::notification_service_server::{
+    NotificationServiceServer, SERVICE_NAME,
+};
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Config, channel,
+    dispatch::{DispatchConfig, Dispatcher},
+    domain::delivery::RetryPolicy,
+    events, grpc,
+    service::Notifications,
+    templates::Templates,
+};
+
+/// The longest pause between two attempts of one notification.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// A built notification service, listening but not yet serving.
+pub struct App {
+    config: Config,
+    notifications: Notifications,
+    dispatcher: Dispatcher,
+    relay: Relay,
+    consumers: Vec<EventConsumer>,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+}
+
+impl App {
+    /// Loads and checks the templates, builds the enabled channels, connects to the
+    /// database (running migrations), creates topics when asked, subscribes, and binds
+    /// the listeners (port 0 picks free ports; see [`App::grpc_addr`]).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let templates = Templates::load(config.notification_templates_dir.as_deref())
+            .context("load message templates")?;
+        let channels = channel::from_config(&config).context("set up notification channels")?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.database_max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(config.database_url.expose())
+            .await
+            .context("connect to the notification database")?;
+        ocop_events::migrate(&pool, &crate::MIGRATOR)
+            .await
+            .context("run notification migrations")?;
+        if config.kafka.create_topics {
+            ocop_events::topics::ensure_topics(&config.kafka, events::TOPICS).await?;
+        }
+        let relay = Relay::new(
+            "notification",
+            pool.clone(),
+            &config.kafka,
+            RelayConfig::default(),
+        )?;
+        let consumers = events::SUBSCRIPTIONS
+            .iter()
+            .map(|subscription| {
+                let consumer = events::consumer_config(
+                    subscription,
+                    config.event_max_attempts,
+                    config.event_retry_backoff,
+                );
+                EventConsumer::new(&config.kafka, pool.clone(), consumer)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let notifications = Notifications::new(pool.clone(), Arc::new(templates), channels.kinds());
+        let dispatcher = Dispatcher::new(
+            pool,
+            channels,
+            DispatchConfig {
+                retry: RetryPolicy {
+                    max_attempts: config.notification_max_attempts,
+                    initial_backoff: config.notification_retry_backoff,
+                    max_backoff: MAX_RETRY_BACKOFF,
+                },
+                interval: config.dispatch_interval,
+                // A little over the channels' own limit, so their more precise error
+                // usually wins; this only guards against a channel that hangs.
+                send_timeout: config.notification_send_timeout + Duration::from_secs(1),
+            },
+        );
+        let grpc_listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("bind gRPC address {}", config.grpc_addr))?;
+        let http_listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("bind HTTP address {}", config.http_addr))?;
+        Ok(Self {
+            config,
+            notifications,
+            dispatcher,
+            relay,
+            consumers,
+            grpc_listener,
+            http_listener,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// The service's operations, for tests that look at its database.
+    pub fn notifications(&self) -> Notifications {
+        self.notifications.clone()
+    }
+
+    /// Serves until `shutdown` resolves: then reports NOT_SERVING, drains gRPC calls,
+    /// stops consuming and dispatching, and lets the outbox relay finish its round.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let mut tasks = vec![
+            ("outbox relay", tokio::spawn(self.relay.run(stop.clone()))),
+            (
+                "dispatcher",
+                tokio::spawn(self.dispatcher.run(stop.clone())),
+            ),
+        ];
+        let handler = events::EventHandler::new(self.notifications.clone());
+        for consumer in self.consumers {
+            tasks.push((
+                "event consumer",
+                tokio::spawn(consumer.run(handler.clone(), stop.clone())),
+            ));
+        }
+        let http_stop = stop.clone();
+        let http = tokio::spawn(ocop_telemetry::metrics::serve(
+            self.http_listener,
+            ocop_telemetry::metrics::router(),
+            async move { http_stop.cancelled().await },
+        ));
+
+        let routes = tonic::service::Routes::new(NotificationServiceServer::new(
+            grpc::NotificationApi::new(self.notifications.clone()),
+        ));
+        let options = ServeOptions {
+            service_names: vec![SERVICE_NAME],
+            verifier: TokenVerifier::new(&self.config.auth),
+            policy: grpc::policy,
+            drain_delay: self.config.shutdown_drain_delay,
+            grace: self.config.shutdown_grace,
+        };
+        let served = serve(self.grpc_listener, routes, options, shutdown).await;
+
+        stop.cancel();
+        for (name, task) in tasks {
+            if let Err(err) = task.await {
+                tracing::error!(task = name, error = %err, "task panicked");
+            }
+        }
+        match http.await {
+            Ok(Err(err)) => tracing::error!(error = %err, "metrics server failed"),
+            Err(err) => tracing::error!(error = %err, "metrics server panicked"),
+            Ok(Ok(())) => {}
+        }
+        served
+    }
+}

@@ -1,0 +1,26 @@
+//! The notification service's model: contacts that normalise and mask themselves, what
+//! happened to an order (the notices worth telling the shopper), and the delivery rules
+//! (channels, statuses, retries). No I/O here, and no tonic, prost, sqlx or rdkafka:
+//! `events.rs`, `grpc.rs` and `store.rs` translate at the edges.
+
+pub mod contact;
+pub mod delivery;
+pub mod format;
+pub mod notice;
+
+/// A value that broke a rule, with the field it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Invalid {
+    pub field: String,
+    pub reason: String,
+}
+
+impl Invalid {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! A whole ocop-market platform for one test: the four services, each on port 0 with a
+//! fresh database, sharing the test broker under a topic prefix of the test's own, so
+//! tests running side by side never see each other's events.
+
+use std::time::Duration;
+
+use clap::Parser as _;
+use ocop_grpc_kit::auth::TokenVerifier;
+use ocop_proto::{
+    catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient},
+    notification::v1::notification_service_client::NotificationServiceClient,
+    order::v1::{self as order, order_service_client::OrderServiceClient},
+};
+use ocop_testkit::{eventually, fresh_database_url, kafka_brokers, unique};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, transport::Channel};
+
+/// The token secret every service of a test platform shares.
+pub const SECRET: &str = "e2e-test-secret-e2e-test-secret-e2e!!";
+/// How long a saga step may take before a test gives up.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// How the sandbox gateway settles payments in a test platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    Never,
+}
+
+impl Outcome {
+    fn flag(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Never => "never",
+        }
+    }
+}
+
+/// Knobs of a test platform.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub outcome: Outcome,
+    pub payment_ttl: &'static str,
+    /// Run the order service as a real process (the `order` binary) that a test may
+    /// SIGKILL, instead of in-process.
+    pub order_as_process: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            outcome: Outcome::Success,
+            payment_ttl: "5m",
+            order_as_process: false,
+        }
+    }
+}
+
+/// The order service as a child process of the test.
+pub struct OrderProcess {
+    args: Vec<String>,
+    log: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl OrderProcess {
+    fn binary() -> std::path::PathBuf {
+        let dir = std::env::var("OCOP_TEST_BIN_DIR").unwrap_or_else(|_| {
+            panic!("OCOP_TEST_BIN_DIR is not set: run the tests with `make test`, which builds the service binaries")
+        });
+        std::path::Path::new(&dir).join("order")
+    }
+
+    /// Starts the process and waits until its gRPC port answers.
+    pub async fn start(&mut self, grpc_port: u16) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = std::process::Command::new(Self::binary())
+            .args(&self.args)
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the order binary");
+        self.child = Some(child);
+        eventually("the order process to listen", WAIT, || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", grpc_port))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+    }
+
+    /// SIGKILL: no drain, no goodbye, offsets and rows as they happen to be.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill the order process");
+            child.wait().expect("reap the order process");
+        }
+    }
+}
+
+impl Drop for OrderProcess {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running service: how to stop it, and its database (to start it again).
+pub struct Running {
+    pub database_url: String,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Graceful stop (SIGTERM's path).
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task
+            .await
+            .expect("service task")
+            .expect("service stopped cleanly");
+    }
+}
+
+/// The four services of one test.
+pub struct Platform {
+    pub prefix: String,
+    pub settings: Settings,
+    pub catalog: CatalogServiceClient<Channel>,
+    pub orders: OrderServiceClient<Channel>,
+    pub notifications: NotificationServiceClient<Channel>,
+    pub catalog_addr: String,
+    pub services: Vec<(&'static str, Running)>,
+    pub spool: std::path::PathBuf,
+    /// Set when `Settings::order_as_process` is, with its fixed gRPC port.
+    pub order_process: Option<(OrderProcess, u16)>,
+}
+
+fn common(prefix: &str, database_url: &str) -> Vec<String> {
+    vec![
+        format!("--database-url={database_url}"),
+        "--grpc-addr=127.0.0.1:0".into(),
+        "--http-addr=127.0.0.1:0".into(),
+        format!("--kafka-brokers={}", kafka_brokers()),
+        format!("--kafka-topic-prefix={prefix}"),
+        "--kafka-create-topics".into(),
+        format!("--auth-jwt-secret={SECRET}"),
+    ]
+}
+
+fn spawn<F>(
+    future: F,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+)
+where
+    F: FnOnce(CancellationToken) -> tokio::task::JoinHandle<anyhow::Result<()>>,
+{
+    let stop = CancellationToken::new();
+    let task = future(stop.clone());
+    (stop, task)
+}
+
+/// Starts the catalog on `database_url`; returns its gRPC address.
+pub async fn start_catalog(prefix: &str, database_url: &str) -> (String, Running) {
+    let mut args = vec!["catalog".to_owned()];
+    args.extend(common(prefix, database_url));
+    let app = ocop_catalog::App::build(ocop_catalog::Config::try_parse_from(args).unwrap())
+        .await
+        .unwrap();
+    let address = format!("http://{}", app.grpc_addr());
+    let (stop, task) =
+        spawn(|stop| tokio::spawn(app.run_until_stopped(async move { stop.cancelled().await })));
+    (
+        address,
+        Running {
+            database_url: database_url.to_owned(),
+            stop,
+            task,
+        },
+    )
+}
+
+impl Platform {
+    pub async fn start(settings: Settings) -> Self {
+        let prefix = format!("{}.", unique("e2e"));
+        let mut services = Vec::new();
+
+        let (catalog_addr, running) = start_catalog(&prefix, &fresh_database_url().await).await;
+        services.push(("catalog", running));
+
+        let database_url = fresh_database_url().await;
+        let mut args = common(&prefix, &database_url);
+        args.push(format!("--catalog-url={catalog_addr}"));
+        args.push(format!("--payment-ttl={}", settings.payment_ttl));
+        let mut order_process = None;
+        let order_addr = if settings.order_as_process {
+            let port = free_port();
+            args.retain(|arg| !arg.starts_with("--grpc-addr"));
+            args.push(format!("--grpc-addr=127.0.0.1:{port}"));
+            let mut process = OrderProcess {
+                args,
+                log: std::env::temp_dir().join(format!("{}.order.log", unique("e2e"))),
+                child: None,
+            };
+            process.start(port).await;
+            order_process = Some((process, port));
+            format!("http://127.0.0.1:{port}")
+        } else {
+            args.insert(0, "order".to_owned());
+            let app = ocop_order::App::build(ocop_order::Config::try_parse_from(args).unwrap())
+                .await
+                .unwrap();
+            let address = format!("http://{}", app.grpc_addr());
+            let (stop, task) = spawn(|stop| {
+                tokio::spawn(app.run_until_stopped(async move { stop.cancelled().await }))
+            });
+            services.push((
+                "order",
+                Running {
+                    database_url,
+                    stop,
+                    task,
+                },
+            ));
+            address
+        };
+
+        let database_url = fresh_database_url().await;
+        let mut args = vec!["payment".to_owned()];
+        args.extend(common(&prefix, &database_url));
+        args.push("--sandbox-secret=e2e-sandbox-secret-e2e".into());
+        args.push("--sandbox-delay=200ms".into());
+        args.push(format!("--sandbox-outcome={}", settings.outcome.flag()));
+        args.push("--expiry-sweep-interval=200ms".into());
+        let app = ocop_payment::App::build(ocop_payment::Config::try_parse_from(args).unwrap())
+            .await
+            .unwrap();
+        let (stop, task) = spawn(|stop| {
+            tokio::spawn(app.run_until_stopped(async move { stop.cancelled().await }))
+        });
+        services.push((
+            "payment",
+            Running {
+                database_url,
+                stop,
+                task,
+            },
+        ));
+
+        let database_url = fresh_database_url().await;
+        let spool = std::env::temp_dir().join(unique("e2e_spool"));
+        let mut args = vec!["notification".to_owned()];
+        args.extend(common(&prefix, &database_url));
+        args.push(format!("--notification-spool-dir={}", spool.display()));
+        let app =
+            ocop_notification::App::build(ocop_notification::Config::try_parse_from(args).unwrap())
+                .await
+                .unwrap();
+        let notification_addr = format!("http://{}", app.grpc_addr());
+        let (stop, task) = spawn(|stop| {
+            tokio::spawn(app.run_until_stopped(async move { stop.cancelled().await }))
+        });
+        services.push((
+            "notification",
+            Running {
+                database_url,
+                stop,
+                task,
+            },
+        ));
+
+        Self {
+            prefix,
+            settings,
+            catalog: CatalogServiceClient::connect(catalog_addr.clone())
+                .await
+                .unwrap(),
+            orders: OrderServiceClient::connect(order_addr).await.unwrap(),
+            notifications: NotificationServiceClient::connect(notification_addr)
+                .await
+                .unwrap(),
+            catalog_addr,
+            services,
+            spool,
+            order_process,
+        }
+    }
+
+    /// The broker-side name of a logical topic in this platform.
+    pub fn topic(&self, logical: &str) -> String {
+        format!("{}{logical}", self.prefix)
+    }
+
+    /// A product of a cooperative in Tiên Yên with `stock` units at 150.000 ₫.
+    pub async fn product(&mut self, stock: i64) -> String {
+        self.catalog
+            .upsert_producer(authorized(
+                catalog::UpsertProducerRequest {
+                    code: "HTX-GA-TIEN-YEN".into(),
+                    name: "HTX Gà Tiên Yên".into(),
+                    kind: catalog::ProducerKind::Cooperative as i32,
+                    district: "Tiên Yên".into(),
+                    province: "Quảng Ninh".into(),
+                },
+                &["catalog:write"],
+            ))
+            .await
+            .unwrap();
+        self.catalog
+            .upsert_product(authorized(
+                catalog::UpsertProductRequest {
+                    sku: unique("GA").to_uppercase().replace('_', "-"),
+                    producer_code: "HTX-GA-TIEN-YEN".into(),
+                    name: "Gà Tiên Yên".into(),
+                    description: "Gà đồi thả vườn, thịt chắc.".into(),
+                    category: "Thực phẩm".into(),
+                    stars: 4,
+                    unit: "con ~1,5kg".into(),
+                    price_vnd: 150_000,
+                    status: catalog::ProductStatus::Active as i32,
+                    initial_stock: stock,
+                },
+                &["catalog:write"],
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .product
+            .unwrap()
+            .id
+    }
+
+    /// (on hand, reserved) of a product.
+    pub async fn stock(&mut self, product_id: &str) -> (i64, i64) {
+        let product = self
+            .catalog
+            .get_product(catalog::GetProductRequest {
+                id: product_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .product
+            .unwrap();
+        (product.on_hand, product.reserved)
+    }
+
+    pub async fn place(&mut self, product_id: &str, quantity: i32) -> order::Order {
+        self.orders
+            .place_order(place_request(
+                &uuid::Uuid::new_v4().to_string(),
+                product_id,
+                quantity,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .order
+            .unwrap()
+    }
+
+    pub async fn order(&mut self, order_id: &str) -> order::Order {
+        self.orders
+            .get_order(order::GetOrderRequest {
+                order_id: order_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .order
+            .unwrap()
+    }
+
+    /// Waits until the order reaches `status`.
+    pub async fn wait_for(&self, order_id: &str, status: order::OrderStatus) -> order::Order {
+        let client = self.orders.clone();
+        eventually(&format!("order {order_id} to be {status:?}"), WAIT, || {
+            let mut client = client.clone();
+            let order_id = order_id.to_owned();
+            async move {
+                let found = client
+                    .get_order(order::GetOrderRequest { order_id })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .order?;
+                (found.status == status as i32).then_some(found)
+            }
+        })
+        .await
+    }
+
+    /// Waits until a product's stock is `(on_hand, reserved)`.
+    pub async fn wait_for_stock(&self, product_id: &str, expected: (i64, i64)) {
+        let client = self.catalog.clone();
+        eventually(
+            &format!("stock of {product_id} to be {expected:?}"),
+            WAIT,
+            || {
+                let mut client = client.clone();
+                let id = product_id.to_owned();
+                async move {
+                    let product = client
+                        .get_product(catalog::GetProductRequest { id })
+                        .await
+                        .ok()?
+                        .into_inner()
+                        .product?;
+                    ((product.on_hand, product.reserved) == expected).then_some(())
+                }
+            },
+        )
+        .await
+    }
+
+    /// Stops every service gracefully.
+    pub async fn stop(self) {
+        for (_, running) in self.services {
+            running.stop().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.spool);
+    }
+}
+
+/// A request with a bearer token granting `scopes`.
+pub fn authorized<T>(message: T, scopes: &[&str]) -> Request<T> {
+    let token =
+        TokenVerifier::from_secret(SECRET.as_bytes()).mint("e2e", scopes, Duration::from_secs(600));
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// A sandbox-paid order of `quantity` units for a shopper in Hạ Long.
+pub fn place_request(key: &str, product_id: &str, quantity: i32) -> order::PlaceOrderRequest {
+    order::PlaceOrderRequest {
+        idempotency_key: key.into(),
+        customer: Some(order::Customer {
+            name: "Phạm Thị Hoa".into(),
+            phone: "0987 654 321".into(),
+            email: "hoa@example.com".into(),
+            address: Some(order::Address {
+                province: "Quảng Ninh".into(),
+                district: "Hạ Long".into(),
+                ward: "Bãi Cháy".into(),
+                street: "8 Hạ Long".into(),
+            }),
+        }),
+        lines: vec![order::LineItem {
+            product_id: product_id.into(),
+            quantity,
+        }],
+        delivery_method: order::DeliveryMethod::Standard as i32,
+        payment_method: order::PaymentMethod::Sandbox as i32,
+        sales_channel: order::SalesChannel::Web as i32,
+        note: String::new(),
+    }
+}

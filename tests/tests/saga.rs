@@ -1,0 +1,434 @@
+//! The order saga end to end (issue: "The saga's guarantees"): four real services, the
+//! real PostgreSQL and the real broker. Every wait is a condition with a timeout.
+
+use std::time::Duration;
+
+use ocop_e2e::{Outcome, Platform, Settings, WAIT, authorized, place_request, start_catalog};
+use ocop_proto::{
+    notification::v1::{self as notification, list_notifications_request::Filter},
+    order::v1::{self as order, OrderStatus},
+};
+use ocop_testkit::eventually;
+use rdkafka::{
+    Offset, TopicPartitionList,
+    consumer::{BaseConsumer, CommitMode, Consumer as _},
+};
+use tonic::Code;
+
+async fn notifications_for(
+    platform: &Platform,
+    order_id: &str,
+    at_least: usize,
+) -> Vec<notification::Notification> {
+    let client = platform.notifications.clone();
+    eventually(
+        &format!("{at_least} notifications sent for {order_id}"),
+        WAIT,
+        || {
+            let mut client = client.clone();
+            let order_id = order_id.to_owned();
+            async move {
+                let listed = client
+                    .list_notifications(authorized(
+                        notification::ListNotificationsRequest {
+                            filter: Some(Filter::OrderId(order_id)),
+                            page_size: 100,
+                            page_token: String::new(),
+                        },
+                        &["notification:read"],
+                    ))
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .notifications;
+                let sent = listed
+                    .iter()
+                    .filter(|n| n.status == notification::NotificationStatus::Sent as i32)
+                    .count();
+                (sent >= at_least).then_some(listed)
+            }
+        },
+    )
+    .await
+}
+
+fn causes(order: &order::Order) -> Vec<&str> {
+    order
+        .history
+        .iter()
+        .map(|change| change.cause.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn happy_path_ends_confirmed_with_stock_sold_and_the_shopper_told() {
+    let mut platform = Platform::start(Settings::default()).await;
+    let product = platform.product(10).await;
+    let placed = platform.place(&product, 2).await;
+    let confirmed = platform.wait_for(&placed.id, OrderStatus::Confirmed).await;
+    assert_eq!(
+        causes(&confirmed),
+        vec![
+            "PlaceOrder",
+            "ocop.catalog.v1.StockReserved",
+            "ocop.payment.v1.PaymentSucceeded"
+        ]
+    );
+    assert!(
+        confirmed.payment_instructions.is_some(),
+        "GetOrder shows how to pay"
+    );
+    platform.wait_for_stock(&product, (8, 0)).await;
+
+    // Order received, payment instructions, confirmed.
+    let sent = notifications_for(&platform, &placed.id, 3).await;
+    let bodies: Vec<&str> = sent.iter().map(|n| n.body.as_str()).collect();
+    assert!(
+        bodies.iter().any(|body| body.contains("330.000 ₫")),
+        "{bodies:#?}"
+    );
+    assert!(
+        bodies.iter().all(|body| body.contains(&placed.code)),
+        "{bodies:#?}"
+    );
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn out_of_stock_order_is_rejected_with_nothing_reserved_and_the_shopper_told() {
+    let mut platform = Platform::start(Settings::default()).await;
+    let product = platform.product(1).await;
+    let placed = platform.place(&product, 3).await;
+    let cancelled = platform.wait_for(&placed.id, OrderStatus::Cancelled).await;
+    assert_eq!(
+        cancelled.cancellation_reason,
+        order::CancellationReason::OutOfStock as i32
+    );
+    assert_eq!(platform.stock(&product).await, (1, 0));
+    // Order received, then cancelled for want of stock.
+    notifications_for(&platform, &placed.id, 2).await;
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn failed_payment_cancels_the_order_and_releases_the_stock() {
+    let mut platform = Platform::start(Settings {
+        outcome: Outcome::Failure,
+        ..Settings::default()
+    })
+    .await;
+    let product = platform.product(10).await;
+    let placed = platform.place(&product, 4).await;
+    let cancelled = platform.wait_for(&placed.id, OrderStatus::Cancelled).await;
+    assert_eq!(
+        cancelled.cancellation_reason,
+        order::CancellationReason::PaymentFailed as i32
+    );
+    platform.wait_for_stock(&product, (10, 0)).await;
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn payment_that_never_arrives_expires_and_releases_the_stock() {
+    let mut platform = Platform::start(Settings {
+        outcome: Outcome::Never,
+        payment_ttl: "2s",
+        ..Settings::default()
+    })
+    .await;
+    let product = platform.product(10).await;
+    let placed = platform.place(&product, 4).await;
+    platform
+        .wait_for(&placed.id, OrderStatus::AwaitingPayment)
+        .await;
+    assert_eq!(platform.stock(&product).await, (10, 4));
+    let cancelled = platform.wait_for(&placed.id, OrderStatus::Cancelled).await;
+    assert_eq!(
+        cancelled.cancellation_reason,
+        order::CancellationReason::PaymentExpired as i32
+    );
+    platform.wait_for_stock(&product, (10, 0)).await;
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_before_payment_releases_the_stock() {
+    let mut platform = Platform::start(Settings {
+        outcome: Outcome::Never,
+        ..Settings::default()
+    })
+    .await;
+    let product = platform.product(10).await;
+    let placed = platform.place(&product, 3).await;
+    platform
+        .wait_for(&placed.id, OrderStatus::AwaitingPayment)
+        .await;
+    let cancelled = platform
+        .orders
+        .cancel_order(order::CancelOrderRequest {
+            order_id: placed.id.clone(),
+            reason: "đặt nhầm".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(
+        cancelled.cancellation_reason,
+        order::CancellationReason::CustomerRequest as i32
+    );
+    platform.wait_for_stock(&product, (10, 0)).await;
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_after_payment_is_refused() {
+    let mut platform = Platform::start(Settings::default()).await;
+    let product = platform.product(10).await;
+    let placed = platform.place(&product, 1).await;
+    platform.wait_for(&placed.id, OrderStatus::Confirmed).await;
+    let status = platform
+        .orders
+        .cancel_order(order::CancelOrderRequest {
+            order_id: placed.id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(
+        platform.order(&placed.id).await.status,
+        OrderStatus::Confirmed as i32
+    );
+    platform.wait_for_stock(&product, (9, 0)).await;
+    platform.stop().await;
+}
+
+/// Offsets of `group` on `topic` per partition, and the topic's high watermarks.
+fn group_progress(brokers: &str, group: &str, topic: &str) -> (Vec<i64>, Vec<i64>) {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .unwrap();
+    let partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    let mut list = TopicPartitionList::new();
+    for partition in &partitions {
+        list.add_partition(topic, *partition);
+    }
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(5))
+        .unwrap();
+    let offsets = partitions
+        .iter()
+        .map(|partition| {
+            match committed
+                .find_partition(topic, *partition)
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(offset)) => offset,
+                _ => 0,
+            }
+        })
+        .collect();
+    let highs = partitions
+        .iter()
+        .map(|partition| {
+            consumer
+                .fetch_watermarks(topic, *partition, Duration::from_secs(5))
+                .unwrap()
+                .1
+        })
+        .collect();
+    (offsets, highs)
+}
+
+#[tokio::test]
+async fn replaying_the_order_topic_for_the_catalog_changes_nothing() {
+    let mut platform = Platform::start(Settings::default()).await;
+    let product = platform.product(10).await;
+    let placed = platform.place(&product, 2).await;
+    platform.wait_for(&placed.id, OrderStatus::Confirmed).await;
+    platform.wait_for_stock(&product, (8, 0)).await;
+
+    let brokers = ocop_testkit::kafka_brokers();
+    let group = platform.topic("ocop.catalog.orders");
+    let topic = platform.topic("ocop.orders.v1");
+    let index = platform
+        .services
+        .iter()
+        .position(|(name, _)| *name == "catalog")
+        .unwrap();
+    let (_, catalog) = platform.services.remove(index);
+    let database_url = catalog.database_url.clone();
+    catalog.stop().await;
+    let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
+    let events_before: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+
+    // Rewind the catalog's group to the start of the topic, as an operator replaying it.
+    let (_, highs) = group_progress(&brokers, &group, &topic);
+    let rewind: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for partition in 0..highs.len() as i32 {
+        list.add_partition_offset(&topic, partition, Offset::Offset(0))
+            .unwrap();
+    }
+    rewind.commit(&list, CommitMode::Sync).unwrap();
+    drop(rewind);
+    assert!(
+        group_progress(&brokers, &group, &topic)
+            .0
+            .iter()
+            .all(|offset| *offset == 0)
+    );
+
+    let (address, restarted) = start_catalog(&platform.prefix, &database_url).await;
+    platform.services.push(("catalog", restarted));
+    platform.catalog =
+        ocop_proto::catalog::v1::catalog_service_client::CatalogServiceClient::connect(address)
+            .await
+            .unwrap();
+    eventually("the catalog to re-read the whole topic", WAIT, || {
+        let (brokers, group, topic) = (brokers.clone(), group.clone(), topic.clone());
+        async move {
+            let (offsets, highs) =
+                tokio::task::spawn_blocking(move || group_progress(&brokers, &group, &topic))
+                    .await
+                    .ok()?;
+            (offsets == highs).then_some(())
+        }
+    })
+    .await;
+    let events_after: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        events_after, events_before,
+        "a replay publishes nothing new"
+    );
+    assert_eq!(
+        platform.stock(&product).await,
+        (8, 0),
+        "a replay reserves and sells nothing again"
+    );
+    assert_eq!(
+        platform.order(&placed.id).await.status,
+        OrderStatus::Confirmed as i32
+    );
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn order_service_killed_mid_saga_and_restarted_still_settles_every_order_once() {
+    let mut platform = Platform::start(Settings {
+        order_as_process: true,
+        ..Settings::default()
+    })
+    .await;
+    let product = platform.product(100).await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(platform.place(&product, 2).await.id);
+    }
+    // Kill while the saga is in flight: some orders pending, some awaiting payment.
+    let (process, port) = platform.order_process.as_mut().unwrap();
+    let port = *port;
+    process.kill();
+    process.start(port).await;
+    platform.orders = order::order_service_client::OrderServiceClient::connect(format!(
+        "http://127.0.0.1:{port}"
+    ))
+    .await
+    .unwrap();
+
+    for id in &ids {
+        let confirmed = platform.wait_for(id, OrderStatus::Confirmed).await;
+        let mut seen = std::collections::HashSet::new();
+        for change in &confirmed.history {
+            assert!(
+                seen.insert(change.to),
+                "order {id} entered {:?} twice: {:?}",
+                change.to,
+                causes(&confirmed)
+            );
+        }
+    }
+    platform.wait_for_stock(&product, (80, 0)).await;
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_orders_for_fifty_units_sell_exactly_fifty() {
+    let mut platform = Platform::start(Settings::default()).await;
+    let product = platform.product(50).await;
+    let placing: Vec<_> = (0..200)
+        .map(|n| {
+            let mut client = platform.orders.clone();
+            let request = place_request(&format!("rush-{n}"), &product, 1);
+            tokio::spawn(async move {
+                client
+                    .place_order(request)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .order
+                    .unwrap()
+                    .id
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for task in placing {
+        ids.push(task.await.unwrap());
+    }
+    let mut confirmed = 0;
+    let mut cancelled = 0;
+    for id in &ids {
+        let client = platform.orders.clone();
+        let status = eventually(
+            &format!("order {id} to settle"),
+            Duration::from_secs(180),
+            || {
+                let mut client = client.clone();
+                let id = id.clone();
+                async move {
+                    let status = client
+                        .get_order(order::GetOrderRequest { order_id: id })
+                        .await
+                        .ok()?
+                        .into_inner()
+                        .order?
+                        .status;
+                    (status == OrderStatus::Confirmed as i32
+                        || status == OrderStatus::Cancelled as i32)
+                        .then_some(status)
+                }
+            },
+        )
+        .await;
+        if status == OrderStatus::Confirmed as i32 {
+            confirmed += 1;
+        } else {
+            cancelled += 1;
+        }
+    }
+    assert_eq!((confirmed, cancelled), (50, 150));
+    platform.wait_for_stock(&product, (0, 0)).await;
+    platform.stop().await;
+}
