@@ -44,7 +44,7 @@ trap 'exit 0' INT TERM  # Ctrl-C is the normal way to stop: run cleanup, exit 0
 start_postgres "$STATE/pg" "$PG_PORT" "$LOGS/postgres.log"
 for db in catalog order payment notification; do
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
-    || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE $db"
+    || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE \"$db\""
 done
 start_broker "$KAFKA_PORT" "sqlite://broker.db" "$LOGS/broker.log" "$STATE"
 

@@ -115,6 +115,9 @@ impl EventConsumer {
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
             .set("session.timeout.ms", "10000")
+            // A saga step waits on each hop; librdkafka's default of 500 ms per fetch
+            // would add up to most of an order's latency.
+            .set("fetch.wait.max.ms", "50")
             .create()
             .context("create kafka consumer")?;
         let topics: Vec<String> = config
