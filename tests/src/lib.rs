@@ -5,13 +5,12 @@
 use std::time::Duration;
 
 use clap::Parser as _;
-use ocop_grpc_kit::auth::TokenVerifier;
 use ocop_proto::{
     catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient},
     notification::v1::notification_service_client::NotificationServiceClient,
     order::v1::{self as order, order_service_client::OrderServiceClient},
 };
-use ocop_testkit::{eventually, fresh_database_url, kafka_brokers, unique};
+use ocop_testkit::{eventually, fresh_database_url, service_args, unique};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, transport::Channel};
 
@@ -154,15 +153,8 @@ pub struct Platform {
 }
 
 fn common(prefix: &str, database_url: &str) -> Vec<String> {
-    vec![
-        format!("--database-url={database_url}"),
-        "--grpc-addr=127.0.0.1:0".into(),
-        "--http-addr=127.0.0.1:0".into(),
-        format!("--kafka-brokers={}", kafka_brokers()),
-        format!("--kafka-topic-prefix={prefix}"),
-        "--kafka-create-topics".into(),
-        format!("--auth-jwt-secret={SECRET}"),
-    ]
+    // The binary name is added by the caller (in-process) or not needed (a process).
+    service_args("", database_url, prefix, SECRET).split_off(1)
 }
 
 fn spawn<F>(
@@ -443,13 +435,7 @@ impl Platform {
 
 /// A request with a bearer token granting `scopes`.
 pub fn authorized<T>(message: T, scopes: &[&str]) -> Request<T> {
-    let token =
-        TokenVerifier::from_secret(SECRET.as_bytes()).mint("e2e", scopes, Duration::from_secs(600));
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
+    ocop_testkit::authorized(message, SECRET, scopes)
 }
 
 /// A sandbox-paid order of `quantity` units for a shopper in Hạ Long.

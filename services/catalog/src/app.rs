@@ -12,7 +12,6 @@ use ocop_grpc_kit::{
     server::{ServeOptions, serve},
 };
 use ocop_proto::catalog::v1::catalog_service_server::{CatalogServiceServer, SERVICE_NAME};
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -32,15 +31,13 @@ impl App {
     /// Connects to the database (running migrations), creates topics when asked, and
     /// binds the listeners (port 0 picks free ports; see [`App::grpc_addr`]).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(config.database_max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&config.database_url)
-            .await
-            .context("connect to the catalog database")?;
-        ocop_events::migrate(&pool, &crate::MIGRATOR)
-            .await
-            .context("run catalog migrations")?;
+        let pool = ocop_events::connect_database(
+            "catalog",
+            &config.database_url,
+            config.database_max_connections,
+            &crate::MIGRATOR,
+        )
+        .await?;
         if config.kafka.create_topics {
             ocop_events::topics::ensure_topics(&config.kafka, events::TOPICS).await?;
         }
@@ -121,8 +118,7 @@ impl App {
             service_names: vec![SERVICE_NAME],
             verifier: TokenVerifier::new(&self.config.auth),
             policy: grpc::policy,
-            drain_delay: self.config.shutdown_drain_delay,
-            grace: self.config.shutdown_grace,
+            shutdown: self.config.shutdown,
         };
         let consumer_stop = stop.clone();
         let shutdown = async move {

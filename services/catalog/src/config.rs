@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use ocop_events::KafkaConfig;
-use ocop_grpc_kit::auth::AuthConfig;
+use ocop_grpc_kit::{auth::AuthConfig, server::ShutdownConfig};
 use ocop_telemetry::TelemetryConfig;
 
 /// Everything the catalog needs to run. A bad value stops start-up with a message
@@ -36,13 +36,8 @@ pub struct Config {
     #[arg(long, env = "RESERVATION_SWEEP_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub reservation_sweep_interval: Duration,
 
-    /// Pause between reporting NOT_SERVING and closing the listener.
-    #[arg(long, env = "SHUTDOWN_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
-    pub shutdown_drain_delay: Duration,
-
-    /// Longest wait for calls in flight at shutdown.
-    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub shutdown: ShutdownConfig,
 
     #[command(flatten)]
     pub kafka: KafkaConfig,

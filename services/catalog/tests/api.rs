@@ -11,7 +11,9 @@ use ocop_catalog::{
 };
 use ocop_grpc_kit::{auth::TokenVerifier, validation::violations};
 use ocop_proto::catalog::v1::{self as pb, catalog_service_client::CatalogServiceClient};
-use ocop_testkit::{eventually, find_record, fresh_database_url, header, kafka_brokers, key_text};
+use ocop_testkit::{
+    authorized, eventually, find_record, fresh_database_url, header, key_text, service_args,
+};
 use prost::Message as _;
 use rdkafka::Message as _;
 use tokio::sync::oneshot;
@@ -32,15 +34,7 @@ struct TestCatalog {
 
 async fn spawn_catalog_with(extra: &[&str]) -> TestCatalog {
     let database_url = fresh_database_url().await;
-    let mut args = vec![
-        "catalog".to_owned(),
-        format!("--database-url={database_url}"),
-        "--grpc-addr=127.0.0.1:0".to_owned(),
-        "--http-addr=127.0.0.1:0".to_owned(),
-        format!("--kafka-brokers={}", kafka_brokers()),
-        "--kafka-create-topics".to_owned(),
-        format!("--auth-jwt-secret={SECRET}"),
-    ];
+    let mut args = service_args("catalog", &database_url, "", SECRET);
     args.extend(extra.iter().map(|arg| (*arg).to_owned()));
     let config = Config::try_parse_from(args).expect("test config parses");
     let app = App::build(config).await.expect("catalog builds");
@@ -73,16 +67,7 @@ fn operator<T>(message: T) -> Request<T> {
 }
 
 fn with_token<T>(message: T, scopes: &[&str]) -> Request<T> {
-    let token = TokenVerifier::from_secret(SECRET.as_bytes()).mint(
-        "test-operator",
-        scopes,
-        Duration::from_secs(300),
-    );
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
+    authorized(message, SECRET, scopes)
 }
 
 fn producer_request(code: &str, district: &str) -> pb::UpsertProducerRequest {

@@ -24,6 +24,28 @@ pub use config::KafkaConfig;
 /// runs them with its own (see [`migrator_with`]).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
+/// Connects a service to its database and brings the schema up to date (the outbox and
+/// inbox tables plus the service's own migrations). `service` names the database in
+/// errors.
+pub async fn connect_database(
+    service: &str,
+    url: &str,
+    max_connections: u32,
+    migrations: &sqlx::migrate::Migrator,
+) -> anyhow::Result<sqlx::PgPool> {
+    use anyhow::Context as _;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect(url)
+        .await
+        .with_context(|| format!("connect to the {service} database"))?;
+    migrate(&pool, migrations)
+        .await
+        .with_context(|| format!("run {service} migrations"))?;
+    Ok(pool)
+}
+
 /// Runs the outbox/inbox migrations together with the service's own on `pool`.
 ///
 /// They form one migrator (versions are timestamps and never collide), so

@@ -13,6 +13,21 @@ use crate::{
     observe::ObserveLayer,
 };
 
+/// How a service shuts down, the same settings for every service.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct ShutdownConfig {
+    /// Pause between reporting NOT_SERVING and closing the listener, so load balancers
+    /// stop routing here (set it above the readiness probe period on Kubernetes).
+    #[arg(long = "shutdown-drain-delay", env = "SHUTDOWN_DRAIN_DELAY", default_value = "0s",
+          value_parser = humantime::parse_duration)]
+    pub drain_delay: Duration,
+
+    /// The longest wait for calls in flight once the listener is closed.
+    #[arg(long = "shutdown-grace", env = "SHUTDOWN_GRACE", default_value = "10s",
+          value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+}
+
 /// How a server admits calls and shuts down.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
@@ -20,10 +35,7 @@ pub struct ServeOptions {
     pub service_names: Vec<&'static str>,
     pub verifier: TokenVerifier,
     pub policy: Policy,
-    /// Between NOT_SERVING and closing the listener, so load balancers stop routing here.
-    pub drain_delay: Duration,
-    /// The longest wait for calls in flight once the listener is closed.
-    pub grace: Duration,
+    pub shutdown: ShutdownConfig,
 }
 
 /// Serves `routes` plus health and reflection on `listener` until `shutdown` resolves;
@@ -51,7 +63,7 @@ pub async fn serve(
     let draining = CancellationToken::new();
     let start_drain = draining.clone();
     let names = options.service_names.clone();
-    let drain_delay = options.drain_delay;
+    let drain_delay = options.shutdown.drain_delay;
     let stop = async move {
         shutdown.await;
         for name in names.into_iter().chain([""]) {
@@ -77,9 +89,9 @@ pub async fn serve(
     tokio::select! {
         result = &mut server => result.context("grpc server failed")?,
         _ = draining.cancelled() => {
-            match tokio::time::timeout(options.grace, &mut server).await {
+            match tokio::time::timeout(options.shutdown.grace, &mut server).await {
                 Ok(result) => result.context("grpc server failed while draining")?,
-                Err(_) => tracing::warn!(grace_ms = options.grace.as_millis() as u64, "calls still in flight after the grace period; closing"),
+                Err(_) => tracing::warn!(grace_ms = options.shutdown.grace.as_millis() as u64, "calls still in flight after the grace period; closing"),
             }
         }
     }

@@ -15,7 +15,6 @@ use ocop_grpc_kit::{
 use ocop_proto::notification::v1::notification_service_server::{
     NotificationServiceServer, SERVICE_NAME,
 };
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -50,15 +49,13 @@ impl App {
         let templates = Templates::load(config.notification_templates_dir.as_deref())
             .context("load message templates")?;
         let channels = channel::from_config(&config).context("set up notification channels")?;
-        let pool = PgPoolOptions::new()
-            .max_connections(config.database_max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(config.database_url.expose())
-            .await
-            .context("connect to the notification database")?;
-        ocop_events::migrate(&pool, &crate::MIGRATOR)
-            .await
-            .context("run notification migrations")?;
+        let pool = ocop_events::connect_database(
+            "notification",
+            config.database_url.expose(),
+            config.database_max_connections,
+            &crate::MIGRATOR,
+        )
+        .await?;
         if config.kafka.create_topics {
             ocop_events::topics::ensure_topics(&config.kafka, events::TOPICS).await?;
         }
@@ -164,8 +161,7 @@ impl App {
             service_names: vec![SERVICE_NAME],
             verifier: TokenVerifier::new(&self.config.auth),
             policy: grpc::policy,
-            drain_delay: self.config.shutdown_drain_delay,
-            grace: self.config.shutdown_grace,
+            shutdown: self.config.shutdown,
         };
         let served = serve(self.grpc_listener, routes, options, shutdown).await;
 

@@ -4,7 +4,7 @@
 use std::{convert::Infallible, fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use ocop_events::KafkaConfig;
-use ocop_grpc_kit::auth::AuthConfig;
+use ocop_grpc_kit::{auth::AuthConfig, server::ShutdownConfig};
 use ocop_telemetry::TelemetryConfig;
 
 use crate::domain::delivery::ChannelKind;
@@ -155,13 +155,8 @@ pub struct Config {
     #[arg(long, env = "ZALO_TEMPLATE_ID")]
     pub zalo_template_id: Option<String>,
 
-    /// Pause between reporting NOT_SERVING and closing the listener.
-    #[arg(long, env = "SHUTDOWN_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
-    pub shutdown_drain_delay: Duration,
-
-    /// Longest wait for calls in flight at shutdown.
-    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub shutdown: ShutdownConfig,
 
     #[command(flatten)]
     pub kafka: KafkaConfig,

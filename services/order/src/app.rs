@@ -17,7 +17,6 @@ use ocop_proto::{
     catalog::v1::catalog_service_client::CatalogServiceClient,
     order::v1::order_service_server::{OrderServiceServer, SERVICE_NAME},
 };
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -35,15 +34,13 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(config.database_max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&config.database_url)
-            .await
-            .context("connect to the order database")?;
-        ocop_events::migrate(&pool, &crate::MIGRATOR)
-            .await
-            .context("run order migrations")?;
+        let pool = ocop_events::connect_database(
+            "order",
+            &config.database_url,
+            config.database_max_connections,
+            &crate::MIGRATOR,
+        )
+        .await?;
         if config.kafka.create_topics {
             ocop_events::topics::ensure_topics(&config.kafka, events::TOPICS).await?;
         }
@@ -125,8 +122,7 @@ impl App {
             service_names: vec![SERVICE_NAME],
             verifier: TokenVerifier::new(&self.config.auth),
             policy: grpc::policy,
-            drain_delay: self.config.shutdown_drain_delay,
-            grace: self.config.shutdown_grace,
+            shutdown: self.config.shutdown,
         };
         let served = serve(self.grpc_listener, routes, options, shutdown).await;
         stop.cancel();

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use ocop_events::KafkaConfig;
-use ocop_grpc_kit::auth::AuthConfig;
+use ocop_grpc_kit::{auth::AuthConfig, server::ShutdownConfig};
 use ocop_telemetry::TelemetryConfig;
 
 #[derive(Debug, Clone, clap::Parser)]
@@ -37,11 +37,8 @@ pub struct Config {
     #[arg(long, env = "PAYMENT_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
     pub payment_ttl: Duration,
 
-    #[arg(long, env = "SHUTDOWN_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
-    pub shutdown_drain_delay: Duration,
-
-    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub shutdown: ShutdownConfig,
 
     #[command(flatten)]
     pub kafka: KafkaConfig,

@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use clap::Parser as _;
-use ocop_grpc_kit::{auth::TokenVerifier, validation::violations};
+use ocop_grpc_kit::validation::violations;
 use ocop_proto::{
     catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient},
     order::v1::{self as pb, order_service_client::OrderServiceClient},
 };
-use ocop_testkit::{eventually, find_record, fresh_database_url, kafka_brokers, key_text, unique};
+use ocop_testkit::{eventually, find_record, fresh_database_url, key_text, service_args, unique};
 use prost::Message as _;
 use rdkafka::Message as _;
 use tokio_util::sync::CancellationToken;
@@ -27,26 +27,13 @@ struct Stack {
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
-fn common_args(prefix: &str, database_url: String) -> Vec<String> {
-    vec![
-        format!("--database-url={database_url}"),
-        "--grpc-addr=127.0.0.1:0".into(),
-        "--http-addr=127.0.0.1:0".into(),
-        format!("--kafka-brokers={}", kafka_brokers()),
-        format!("--kafka-topic-prefix={prefix}"),
-        "--kafka-create-topics".into(),
-        format!("--auth-jwt-secret={SECRET}"),
-    ]
-}
-
 /// A catalog and an order service; `catalog_url` overrides where orders ask for quotes.
 async fn stack_with(catalog_url: Option<&str>) -> Stack {
     let prefix = format!("{}.", unique("t"));
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
 
-    let mut args = vec!["catalog".to_owned()];
-    args.extend(common_args(&prefix, fresh_database_url().await));
+    let args = service_args("catalog", &fresh_database_url().await, &prefix, SECRET);
     let catalog_app = ocop_catalog::App::build(ocop_catalog::Config::try_parse_from(args).unwrap())
         .await
         .unwrap();
@@ -56,8 +43,7 @@ async fn stack_with(catalog_url: Option<&str>) -> Stack {
         catalog_app.run_until_stopped(async move { stopped.cancelled().await }),
     ));
 
-    let mut args = vec!["order".to_owned()];
-    args.extend(common_args(&prefix, fresh_database_url().await));
+    let mut args = service_args("order", &fresh_database_url().await, &prefix, SECRET);
     args.push(format!(
         "--catalog-url={}",
         catalog_url.unwrap_or(&catalog_addr)
@@ -81,23 +67,8 @@ async fn stack_with(catalog_url: Option<&str>) -> Stack {
     }
 }
 
-fn token(scopes: &[&str]) -> String {
-    format!(
-        "Bearer {}",
-        TokenVerifier::from_secret(SECRET.as_bytes()).mint(
-            "test",
-            scopes,
-            Duration::from_secs(300)
-        )
-    )
-}
-
 fn authorized<T>(message: T, scopes: &[&str]) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", token(scopes).parse().unwrap());
-    request
+    ocop_testkit::authorized(message, SECRET, scopes)
 }
 
 impl Stack {

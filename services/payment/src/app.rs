@@ -16,7 +16,6 @@ use ocop_grpc_kit::{
     server::{ServeOptions, serve},
 };
 use ocop_proto::payment::v1::payment_service_server::{PaymentServiceServer, SERVICE_NAME};
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -45,15 +44,13 @@ impl App {
     /// the order-events consumer group, and binds the listeners (port 0 picks free
     /// ports; see [`App::grpc_addr`]).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(config.database_max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&config.database_url)
-            .await
-            .context("connect to the payment database")?;
-        ocop_events::migrate(&pool, &crate::MIGRATOR)
-            .await
-            .context("run payment migrations")?;
+        let pool = ocop_events::connect_database(
+            "payment",
+            &config.database_url,
+            config.database_max_connections,
+            &crate::MIGRATOR,
+        )
+        .await?;
         if config.kafka.create_topics {
             ocop_events::topics::ensure_topics(&config.kafka, events::TOPICS).await?;
         }
@@ -157,8 +154,7 @@ impl App {
             service_names: vec![SERVICE_NAME],
             verifier: TokenVerifier::new(&self.config.auth),
             policy: grpc::policy,
-            drain_delay: self.config.shutdown_drain_delay,
-            grace: self.config.shutdown_grace,
+            shutdown: self.config.shutdown,
         };
         let served = serve(self.grpc_listener, routes, options, shutdown).await;
 

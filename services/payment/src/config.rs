@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use ocop_events::KafkaConfig;
-use ocop_grpc_kit::auth::AuthConfig;
+use ocop_grpc_kit::{auth::AuthConfig, server::ShutdownConfig};
 use ocop_telemetry::TelemetryConfig;
 
 use crate::sandbox::{Outcome, scheme::SigningKey};
@@ -56,13 +56,8 @@ pub struct Config {
     #[arg(long, env = "EXPIRY_SWEEP_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub expiry_sweep_interval: Duration,
 
-    /// Pause between reporting NOT_SERVING and closing the listener.
-    #[arg(long, env = "SHUTDOWN_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
-    pub shutdown_drain_delay: Duration,
-
-    /// Longest wait for calls in flight at shutdown.
-    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub shutdown: ShutdownConfig,
 
     #[command(flatten)]
     pub kafka: KafkaConfig,

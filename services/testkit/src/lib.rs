@@ -220,3 +220,41 @@ impl Drop for PrivateBroker {
         let _ = self.child.wait();
     }
 }
+
+/// The flags every service takes in a test: listeners on port 0, its database, the test
+/// broker under `topic_prefix` (topics created), and the token secret. `binary` comes
+/// first, as clap expects.
+pub fn service_args(
+    binary: &str,
+    database_url: &str,
+    topic_prefix: &str,
+    jwt_secret: &str,
+) -> Vec<String> {
+    vec![
+        binary.to_owned(),
+        format!("--database-url={database_url}"),
+        "--grpc-addr=127.0.0.1:0".to_owned(),
+        "--http-addr=127.0.0.1:0".to_owned(),
+        format!("--kafka-brokers={}", kafka_brokers()),
+        format!("--kafka-topic-prefix={topic_prefix}"),
+        "--kafka-create-topics".to_owned(),
+        format!("--auth-jwt-secret={jwt_secret}"),
+    ]
+}
+
+/// A gRPC request carrying a bearer token signed with `jwt_secret` that grants `scopes`.
+pub fn authorized<T>(message: T, jwt_secret: &str, scopes: &[&str]) -> tonic::Request<T> {
+    let token = ocop_grpc_kit::auth::TokenVerifier::from_secret(jwt_secret.as_bytes()).mint(
+        "test",
+        scopes,
+        Duration::from_secs(600),
+    );
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}")
+            .parse()
+            .expect("a JWT is a valid header value"),
+    );
+    request
+}

@@ -5,7 +5,7 @@ use std::{path::Path, process::Command};
 use clap::Parser as _;
 use ocop_catalog::{App, Config};
 use ocop_proto::catalog::v1::{self as pb, catalog_service_client::CatalogServiceClient};
-use ocop_testkit::{fresh_database_url, kafka_brokers};
+use ocop_testkit::{fresh_database_url, service_args};
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "ocopctl-test-secret-ocopctl-test-secret";
@@ -58,15 +58,13 @@ async fn count_products(address: &str) -> usize {
 
 #[tokio::test]
 async fn seeding_the_shipped_catalogue_twice_loads_it_once() {
-    let config = Config::try_parse_from([
-        "catalog".to_owned(),
-        format!("--database-url={}", fresh_database_url().await),
-        "--grpc-addr=127.0.0.1:0".to_owned(),
-        "--http-addr=127.0.0.1:0".to_owned(),
-        format!("--kafka-brokers={}", kafka_brokers()),
-        "--kafka-create-topics".to_owned(),
-        format!("--auth-jwt-secret={SECRET}"),
-    ])
+    let prefix = format!("{}.", ocop_testkit::unique("t"));
+    let config = Config::try_parse_from(service_args(
+        "catalog",
+        &fresh_database_url().await,
+        &prefix,
+        SECRET,
+    ))
     .unwrap();
     let app = App::build(config).await.unwrap();
     let address = format!("http://{}", app.grpc_addr());
