@@ -166,9 +166,22 @@ impl EventConsumer {
                 event_id = tracing::field::Empty,
                 event_type = tracing::field::Empty,
             );
+            let event = CloudEvent::from_message(&message);
+            if let Ok(event) = &event {
+                // Before the span is first entered: a started span can't take a parent.
+                ocop_telemetry::propagation::set_parent_from_pairs(
+                    &span,
+                    event
+                        .trace_headers
+                        .iter()
+                        .map(|(name, value)| (name.as_str(), value.as_str())),
+                );
+                span.record("event_id", tracing::field::display(event.id));
+                span.record("event_type", event.event_type.as_str());
+            }
             let outcome = self
-                .process(&handler, &message, &span)
-                .instrument(span.clone())
+                .process(&handler, &message, event)
+                .instrument(span)
                 .await;
             metrics::counter!(
                 "ocop_consumer_messages_total",
@@ -194,24 +207,15 @@ impl EventConsumer {
         &self,
         handler: &H,
         message: &BorrowedMessage<'_>,
-        span: &tracing::Span,
+        event: Result<CloudEvent, DecodeError>,
     ) -> Outcome {
-        let event = match CloudEvent::from_message(message) {
+        let event = match event {
             Ok(event) => event,
             Err(err) => {
                 self.dead_letter(message, &err.to_string(), 1).await;
                 return Outcome::DeadLettered;
             }
         };
-        ocop_telemetry::propagation::set_parent_from_pairs(
-            span,
-            event
-                .trace_headers
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str())),
-        );
-        span.record("event_id", tracing::field::display(event.id));
-        span.record("event_type", event.event_type.as_str());
 
         let mut backoff = self.config.initial_backoff;
         for attempt in 1..=self.config.max_attempts {

@@ -17,6 +17,7 @@ use axum::{
     routing::post,
 };
 use chrono::{DateTime, Utc};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::{
@@ -98,7 +99,17 @@ async fn sandbox_callback(
     let signature = headers
         .get(SIGNATURE_HEADER)
         .map(|value| value.to_str().unwrap_or_default());
-    receiver.receive(&body, signature).await
+    // The callback continues the order's trace when the caller sends `traceparent` (the
+    // sandbox does; an unverified header can only affect tracing, never the payment).
+    let span = tracing::info_span!(
+        "callback",
+        otel.name = "POST /callbacks/sandbox",
+        otel.kind = "server",
+        http.request.method = "POST",
+        http.route = "/callbacks/sandbox",
+    );
+    ocop_telemetry::propagation::set_parent_from_http(&span, &headers);
+    receiver.receive(&body, signature).instrument(span).await
 }
 
 /// What a callback claims before it is trusted.

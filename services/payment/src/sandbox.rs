@@ -227,14 +227,15 @@ impl Gateway {
         }
         .to_bytes();
         let signature = self.config.key.sign(&body);
-        let sent = self
+        let mut request = self
             .client
             .post(&self.config.callback_url)
             .header(SIGNATURE_HEADER, signature)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await;
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        for (name, value) in &claim.trace_headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let sent = request.body(body).send().await;
         match sent {
             Ok(response) => {
                 let status = response.status().as_u16();

@@ -54,8 +54,9 @@ pub async fn insert_intent(
 ) -> Result<Option<IntentRecord>, sqlx::Error> {
     let created: Option<IntentRecord> = sqlx::query_as(intent_columns!(
         "INSERT INTO payment_intents
-            (id, order_id, order_code, method, provider, status, amount_vnd, pay_url, expires_at)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8)
+            (id, order_id, order_code, method, provider, status, amount_vnd, pay_url, expires_at,
+             trace_headers)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9)
          ON CONFLICT (order_id) DO NOTHING
          RETURNING",
         ""
@@ -68,6 +69,10 @@ pub async fn insert_intent(
     .bind(request.amount.get())
     .bind(pay_url)
     .bind(request.deadline)
+    .bind(
+        serde_json::to_value(ocop_telemetry::propagation::current_context_headers())
+            .expect("string pairs serialise"),
+    )
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(intent) = &created {

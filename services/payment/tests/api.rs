@@ -768,3 +768,41 @@ async fn get_payment_needs_its_scope_and_a_valid_order_id_and_refund_is_not_ther
     );
     payment.stop().await;
 }
+
+#[tokio::test]
+async fn the_provider_callback_continues_the_trace_of_the_payment_request() {
+    // A real tracer (no exporter), as the binary installs, so contexts are propagated.
+    let _guard = ocop_telemetry::init(
+        "payment-test",
+        &ocop_telemetry::TelemetryConfig {
+            log_filter: "off".into(),
+            ..Default::default()
+        },
+    );
+    let payment = spawn_payment(&["--sandbox-delay=100ms", "--sandbox-outcome=success"]).await;
+    let order_id = Uuid::now_v7();
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut requested = payment_requested(order_id, AMOUNT, TimeDelta::minutes(15));
+    requested.trace_headers = vec![(
+        "traceparent".to_owned(),
+        format!("00-{trace_id}-00f067aa0ba902b7-01"),
+    )];
+    payment.publish(&requested).await;
+    let succeeded = ocop_testkit::find_record(
+        &format!("{}ocop.payments.v1", payment.prefix),
+        Duration::from_secs(30),
+        |message| {
+            ocop_testkit::key_text(message) == order_id.to_string()
+                && ocop_testkit::header(message, "ce_type").as_deref()
+                    == Some("ocop.payment.v1.PaymentSucceeded")
+        },
+    )
+    .await;
+    let traceparent =
+        ocop_testkit::header(&succeeded, "traceparent").expect("traceparent on the event");
+    assert!(
+        traceparent.contains(trace_id),
+        "PaymentSucceeded left the order's trace: {traceparent}"
+    );
+    payment.stop().await;
+}

@@ -15,7 +15,8 @@ pub fn current_context_headers() -> Vec<(String, String)> {
     headers.0
 }
 
-/// Makes `span` a child of the context found in `headers` (if any).
+/// Makes `span` a child of the context found in `headers` (if any). Call it before the
+/// span is first entered: a started span keeps the parent it has.
 pub fn set_parent_from_pairs<'a>(
     span: &tracing::Span,
     headers: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -23,8 +24,10 @@ pub fn set_parent_from_pairs<'a>(
     let pairs = PairExtractor(headers.into_iter().collect());
     let parent =
         opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&pairs));
-    // A missing or malformed parent leaves the span a root: nothing to report.
-    let _ = span.set_parent(parent);
+    if let Err(err) = span.set_parent(parent) {
+        // A missing parent is normal (the span stays a root); a refused one is a bug.
+        tracing::debug!(error = %err, "span parent not set");
+    }
 }
 
 /// Makes `span` a child of the context in HTTP/gRPC headers (if any).

@@ -7,7 +7,10 @@ use opentelemetry_sdk::{
     propagation::TraceContextPropagator,
     trace::{Sampler, SdkTracerProvider},
 };
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+use tracing_subscriber::{
+    EnvFilter, Layer as _, filter::LevelFilter, layer::SubscriberExt as _,
+    util::SubscriberInitExt as _,
+};
 
 /// Telemetry settings, read from flags or the standard OpenTelemetry variables.
 #[derive(Debug, Clone, clap::Args)]
@@ -89,10 +92,11 @@ pub fn init(
     let traces = tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name));
     opentelemetry::global::set_tracer_provider(provider.clone());
 
+    // The log filter applies to log lines only: `RUST_LOG=warn` must not switch off the
+    // INFO-level spans that carry the trace from service to service.
     tracing_subscriber::registry()
-        .with(filter)
-        .with(logs)
-        .with(traces)
+        .with(logs.with_filter(filter))
+        .with(traces.with_filter(LevelFilter::INFO))
         .try_init()
         .context("install tracing subscriber")?;
     Ok(TelemetryGuard {

@@ -20,6 +20,8 @@ pub struct Claim {
     pub amount_vnd: i64,
     /// Delivery attempts so far, this one included.
     pub attempts: i32,
+    /// The order's trace context, sent as `traceparent` like any instrumented client.
+    pub trace_headers: Vec<(String, String)>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -30,6 +32,7 @@ struct ClaimRow {
     order_code: String,
     amount_vnd: i64,
     attempts: i32,
+    trace_headers: serde_json::Value,
 }
 
 impl From<ClaimRow> for Claim {
@@ -46,6 +49,7 @@ impl From<ClaimRow> for Claim {
             order_code: row.order_code,
             amount_vnd: row.amount_vnd,
             attempts: row.attempts,
+            trace_headers: serde_json::from_value(row.trace_headers).unwrap_or_default(),
         }
     }
 }
@@ -107,7 +111,7 @@ pub async fn claim(tx: &mut Tx, payment_id: Uuid) -> Result<Option<Claim>, sqlx:
            FROM payment_intents i
           WHERE i.id = s.payment_id AND s.payment_id = $1
           RETURNING s.payment_id, s.outcome, s.provider_transaction_id, i.order_code,
-                    i.amount_vnd, s.attempts",
+                    i.amount_vnd, s.attempts, i.trace_headers",
     )
     .bind(payment_id)
     .fetch_optional(&mut **tx)
@@ -136,7 +140,7 @@ pub async fn claim_due(
                  LIMIT $1
                  FOR UPDATE SKIP LOCKED)
           RETURNING s.payment_id, s.outcome, s.provider_transaction_id, i.order_code,
-                    i.amount_vnd, s.attempts",
+                    i.amount_vnd, s.attempts, i.trace_headers",
     )
     .bind(limit)
     .bind(millis(lease))
