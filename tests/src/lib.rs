@@ -57,19 +57,35 @@ impl Default for Settings {
     }
 }
 
-/// The order service as a child process of the test.
-pub struct OrderProcess {
+/// A service binary run as a child process of the test.
+pub struct ServiceProcess {
+    binary: &'static str,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     log: std::path::PathBuf,
     child: Option<std::process::Child>,
 }
 
-impl OrderProcess {
-    fn binary() -> std::path::PathBuf {
+/// The order service as a process (see `Settings::order_as_process`).
+pub type OrderProcess = ServiceProcess;
+
+impl ServiceProcess {
+    /// `binary` (e.g. `order`) with `args`, and `env` on top of the test's environment.
+    pub fn new(binary: &'static str, args: Vec<String>, env: Vec<(String, String)>) -> Self {
+        Self {
+            binary,
+            args,
+            env,
+            log: std::env::temp_dir().join(format!("{}.{binary}.log", unique("e2e"))),
+            child: None,
+        }
+    }
+
+    fn binary_path(&self) -> std::path::PathBuf {
         let dir = std::env::var("OCOP_TEST_BIN_DIR").unwrap_or_else(|_| {
             panic!("OCOP_TEST_BIN_DIR is not set: run the tests with `make test`, which builds the service binaries")
         });
-        std::path::Path::new(&dir).join("order")
+        std::path::Path::new(&dir).join(self.binary)
     }
 
     /// Starts the process and waits until its gRPC port answers.
@@ -79,15 +95,19 @@ impl OrderProcess {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = std::process::Command::new(Self::binary())
+        let child = std::process::Command::new(self.binary_path())
             .args(&self.args)
-            .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
+            .env(
+                "RUST_LOG",
+                std::env::var("OCOP_TEST_SERVICE_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("start the order binary");
+            .expect("start the service binary");
         self.child = Some(child);
-        eventually("the order process to listen", WAIT, || async move {
+        eventually("the service process to listen", WAIT, || async move {
             tokio::net::TcpStream::connect(("127.0.0.1", grpc_port))
                 .await
                 .ok()
@@ -99,20 +119,36 @@ impl OrderProcess {
     /// SIGKILL: no drain, no goodbye, offsets and rows as they happen to be.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            child.kill().expect("kill the order process");
-            child.wait().expect("reap the order process");
+            child.kill().expect("kill the service process");
+            child.wait().expect("reap the service process");
+        }
+    }
+
+    /// SIGTERM, then wait for a graceful exit (telemetry is flushed on the way out).
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let status = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill -TERM failed");
+            let exit = child.wait().expect("reap the service process");
+            assert!(exit.success(), "{} exited with {exit}", self.binary);
         }
     }
 }
 
-impl Drop for OrderProcess {
+impl Drop for ServiceProcess {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_file(&self.log);
+        if std::env::var_os("OCOP_TEST_SERVICE_LOG").is_none() {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 
-fn free_port() -> u16 {
+/// A free loopback port (for a process that must keep its port across restarts).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -152,7 +188,8 @@ pub struct Platform {
     pub order_process: Option<(OrderProcess, u16)>,
 }
 
-fn common(prefix: &str, database_url: &str) -> Vec<String> {
+/// The flags every service takes, without the binary name.
+pub fn common(prefix: &str, database_url: &str) -> Vec<String> {
     // The binary name is added by the caller (in-process) or not needed (a process).
     service_args("", database_url, prefix, SECRET).split_off(1)
 }
@@ -208,11 +245,7 @@ impl Platform {
             let port = free_port();
             args.retain(|arg| !arg.starts_with("--grpc-addr"));
             args.push(format!("--grpc-addr=127.0.0.1:{port}"));
-            let mut process = OrderProcess {
-                args,
-                log: std::env::temp_dir().join(format!("{}.order.log", unique("e2e"))),
-                child: None,
-            };
+            let mut process = OrderProcess::new("order", args, Vec::new());
             process.start(port).await;
             order_process = Some((process, port));
             format!("http://127.0.0.1:{port}")

@@ -115,6 +115,10 @@ impl EventConsumer {
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
             .set("session.timeout.ms", "10000")
+            // Bounds how long a rebalance waits for a member that died without leaving
+            // (SIGKILL, OOM): some brokers wait the whole rebalance timeout, which is this.
+            // A record's retries stay well below it.
+            .set("max.poll.interval.ms", "20000")
             // A saga step waits on each hop; librdkafka's default of 500 ms per fetch
             // would add up to most of an order's latency.
             .set("fetch.wait.max.ms", "50")

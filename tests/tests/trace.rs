@@ -1,0 +1,256 @@
+//! One order is one trace: the four services run as real processes exporting OTLP to a
+//! receiver of the test's own; after an order settles, every span of its trace must
+//! share the trace id, come from all four services, and hang together as one tree.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+};
+
+use ocop_e2e::{ServiceProcess, WAIT, authorized, common, free_port, place_request};
+use ocop_proto::{
+    catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient},
+    order::v1::{self as order, order_service_client::OrderServiceClient},
+};
+use ocop_testkit::{eventually, fresh_database_url, unique};
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::any_value::Value,
+};
+use tokio_util::sync::CancellationToken;
+
+/// A span as the receiver saw it.
+#[derive(Debug, Clone)]
+struct Received {
+    service: String,
+    name: String,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    parent_span_id: Vec<u8>,
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    spans: Arc<Mutex<Vec<Received>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.spans.lock().unwrap();
+        for resource_spans in request.into_inner().resource_spans {
+            let service = resource_spans
+                .resource
+                .iter()
+                .flat_map(|resource| &resource.attributes)
+                .find(|attribute| attribute.key == "service.name")
+                .and_then(
+                    |attribute| match attribute.value.as_ref()?.value.as_ref()? {
+                        Value::StringValue(name) => Some(name.clone()),
+                        _ => None,
+                    },
+                )
+                .unwrap_or_default();
+            for scope in resource_spans.scope_spans {
+                for span in scope.spans {
+                    spans.push(Received {
+                        service: service.clone(),
+                        name: span.name,
+                        trace_id: span.trace_id,
+                        span_id: span.span_id,
+                        parent_span_id: span.parent_span_id,
+                    });
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+// Multi-threaded: the receiver must keep answering exports while the test blocks on a
+// child process's exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_order_is_one_trace_across_all_four_services() {
+    // The receiver.
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp = format!("http://{}", listener.local_addr().unwrap());
+    let stop_receiver = CancellationToken::new();
+    let stopped = stop_receiver.clone();
+    let served = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(receiver.clone()))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                async move { stopped.cancelled().await },
+            ),
+    );
+
+    // The platform, one process per service, all exporting to the receiver.
+    let prefix = format!("{}.", unique("trace"));
+    let env = vec![("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), otlp.clone())];
+    let ports: HashMap<&str, u16> = ["catalog", "order", "payment", "notification"]
+        .into_iter()
+        .map(|name| (name, free_port()))
+        .collect();
+    let spool = std::env::temp_dir().join(unique("trace_spool"));
+    let mut processes = Vec::new();
+    for name in ["catalog", "order", "payment", "notification"] {
+        let mut args = common(&prefix, &fresh_database_url().await);
+        args.retain(|arg| !arg.starts_with("--grpc-addr"));
+        args.push(format!("--grpc-addr=127.0.0.1:{}", ports[name]));
+        match name {
+            "order" => args.push(format!(
+                "--catalog-url=http://127.0.0.1:{}",
+                ports["catalog"]
+            )),
+            "payment" => args.extend([
+                "--sandbox-secret=trace-sandbox-secret-123".to_owned(),
+                "--sandbox-delay=100ms".to_owned(),
+            ]),
+            "notification" => args.push(format!("--notification-spool-dir={}", spool.display())),
+            _ => {}
+        }
+        let mut process = ServiceProcess::new(name, args, env.clone());
+        process.start(ports[name]).await;
+        processes.push(process);
+    }
+
+    let mut catalog_client =
+        CatalogServiceClient::connect(format!("http://127.0.0.1:{}", ports["catalog"]))
+            .await
+            .unwrap();
+    catalog_client
+        .upsert_producer(authorized(
+            catalog::UpsertProducerRequest {
+                code: "HTX-NAM-LIM".into(),
+                name: "HTX Nấm lim Tiên Yên".into(),
+                kind: catalog::ProducerKind::Cooperative as i32,
+                district: "Tiên Yên".into(),
+                province: "Quảng Ninh".into(),
+            },
+            &["catalog:write"],
+        ))
+        .await
+        .unwrap();
+    let product = catalog_client
+        .upsert_product(authorized(
+            catalog::UpsertProductRequest {
+                sku: "TYE-NAM-LIM-100G".into(),
+                producer_code: "HTX-NAM-LIM".into(),
+                name: "Nấm lim xanh Tiên Yên".into(),
+                description: "Nấm lim rừng phơi khô.".into(),
+                category: "Thảo dược".into(),
+                stars: 4,
+                unit: "hộp 100g".into(),
+                price_vnd: 450_000,
+                status: catalog::ProductStatus::Active as i32,
+                initial_stock: 5,
+            },
+            &["catalog:write"],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+
+    let orders = OrderServiceClient::connect(format!("http://127.0.0.1:{}", ports["order"]))
+        .await
+        .unwrap();
+    let placed = orders
+        .clone()
+        .place_order(place_request("trace-1", &product.id, 1))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    eventually(
+        "the order to be confirmed and the shopper told",
+        WAIT,
+        || {
+            let mut orders = orders.clone();
+            let id = placed.id.clone();
+            let spool = spool.clone();
+            async move {
+                let status = orders
+                    .get_order(order::GetOrderRequest { order_id: id })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .order?
+                    .status;
+                let told = std::fs::read_to_string(spool.join("notifications.jsonl"))
+                    .unwrap_or_default()
+                    .lines()
+                    .count();
+                (status == order::OrderStatus::Confirmed as i32 && told >= 3).then_some(())
+            }
+        },
+    )
+    .await;
+
+    // A graceful stop flushes every exporter.
+    let processes = tokio::task::spawn_blocking(move || {
+        for process in &mut processes {
+            process.terminate();
+        }
+        processes
+    })
+    .await
+    .unwrap();
+    drop(processes);
+    let spans = receiver.spans.lock().unwrap().clone();
+    stop_receiver.cancel();
+    served.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&spool);
+
+    let place = spans
+        .iter()
+        .find(|span| span.name == "ocop.order.v1.OrderService/PlaceOrder")
+        .unwrap_or_else(|| panic!("no PlaceOrder span among {} spans", spans.len()));
+    let trace: Vec<&Received> = spans
+        .iter()
+        .filter(|span| span.trace_id == place.trace_id)
+        .collect();
+    let services: HashSet<&str> = trace.iter().map(|span| span.service.as_str()).collect();
+    for expected in ["catalog", "order", "payment", "notification"] {
+        assert!(
+            services.contains(expected),
+            "{expected} is missing from the order's trace: {trace:#?}"
+        );
+    }
+    let names: HashSet<&str> = trace.iter().map(|span| span.name.as_str()).collect();
+    assert!(
+        names.contains("ocop.catalog.v1.CatalogService/QuotePrice"),
+        "{names:?}"
+    );
+    assert!(names.contains("POST /callbacks/sandbox"), "{names:?}");
+
+    // One tree: a single root (PlaceOrder) and every other span's parent in the trace.
+    let ids: HashSet<&[u8]> = trace.iter().map(|span| span.span_id.as_slice()).collect();
+    let roots: Vec<&&Received> = trace
+        .iter()
+        .filter(|span| span.parent_span_id.is_empty())
+        .collect();
+    assert_eq!(roots.len(), 1, "roots: {roots:#?}");
+    assert_eq!(roots[0].span_id, place.span_id);
+    for span in &trace {
+        if !span.parent_span_id.is_empty() {
+            assert!(
+                ids.contains(span.parent_span_id.as_slice()),
+                "orphan span: {span:#?}"
+            );
+        }
+    }
+    eprintln!("order trace: {} spans from {:?}", trace.len(), services);
+}
