@@ -5,6 +5,7 @@
 //! - [`propagation`]: W3C trace context into and out of gRPC metadata and message headers;
 //! - [`metrics`]: the Prometheus recorder and the `/metrics` HTTP route.
 
+mod log_format;
 pub mod metrics;
 pub mod propagation;
 mod setup;

@@ -80,11 +80,17 @@ pub fn init(
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_new(&config.log_filter)
         .with_context(|| format!("invalid log filter `{}`", config.log_filter))?;
+    let dispatch = crate::log_format::DispatchSlot::default();
     let logs = tracing_subscriber::fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false);
+        .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+        .event_format(crate::log_format::WithTraceIds {
+            inner: tracing_subscriber::fmt::format()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false),
+            dispatch: dispatch.clone(),
+        });
 
     // The provider exists even without an exporter: spans still get W3C ids, so the
     // context travels through gRPC and Kafka and log lines carry a trace id.
@@ -95,6 +101,7 @@ pub fn init(
     // The log filter applies to log lines only: `RUST_LOG=warn` must not switch off the
     // INFO-level spans that carry the trace from service to service.
     tracing_subscriber::registry()
+        .with(crate::log_format::CaptureDispatch(dispatch))
         .with(logs.with_filter(filter))
         .with(traces.with_filter(LevelFilter::INFO))
         .try_init()
