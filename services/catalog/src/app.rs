@@ -9,6 +9,7 @@ use ocop_events::{
 };
 use ocop_grpc_kit::{
     auth::TokenVerifier,
+    background::Background,
     server::{ServeOptions, serve},
 };
 use ocop_proto::catalog::v1::catalog_service_server::{CatalogServiceServer, SERVICE_NAME};
@@ -91,25 +92,26 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let stop = CancellationToken::new();
-        let relay = tokio::spawn(self.relay.run(stop.clone()));
-        let consumer = tokio::spawn(self.consumer.run(
-            events::OrderEventsHandler {
-                catalog: self.catalog.clone(),
-            },
-            stop.clone(),
-        ));
-        let sweeper = tokio::spawn(sweep_reservations(
-            self.catalog.clone(),
-            self.config.reservation_sweep_interval,
-            stop.clone(),
-        ));
-        let http_stop = stop.clone();
-        let http = tokio::spawn(ocop_telemetry::metrics::serve(
-            self.http_listener,
-            ocop_telemetry::metrics::router(),
-            async move { http_stop.cancelled().await },
-        ));
+        let mut background = Background::new();
+        background.spawn("outbox relay", self.relay.run(background.token()));
+        background.spawn(
+            "order consumer",
+            self.consumer.run(
+                events::OrderEventsHandler {
+                    catalog: self.catalog.clone(),
+                },
+                background.intake(),
+            ),
+        );
+        background.spawn(
+            "reservation sweeper",
+            sweep_reservations(
+                self.catalog.clone(),
+                self.config.reservation_sweep_interval,
+                background.token(),
+            ),
+        );
+        background.serve_http(self.http_listener, ocop_telemetry::metrics::router());
 
         let routes = tonic::service::Routes::new(CatalogServiceServer::new(grpc::CatalogApi::new(
             self.catalog.clone(),
@@ -120,29 +122,14 @@ impl App {
             policy: grpc::policy,
             shutdown: self.config.shutdown,
         };
-        let consumer_stop = stop.clone();
-        let shutdown = async move {
-            shutdown.await;
-            // Stop taking events as soon as the service stops taking calls.
-            consumer_stop.cancel();
-        };
-        let served = serve(self.grpc_listener, routes, options, shutdown).await;
-
-        stop.cancel();
-        for (name, task) in [
-            ("outbox relay", relay),
-            ("order consumer", consumer),
-            ("reservation sweeper", sweeper),
-        ] {
-            if let Err(err) = task.await {
-                tracing::error!(task = name, error = %err, "task panicked");
-            }
-        }
-        match http.await {
-            Ok(Err(err)) => tracing::error!(error = %err, "metrics server failed"),
-            Err(err) => tracing::error!(error = %err, "metrics server panicked"),
-            Ok(Ok(())) => {}
-        }
+        let served = serve(
+            self.grpc_listener,
+            routes,
+            options,
+            background.on_shutdown(shutdown),
+        )
+        .await;
+        background.stop().await;
         served
     }
 }

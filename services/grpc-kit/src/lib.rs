@@ -1,5 +1,6 @@
 //! The gRPC side every ocop-market service shares:
 //!
+//! - [`background`]: the tasks beside the server and the order they stop in;
 //! - [`server`]: serve a service's routes with `grpc.health.v1`, reflection, auth,
 //!   tracing and metrics, and drain gracefully on shutdown;
 //! - [`auth`]: bearer tokens (HS256 JWT) with scopes, checked per RPC by a tower layer;
@@ -9,6 +10,7 @@
 //! - [`shutdown`]: the SIGTERM/SIGINT future.
 
 pub mod auth;
+pub mod background;
 pub mod client;
 pub mod observe;
 pub mod server;

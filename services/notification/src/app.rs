@@ -10,13 +10,13 @@ use ocop_events::{
 };
 use ocop_grpc_kit::{
     auth::TokenVerifier,
+    background::Background,
     server::{ServeOptions, serve},
 };
 use ocop_proto::notification::v1::notification_service_server::{
     NotificationServiceServer, SERVICE_NAME,
 };
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     Config, channel,
@@ -132,27 +132,17 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let stop = CancellationToken::new();
-        let mut tasks = vec![
-            ("outbox relay", tokio::spawn(self.relay.run(stop.clone()))),
-            (
-                "dispatcher",
-                tokio::spawn(self.dispatcher.run(stop.clone())),
-            ),
-        ];
+        let mut background = Background::new();
+        background.spawn("outbox relay", self.relay.run(background.token()));
+        background.spawn("dispatcher", self.dispatcher.run(background.token()));
         let handler = events::EventHandler::new(self.notifications.clone());
         for consumer in self.consumers {
-            tasks.push((
+            background.spawn(
                 "event consumer",
-                tokio::spawn(consumer.run(handler.clone(), stop.clone())),
-            ));
+                consumer.run(handler.clone(), background.intake()),
+            );
         }
-        let http_stop = stop.clone();
-        let http = tokio::spawn(ocop_telemetry::metrics::serve(
-            self.http_listener,
-            ocop_telemetry::metrics::router(),
-            async move { http_stop.cancelled().await },
-        ));
+        background.serve_http(self.http_listener, ocop_telemetry::metrics::router());
 
         let routes = tonic::service::Routes::new(NotificationServiceServer::new(
             grpc::NotificationApi::new(self.notifications.clone()),
@@ -163,19 +153,14 @@ impl App {
             policy: grpc::policy,
             shutdown: self.config.shutdown,
         };
-        let served = serve(self.grpc_listener, routes, options, shutdown).await;
-
-        stop.cancel();
-        for (name, task) in tasks {
-            if let Err(err) = task.await {
-                tracing::error!(task = name, error = %err, "task panicked");
-            }
-        }
-        match http.await {
-            Ok(Err(err)) => tracing::error!(error = %err, "metrics server failed"),
-            Err(err) => tracing::error!(error = %err, "metrics server panicked"),
-            Ok(Ok(())) => {}
-        }
+        let served = serve(
+            self.grpc_listener,
+            routes,
+            options,
+            background.on_shutdown(shutdown),
+        )
+        .await;
+        background.stop().await;
         served
     }
 }

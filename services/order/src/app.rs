@@ -10,6 +10,7 @@ use ocop_events::{
 };
 use ocop_grpc_kit::{
     auth::TokenVerifier,
+    background::Background,
     client::traced_channel,
     server::{ServeOptions, serve},
 };
@@ -18,7 +19,6 @@ use ocop_proto::{
     order::v1::order_service_server::{OrderServiceServer, SERVICE_NAME},
 };
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::{Config, events, grpc, service::Orders};
 
@@ -95,26 +95,19 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let stop = CancellationToken::new();
-        let relay = tokio::spawn(self.relay.run(stop.clone()));
-        let consumer = tokio::spawn(self.consumer.run(
-            events::SagaHandler {
-                orders: self.orders.clone(),
-            },
-            stop.clone(),
-        ));
-        let http_stop = stop.clone();
-        let http = tokio::spawn(ocop_telemetry::metrics::serve(
-            self.http_listener,
-            ocop_telemetry::metrics::router(),
-            async move { http_stop.cancelled().await },
-        ));
-        let consumer_stop = stop.clone();
-        let shutdown = async move {
-            shutdown.await;
-            // Stop taking events as soon as the service stops taking calls.
-            consumer_stop.cancel();
-        };
+        let mut background = Background::new();
+        background.spawn("outbox relay", self.relay.run(background.token()));
+        background.spawn(
+            "saga consumer",
+            self.consumer.run(
+                events::SagaHandler {
+                    orders: self.orders.clone(),
+                },
+                background.intake(),
+            ),
+        );
+        background.serve_http(self.http_listener, ocop_telemetry::metrics::router());
+
         let routes = tonic::service::Routes::new(OrderServiceServer::new(grpc::OrderApi::new(
             self.orders.clone(),
         )));
@@ -124,18 +117,14 @@ impl App {
             policy: grpc::policy,
             shutdown: self.config.shutdown,
         };
-        let served = serve(self.grpc_listener, routes, options, shutdown).await;
-        stop.cancel();
-        for (name, task) in [("outbox relay", relay), ("saga consumer", consumer)] {
-            if let Err(err) = task.await {
-                tracing::error!(task = name, error = %err, "task panicked");
-            }
-        }
-        match http.await {
-            Ok(Err(err)) => tracing::error!(error = %err, "metrics server failed"),
-            Err(err) => tracing::error!(error = %err, "metrics server panicked"),
-            Ok(Ok(())) => {}
-        }
+        let served = serve(
+            self.grpc_listener,
+            routes,
+            options,
+            background.on_shutdown(shutdown),
+        )
+        .await;
+        background.stop().await;
         served
     }
 }

@@ -13,6 +13,7 @@ use ocop_events::{
 };
 use ocop_grpc_kit::{
     auth::TokenVerifier,
+    background::Background,
     server::{ServeOptions, serve},
 };
 use ocop_proto::payment::v1::payment_service_server::{PaymentServiceServer, SERVICE_NAME};
@@ -119,18 +120,25 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let stop = CancellationToken::new();
-        let relay = tokio::spawn(self.relay.run(stop.clone()));
-        let consumer = tokio::spawn(
+        let mut background = Background::new();
+        background.spawn("outbox relay", self.relay.run(background.token()));
+        background.spawn(
+            "order consumer",
             self.consumer
-                .run(OrderEvents::new(self.payments.clone()), stop.clone()),
+                .run(OrderEvents::new(self.payments.clone()), background.intake()),
         );
-        let sweeper = tokio::spawn(sweep_expired(
-            self.payments.clone(),
-            self.config.expiry_sweep_interval,
-            stop.clone(),
-        ));
-        let gateway = tokio::spawn(self.gateway.clone().run(stop.clone()));
+        background.spawn(
+            "expiry sweeper",
+            sweep_expired(
+                self.payments.clone(),
+                self.config.expiry_sweep_interval,
+                background.token(),
+            ),
+        );
+        background.spawn(
+            "sandbox gateway",
+            self.gateway.clone().run(background.token()),
+        );
 
         let receiver = CallbackReceiver::new(
             self.payments.clone(),
@@ -140,12 +148,7 @@ impl App {
         let router = ocop_telemetry::metrics::router()
             .merge(crate::callbacks::routes(receiver))
             .merge(sandbox::routes(self.gateway.clone()));
-        let http_stop = stop.clone();
-        let http = tokio::spawn(ocop_telemetry::metrics::serve(
-            self.http_listener,
-            router,
-            async move { http_stop.cancelled().await },
-        ));
+        background.serve_http(self.http_listener, router);
 
         let routes = tonic::service::Routes::new(PaymentServiceServer::new(grpc::PaymentApi::new(
             self.payments.clone(),
@@ -156,24 +159,14 @@ impl App {
             policy: grpc::policy,
             shutdown: self.config.shutdown,
         };
-        let served = serve(self.grpc_listener, routes, options, shutdown).await;
-
-        stop.cancel();
-        for (name, task) in [
-            ("order consumer", consumer),
-            ("expiry sweeper", sweeper),
-            ("sandbox gateway", gateway),
-            ("outbox relay", relay),
-        ] {
-            if let Err(err) = task.await {
-                tracing::error!(task = name, error = %err, "task panicked");
-            }
-        }
-        match http.await {
-            Ok(Err(err)) => tracing::error!(error = %err, "http server failed"),
-            Err(err) => tracing::error!(error = %err, "http server panicked"),
-            Ok(Ok(())) => {}
-        }
+        let served = serve(
+            self.grpc_listener,
+            routes,
+            options,
+            background.on_shutdown(shutdown),
+        )
+        .await;
+        background.stop().await;
         served
     }
 }
