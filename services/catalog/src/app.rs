@@ -111,6 +111,10 @@ impl App {
                 background.token(),
             ),
         );
+        background.spawn(
+            "pool gauge",
+            ocop_events::report_pool("catalog", self.catalog.pool().clone(), background.token()),
+        );
         background.serve_http(self.http_listener, ocop_telemetry::metrics::router());
 
         let routes = tonic::service::Routes::new(CatalogServiceServer::new(grpc::CatalogApi::new(

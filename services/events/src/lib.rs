@@ -46,6 +46,27 @@ pub async fn connect_database(
     Ok(pool)
 }
 
+/// Reports the database pool every few seconds until `stop`: connections open and idle
+/// (`ocop_db_pool_connections{service,state}`), for the pool-saturation dashboards.
+pub async fn report_pool(
+    service: &'static str,
+    pool: sqlx::PgPool,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let open = f64::from(pool.size());
+        let idle = pool.num_idle() as f64;
+        metrics::gauge!("ocop_db_pool_connections", "service" => service, "state" => "idle")
+            .set(idle);
+        metrics::gauge!("ocop_db_pool_connections", "service" => service, "state" => "in_use")
+            .set((open - idle).max(0.0));
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
 /// Runs the outbox/inbox migrations together with the service's own on `pool`.
 ///
 /// They form one migrator (versions are timestamps and never collide), so

@@ -142,6 +142,14 @@ impl App {
                 consumer.run(handler.clone(), background.intake()),
             );
         }
+        background.spawn(
+            "pool gauge",
+            ocop_events::report_pool(
+                "notification",
+                self.notifications.pool().clone(),
+                background.token(),
+            ),
+        );
         background.serve_http(self.http_listener, ocop_telemetry::metrics::router());
 
         let routes = tonic::service::Routes::new(NotificationServiceServer::new(

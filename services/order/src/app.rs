@@ -106,6 +106,14 @@ impl App {
                 background.intake(),
             ),
         );
+        background.spawn(
+            "status gauge",
+            report_statuses(self.orders.clone(), background.token()),
+        );
+        background.spawn(
+            "pool gauge",
+            ocop_events::report_pool("order", self.orders.pool().clone(), background.token()),
+        );
         background.serve_http(self.http_listener, ocop_telemetry::metrics::router());
 
         let routes = tonic::service::Routes::new(OrderServiceServer::new(grpc::OrderApi::new(
@@ -126,5 +134,18 @@ impl App {
         .await;
         background.stop().await;
         served
+    }
+}
+
+/// Refreshes the orders-by-status gauge every few seconds.
+async fn report_statuses(orders: Orders, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        if let Err(err) = orders.report_statuses().await {
+            tracing::warn!(error = %err, "could not count orders by status");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.cancelled() => return,
+        }
     }
 }

@@ -327,6 +327,28 @@ impl Orders {
         .await
     }
 
+    /// Sets `ocop_orders{status}` to the number of orders in each status; a status with
+    /// no orders reads 0 rather than keeping a stale value.
+    pub async fn report_statuses(&self) -> Result<(), OrderError> {
+        let mut conn = self.pool.acquire().await?;
+        let counts = store::count_by_status(&mut conn).await?;
+        for status in [
+            OrderStatus::Pending,
+            OrderStatus::AwaitingPayment,
+            OrderStatus::Confirmed,
+            OrderStatus::Shipped,
+            OrderStatus::Delivered,
+            OrderStatus::Cancelled,
+        ] {
+            let count = counts
+                .iter()
+                .find(|(name, _)| name == status.as_str())
+                .map_or(0, |(_, count)| *count);
+            metrics::gauge!("ocop_orders", "status" => status.as_str()).set(count as f64);
+        }
+        Ok(())
+    }
+
     /// Keeps the payment instructions (pay URL or VietQR payload) for `GetOrder`.
     pub async fn record_payment_instructions(
         &self,

@@ -343,3 +343,10 @@ pub fn is_duplicate_key(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .is_some_and(|db| db.constraint() == Some("orders_idempotency_key_key"))
 }
+
+/// How many orders are in each status (for the `ocop_orders` gauge).
+pub async fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, count(*) FROM orders GROUP BY status")
+        .fetch_all(conn)
+        .await
+}

@@ -21,6 +21,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 struct Stack {
     prefix: String,
+    order_http: std::net::SocketAddr,
     orders: OrderServiceClient<Channel>,
     catalog: CatalogServiceClient<Channel>,
     stop: CancellationToken,
@@ -53,6 +54,7 @@ async fn stack_with(catalog_url: Option<&str>) -> Stack {
         .await
         .unwrap();
     let order_addr = format!("http://{}", order_app.grpc_addr());
+    let order_http = order_app.http_addr();
     let stopped = stop.clone();
     tasks.push(tokio::spawn(
         order_app.run_until_stopped(async move { stopped.cancelled().await }),
@@ -60,6 +62,7 @@ async fn stack_with(catalog_url: Option<&str>) -> Stack {
 
     Stack {
         prefix,
+        order_http,
         orders: OrderServiceClient::connect(order_addr).await.unwrap(),
         catalog: CatalogServiceClient::connect(catalog_addr).await.unwrap(),
         stop,
@@ -518,5 +521,40 @@ async fn partner_feed_carries_the_lifecycle_without_personal_data() {
     let event = pb::PartnerOrderEvent::decode(bytes).unwrap();
     assert_eq!(event.delivery_province, "Quảng Ninh");
     assert_eq!(event.sales_channel, pb::SalesChannel::Postmart as i32);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_expose_orders_by_status_and_pool_usage() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stack = stack_with(None).await;
+    let product = stack.product(10).await;
+    let order = stack
+        .orders
+        .place_order(place_request("k", &product, 1))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    stack
+        .wait_for(&order.id, pb::OrderStatus::AwaitingPayment)
+        .await;
+    let address = stack.order_http;
+    let body = eventually("the order gauges to be exported", WAIT, || async move {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
+            .await
+            .ok()?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).await.ok()?;
+        (body.contains(r#"ocop_orders{status="awaiting_payment"}"#)
+            && body.contains(r#"ocop_db_pool_connections{service="order",state="in_use"}"#))
+        .then_some(body)
+    })
+    .await;
+    assert!(body.contains("ocop_order_transitions_total"), "{body}");
+    assert!(body.contains("ocop_outbox_backlog_rows"), "{body}");
     stack.stop().await;
 }

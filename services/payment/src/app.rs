@@ -148,6 +148,10 @@ impl App {
         let router = ocop_telemetry::metrics::router()
             .merge(crate::callbacks::routes(receiver))
             .merge(sandbox::routes(self.gateway.clone()));
+        background.spawn(
+            "pool gauge",
+            ocop_events::report_pool("payment", self.payments.pool().clone(), background.token()),
+        );
         background.serve_http(self.http_listener, router);
 
         let routes = tonic::service::Routes::new(PaymentServiceServer::new(grpc::PaymentApi::new(
