@@ -10,7 +10,12 @@ use ocop_proto::{
     notification::v1::notification_service_client::NotificationServiceClient,
     order::v1::{self as order, order_service_client::OrderServiceClient},
 };
-use ocop_testkit::{eventually, fresh_database_url, service_args, unique};
+pub use ocop_testkit::fixtures::place_request;
+use ocop_testkit::{
+    eventually,
+    fixtures::{seed_product, wait_for_status},
+    fresh_database_url, service_args, unique,
+};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, transport::Channel};
 
@@ -337,41 +342,7 @@ impl Platform {
 
     /// A product of a cooperative in Tiên Yên with `stock` units at 150.000 ₫.
     pub async fn product(&mut self, stock: i64) -> String {
-        self.catalog
-            .upsert_producer(authorized(
-                catalog::UpsertProducerRequest {
-                    code: "HTX-GA-TIEN-YEN".into(),
-                    name: "HTX Gà Tiên Yên".into(),
-                    kind: catalog::ProducerKind::Cooperative as i32,
-                    district: "Tiên Yên".into(),
-                    province: "Quảng Ninh".into(),
-                },
-                &["catalog:write"],
-            ))
-            .await
-            .unwrap();
-        self.catalog
-            .upsert_product(authorized(
-                catalog::UpsertProductRequest {
-                    sku: unique("GA").to_uppercase().replace('_', "-"),
-                    producer_code: "HTX-GA-TIEN-YEN".into(),
-                    name: "Gà Tiên Yên".into(),
-                    description: "Gà đồi thả vườn, thịt chắc.".into(),
-                    category: "Thực phẩm".into(),
-                    stars: 4,
-                    unit: "con ~1,5kg".into(),
-                    price_vnd: 150_000,
-                    status: catalog::ProductStatus::Active as i32,
-                    initial_stock: stock,
-                },
-                &["catalog:write"],
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .product
-            .unwrap()
-            .id
+        seed_product(&mut self.catalog, SECRET, stock, 150_000).await
     }
 
     /// (on hand, reserved) of a product.
@@ -417,21 +388,7 @@ impl Platform {
 
     /// Waits until the order reaches `status`.
     pub async fn wait_for(&self, order_id: &str, status: order::OrderStatus) -> order::Order {
-        let client = self.orders.clone();
-        eventually(&format!("order {order_id} to be {status:?}"), WAIT, || {
-            let mut client = client.clone();
-            let order_id = order_id.to_owned();
-            async move {
-                let found = client
-                    .get_order(order::GetOrderRequest { order_id })
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .order?;
-                (found.status == status as i32).then_some(found)
-            }
-        })
-        .await
+        wait_for_status(&self.orders, order_id, status, WAIT).await
     }
 
     /// Waits until a product's stock is `(on_hand, reserved)`.
@@ -469,30 +426,4 @@ impl Platform {
 /// A request with a bearer token granting `scopes`.
 pub fn authorized<T>(message: T, scopes: &[&str]) -> Request<T> {
     ocop_testkit::authorized(message, SECRET, scopes)
-}
-
-/// A sandbox-paid order of `quantity` units for a shopper in Hạ Long.
-pub fn place_request(key: &str, product_id: &str, quantity: i32) -> order::PlaceOrderRequest {
-    order::PlaceOrderRequest {
-        idempotency_key: key.into(),
-        customer: Some(order::Customer {
-            name: "Phạm Thị Hoa".into(),
-            phone: "0987 654 321".into(),
-            email: "hoa@example.com".into(),
-            address: Some(order::Address {
-                province: "Quảng Ninh".into(),
-                district: "Hạ Long".into(),
-                ward: "Bãi Cháy".into(),
-                street: "8 Hạ Long".into(),
-            }),
-        }),
-        lines: vec![order::LineItem {
-            product_id: product_id.into(),
-            quantity,
-        }],
-        delivery_method: order::DeliveryMethod::Standard as i32,
-        payment_method: order::PaymentMethod::Sandbox as i32,
-        sales_channel: order::SalesChannel::Web as i32,
-        note: String::new(),
-    }
 }

@@ -7,9 +7,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use ocop_e2e::{ServiceProcess, WAIT, authorized, common, free_port, place_request};
+use ocop_e2e::{ServiceProcess, WAIT, common, free_port, place_request};
 use ocop_proto::{
-    catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient},
+    catalog::v1::catalog_service_client::CatalogServiceClient,
     order::v1::{self as order, order_service_client::OrderServiceClient},
 };
 use ocop_testkit::{eventually, fresh_database_url, unique};
@@ -128,47 +128,16 @@ async fn one_order_is_one_trace_across_all_four_services() {
         CatalogServiceClient::connect(format!("http://127.0.0.1:{}", ports["catalog"]))
             .await
             .unwrap();
-    catalog_client
-        .upsert_producer(authorized(
-            catalog::UpsertProducerRequest {
-                code: "HTX-NAM-LIM".into(),
-                name: "HTX Nấm lim Tiên Yên".into(),
-                kind: catalog::ProducerKind::Cooperative as i32,
-                district: "Tiên Yên".into(),
-                province: "Quảng Ninh".into(),
-            },
-            &["catalog:write"],
-        ))
-        .await
-        .unwrap();
-    let product = catalog_client
-        .upsert_product(authorized(
-            catalog::UpsertProductRequest {
-                sku: "TYE-NAM-LIM-100G".into(),
-                producer_code: "HTX-NAM-LIM".into(),
-                name: "Nấm lim xanh Tiên Yên".into(),
-                description: "Nấm lim rừng phơi khô.".into(),
-                category: "Thảo dược".into(),
-                stars: 4,
-                unit: "hộp 100g".into(),
-                price_vnd: 450_000,
-                status: catalog::ProductStatus::Active as i32,
-                initial_stock: 5,
-            },
-            &["catalog:write"],
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .product
-        .unwrap();
+    let product_id =
+        ocop_testkit::fixtures::seed_product(&mut catalog_client, ocop_e2e::SECRET, 5, 450_000)
+            .await;
 
     let orders = OrderServiceClient::connect(format!("http://127.0.0.1:{}", ports["order"]))
         .await
         .unwrap();
     let placed = orders
         .clone()
-        .place_order(place_request("trace-1", &product.id, 1))
+        .place_order(place_request("trace-1", &product_id, 1))
         .await
         .unwrap()
         .into_inner()

@@ -2,7 +2,6 @@
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
-use anyhow::Context as _;
 use ocop_events::{
     consumer::{ConsumerConfig, EventConsumer},
     outbox::{Relay, RelayConfig},
@@ -10,10 +9,9 @@ use ocop_events::{
 use ocop_grpc_kit::{
     auth::TokenVerifier,
     background::Background,
-    server::{ServeOptions, serve},
+    server::{Listeners, ServeOptions, serve},
 };
 use ocop_proto::catalog::v1::catalog_service_server::{CatalogServiceServer, SERVICE_NAME};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Config, events, grpc, service::Catalog};
@@ -24,8 +22,7 @@ pub struct App {
     catalog: Catalog,
     relay: Relay,
     consumer: EventConsumer,
-    grpc_listener: TcpListener,
-    http_listener: TcpListener,
+    listeners: Listeners,
 }
 
 impl App {
@@ -53,32 +50,22 @@ impl App {
             pool.clone(),
             ConsumerConfig::new(events::CONSUMER_GROUP, &[events::ORDERS_TOPIC]),
         )?;
-        let grpc_listener = TcpListener::bind(config.grpc_addr)
-            .await
-            .with_context(|| format!("bind gRPC address {}", config.grpc_addr))?;
-        let http_listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("bind HTTP address {}", config.http_addr))?;
+        let listeners = Listeners::bind(config.grpc_addr, config.http_addr).await?;
         Ok(Self {
             catalog: Catalog::new(pool, config.reservation_ttl),
             config,
             relay,
             consumer,
-            grpc_listener,
-            http_listener,
+            listeners,
         })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listeners.grpc_addr()
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http_listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listeners.http_addr()
     }
 
     /// The catalog's operations, for tests that drive reservations directly.
@@ -115,7 +102,7 @@ impl App {
             "pool gauge",
             ocop_events::report_pool("catalog", self.catalog.pool().clone(), background.token()),
         );
-        background.serve_http(self.http_listener, ocop_telemetry::metrics::router());
+        background.serve_http(self.listeners.http, ocop_telemetry::metrics::router());
 
         let routes = tonic::service::Routes::new(CatalogServiceServer::new(grpc::CatalogApi::new(
             self.catalog.clone(),
@@ -127,7 +114,7 @@ impl App {
             shutdown: self.config.shutdown,
         };
         let served = serve(
-            self.grpc_listener,
+            self.listeners.grpc,
             routes,
             options,
             background.on_shutdown(shutdown),

@@ -13,6 +13,43 @@ use crate::{
     observe::ObserveLayer,
 };
 
+/// A service's two listeners, bound at build time so that port 0 can be used and the
+/// chosen ports read back before serving.
+#[derive(Debug)]
+pub struct Listeners {
+    pub grpc: TcpListener,
+    /// `/metrics` and any HTTP routes of the service (provider callbacks).
+    pub http: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(
+        grpc: std::net::SocketAddr,
+        http: std::net::SocketAddr,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            grpc: TcpListener::bind(grpc)
+                .await
+                .with_context(|| format!("bind gRPC address {grpc}"))?,
+            http: TcpListener::bind(http)
+                .await
+                .with_context(|| format!("bind HTTP address {http}"))?,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> std::net::SocketAddr {
+        self.grpc
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        self.http
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+}
+
 /// How a service shuts down, the same settings for every service.
 #[derive(Clone, Copy, Debug, clap::Args)]
 pub struct ShutdownConfig {

@@ -11,12 +11,11 @@ use ocop_events::{
 use ocop_grpc_kit::{
     auth::TokenVerifier,
     background::Background,
-    server::{ServeOptions, serve},
+    server::{Listeners, ServeOptions, serve},
 };
 use ocop_proto::notification::v1::notification_service_server::{
     NotificationServiceServer, SERVICE_NAME,
 };
-use tokio::net::TcpListener;
 
 use crate::{
     Config, channel,
@@ -37,8 +36,7 @@ pub struct App {
     dispatcher: Dispatcher,
     relay: Relay,
     consumers: Vec<EventConsumer>,
-    grpc_listener: TcpListener,
-    http_listener: TcpListener,
+    listeners: Listeners,
 }
 
 impl App {
@@ -92,33 +90,23 @@ impl App {
                 send_timeout: config.notification_send_timeout + Duration::from_secs(1),
             },
         );
-        let grpc_listener = TcpListener::bind(config.grpc_addr)
-            .await
-            .with_context(|| format!("bind gRPC address {}", config.grpc_addr))?;
-        let http_listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("bind HTTP address {}", config.http_addr))?;
+        let listeners = Listeners::bind(config.grpc_addr, config.http_addr).await?;
         Ok(Self {
             config,
             notifications,
             dispatcher,
             relay,
             consumers,
-            grpc_listener,
-            http_listener,
+            listeners,
         })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listeners.grpc_addr()
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http_listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listeners.http_addr()
     }
 
     /// The service's operations, for tests that look at its database.
@@ -150,7 +138,7 @@ impl App {
                 background.token(),
             ),
         );
-        background.serve_http(self.http_listener, ocop_telemetry::metrics::router());
+        background.serve_http(self.listeners.http, ocop_telemetry::metrics::router());
 
         let routes = tonic::service::Routes::new(NotificationServiceServer::new(
             grpc::NotificationApi::new(self.notifications.clone()),
@@ -162,7 +150,7 @@ impl App {
             shutdown: self.config.shutdown,
         };
         let served = serve(
-            self.grpc_listener,
+            self.listeners.grpc,
             routes,
             options,
             background.on_shutdown(shutdown),

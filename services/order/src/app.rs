@@ -3,7 +3,6 @@
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
-use anyhow::Context as _;
 use ocop_events::{
     consumer::{ConsumerConfig, EventConsumer},
     outbox::{Relay, RelayConfig},
@@ -12,13 +11,12 @@ use ocop_grpc_kit::{
     auth::TokenVerifier,
     background::Background,
     client::traced_channel,
-    server::{ServeOptions, serve},
+    server::{Listeners, ServeOptions, serve},
 };
 use ocop_proto::{
     catalog::v1::catalog_service_client::CatalogServiceClient,
     order::v1::order_service_server::{OrderServiceServer, SERVICE_NAME},
 };
-use tokio::net::TcpListener;
 
 use crate::{Config, events, grpc, service::Orders};
 
@@ -28,8 +26,7 @@ pub struct App {
     orders: Orders,
     relay: Relay,
     consumer: EventConsumer,
-    grpc_listener: TcpListener,
-    http_listener: TcpListener,
+    listeners: Listeners,
 }
 
 impl App {
@@ -61,32 +58,22 @@ impl App {
                 &[events::INVENTORY_TOPIC, events::PAYMENTS_TOPIC],
             ),
         )?;
-        let grpc_listener = TcpListener::bind(config.grpc_addr)
-            .await
-            .with_context(|| format!("bind gRPC address {}", config.grpc_addr))?;
-        let http_listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("bind HTTP address {}", config.http_addr))?;
+        let listeners = Listeners::bind(config.grpc_addr, config.http_addr).await?;
         Ok(Self {
             config,
             orders,
             relay,
             consumer,
-            grpc_listener,
-            http_listener,
+            listeners,
         })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listeners.grpc_addr()
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http_listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listeners.http_addr()
     }
 
     /// Serves until `shutdown` resolves: NOT_SERVING, drain gRPC, stop consuming, let
@@ -114,7 +101,7 @@ impl App {
             "pool gauge",
             ocop_events::report_pool("order", self.orders.pool().clone(), background.token()),
         );
-        background.serve_http(self.http_listener, ocop_telemetry::metrics::router());
+        background.serve_http(self.listeners.http, ocop_telemetry::metrics::router());
 
         let routes = tonic::service::Routes::new(OrderServiceServer::new(grpc::OrderApi::new(
             self.orders.clone(),
@@ -126,7 +113,7 @@ impl App {
             shutdown: self.config.shutdown,
         };
         let served = serve(
-            self.grpc_listener,
+            self.listeners.grpc,
             routes,
             options,
             background.on_shutdown(shutdown),

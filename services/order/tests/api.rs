@@ -10,7 +10,11 @@ use ocop_proto::{
     catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient},
     order::v1::{self as pb, order_service_client::OrderServiceClient},
 };
-use ocop_testkit::{eventually, find_record, fresh_database_url, key_text, service_args, unique};
+use ocop_testkit::{
+    eventually, find_record,
+    fixtures::{SHOPPER_PERSONAL_DATA, place_request, seed_product, wait_for_status},
+    fresh_database_url, key_text, service_args, unique,
+};
 use prost::Message as _;
 use rdkafka::Message as _;
 use tokio_util::sync::CancellationToken;
@@ -77,60 +81,27 @@ fn authorized<T>(message: T, scopes: &[&str]) -> Request<T> {
 impl Stack {
     /// One product with `stock` units at 120.000 ₫.
     async fn product(&mut self, stock: i64) -> String {
-        self.catalog
-            .upsert_producer(authorized(
-                catalog::UpsertProducerRequest {
-                    code: "HTX-TIEN-YEN".into(),
-                    name: "HTX Gà Tiên Yên".into(),
-                    kind: catalog::ProducerKind::Cooperative as i32,
-                    district: "Tiên Yên".into(),
-                    province: "Quảng Ninh".into(),
+        seed_product(&mut self.catalog, SECRET, stock, 120_000).await
+    }
+
+    async fn wait_for(&self, order_id: &str, status: pb::OrderStatus) -> pb::Order {
+        wait_for_status(&self.orders, order_id, status, WAIT).await
+    }
+
+    /// The orders listed for the fixture shopper's phone.
+    async fn orders_of_shopper(&mut self, phone: &str) -> Vec<pb::Order> {
+        self.orders
+            .list_orders(authorized(
+                pb::ListOrdersRequest {
+                    customer_phone: phone.into(),
+                    ..Default::default()
                 },
-                &["catalog:write"],
-            ))
-            .await
-            .unwrap();
-        let sku = unique("SKU").to_uppercase().replace('_', "-");
-        self.catalog
-            .upsert_product(authorized(
-                catalog::UpsertProductRequest {
-                    sku,
-                    producer_code: "HTX-TIEN-YEN".into(),
-                    name: "Gà Tiên Yên".into(),
-                    description: "Gà đồi thả vườn.".into(),
-                    category: "Thực phẩm".into(),
-                    stars: 4,
-                    unit: "con ~1,5kg".into(),
-                    price_vnd: 120_000,
-                    status: catalog::ProductStatus::Active as i32,
-                    initial_stock: stock,
-                },
-                &["catalog:write"],
+                &["order:read"],
             ))
             .await
             .unwrap()
             .into_inner()
-            .product
-            .unwrap()
-            .id
-    }
-
-    async fn wait_for(&self, order_id: &str, status: pb::OrderStatus) -> pb::Order {
-        let client = self.orders.clone();
-        eventually(&format!("order {order_id} to be {status:?}"), WAIT, || {
-            let mut client = client.clone();
-            let order_id = order_id.to_owned();
-            async move {
-                let order = client
-                    .get_order(pb::GetOrderRequest { order_id })
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .order?;
-                (order.status == status as i32).then_some(order)
-            }
-        })
-        .await
+            .orders
     }
 
     async fn available(&mut self, product_id: &str) -> i64 {
@@ -151,31 +122,6 @@ impl Stack {
         for task in self.tasks {
             task.await.unwrap().unwrap();
         }
-    }
-}
-
-fn place_request(key: &str, product_id: &str, quantity: i32) -> pb::PlaceOrderRequest {
-    pb::PlaceOrderRequest {
-        idempotency_key: key.into(),
-        customer: Some(pb::Customer {
-            name: "Trần Văn Minh".into(),
-            phone: "0912 345 678".into(),
-            email: "minh@example.com".into(),
-            address: Some(pb::Address {
-                province: "Quảng Ninh".into(),
-                district: "Hạ Long".into(),
-                ward: "Hồng Gai".into(),
-                street: "25 Lê Thánh Tông".into(),
-            }),
-        }),
-        lines: vec![pb::LineItem {
-            product_id: product_id.into(),
-            quantity,
-        }],
-        delivery_method: pb::DeliveryMethod::Standard as i32,
-        payment_method: pb::PaymentMethod::Sandbox as i32,
-        sales_channel: pb::SalesChannel::Postmart as i32,
-        note: String::new(),
     }
 }
 
@@ -276,19 +222,8 @@ async fn concurrent_duplicates_create_exactly_one_order() {
     ids.dedup();
     assert_eq!(ids.len(), 1, "one order for one key");
     assert_eq!(created, 1);
-    let listed = stack
-        .orders
-        .list_orders(authorized(
-            pb::ListOrdersRequest {
-                customer_phone: "+84912345678".into(),
-                ..Default::default()
-            },
-            &["order:read"],
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(listed.orders.len(), 1);
+    let listed = stack.orders_of_shopper("+84912345678").await;
+    assert_eq!(listed.len(), 1);
     stack.stop().await;
 }
 
@@ -313,19 +248,8 @@ async fn invalid_requests_name_the_field_and_store_nothing() {
         assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
         assert_eq!(violations(&status)[0].field, field);
     }
-    let listed = stack
-        .orders
-        .list_orders(authorized(
-            pb::ListOrdersRequest {
-                customer_phone: "0912345678".into(),
-                ..Default::default()
-            },
-            &["order:read"],
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(listed.orders.is_empty());
+    let listed = stack.orders_of_shopper("0912345678").await;
+    assert!(listed.is_empty());
     stack.stop().await;
 }
 
@@ -347,19 +271,8 @@ async fn silent_catalog_is_unavailable_and_nothing_is_stored() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    let listed = stack
-        .orders
-        .list_orders(authorized(
-            pb::ListOrdersRequest {
-                customer_phone: "0912345678".into(),
-                ..Default::default()
-            },
-            &["order:read"],
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(listed.orders.is_empty());
+    let listed = stack.orders_of_shopper("0912345678").await;
+    assert!(listed.is_empty());
     stack.stop().await;
 }
 
@@ -480,9 +393,11 @@ async fn cancelling_before_payment_gives_the_stock_back_and_shipping_it_is_refus
 async fn partner_feed_carries_the_lifecycle_without_personal_data() {
     let mut stack = stack_with(None).await;
     let product = stack.product(10).await;
+    let mut request = place_request("k", &product, 1);
+    request.sales_channel = pb::SalesChannel::Postmart as i32;
     let order = stack
         .orders
-        .place_order(place_request("k", &product, 1))
+        .place_order(request)
         .await
         .unwrap()
         .into_inner()
@@ -505,14 +420,7 @@ async fn partner_feed_carries_the_lifecycle_without_personal_data() {
     .await;
     let bytes = record.payload().unwrap();
     let text = String::from_utf8_lossy(bytes);
-    for personal in [
-        "Trần Văn Minh",
-        "0912345678",
-        "minh@example.com",
-        "Lê Thánh Tông",
-        "Hồng Gai",
-        "Hạ Long",
-    ] {
+    for personal in SHOPPER_PERSONAL_DATA {
         assert!(
             !text.contains(personal),
             "partner record leaks {personal:?}"

@@ -6,7 +6,6 @@ use std::{
     time::Duration,
 };
 
-use anyhow::Context as _;
 use ocop_events::{
     consumer::{ConsumerConfig, EventConsumer},
     outbox::{Relay, RelayConfig},
@@ -14,10 +13,9 @@ use ocop_events::{
 use ocop_grpc_kit::{
     auth::TokenVerifier,
     background::Background,
-    server::{ServeOptions, serve},
+    server::{Listeners, ServeOptions, serve},
 };
 use ocop_proto::payment::v1::payment_service_server::{PaymentServiceServer, SERVICE_NAME};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -36,8 +34,7 @@ pub struct App {
     gateway: Gateway,
     relay: Relay,
     consumer: EventConsumer,
-    grpc_listener: TcpListener,
-    http_listener: TcpListener,
+    listeners: Listeners,
 }
 
 impl App {
@@ -66,15 +63,10 @@ impl App {
             pool.clone(),
             ConsumerConfig::new(events::ORDERS_GROUP, &[events::ORDERS_TOPIC]),
         )?;
-        let grpc_listener = TcpListener::bind(config.grpc_addr)
-            .await
-            .with_context(|| format!("bind gRPC address {}", config.grpc_addr))?;
-        let http_listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("bind HTTP address {}", config.http_addr))?;
+        let listeners = Listeners::bind(config.grpc_addr, config.http_addr).await?;
         let public_url = match &config.public_url {
             Some(url) => url.clone(),
-            None => local_url(http_listener.local_addr()?),
+            None => local_url(listeners.http_addr()),
         };
         let gateway = Gateway::new(
             pool.clone(),
@@ -91,21 +83,16 @@ impl App {
             config,
             relay,
             consumer,
-            grpc_listener,
-            http_listener,
+            listeners,
         })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listeners.grpc_addr()
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http_listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listeners.http_addr()
     }
 
     /// The payment operations, for tests that inspect the database.
@@ -152,7 +139,7 @@ impl App {
             "pool gauge",
             ocop_events::report_pool("payment", self.payments.pool().clone(), background.token()),
         );
-        background.serve_http(self.http_listener, router);
+        background.serve_http(self.listeners.http, router);
 
         let routes = tonic::service::Routes::new(PaymentServiceServer::new(grpc::PaymentApi::new(
             self.payments.clone(),
@@ -164,7 +151,7 @@ impl App {
             shutdown: self.config.shutdown,
         };
         let served = serve(
-            self.grpc_listener,
+            self.listeners.grpc,
             routes,
             options,
             background.on_shutdown(shutdown),

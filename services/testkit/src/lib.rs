@@ -2,6 +2,8 @@
 //! by `make test` (see `tools/dev/stack.sh`). They panic with a clear message instead of
 //! returning errors: a test either has its infrastructure or fails loudly.
 
+pub mod fixtures;
+
 use std::{future::Future, time::Duration};
 
 use rdkafka::{
