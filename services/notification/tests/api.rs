@@ -46,18 +46,12 @@ struct TestService {
 async fn spawn_service_with(extra: &[&str]) -> TestService {
     let prefix = format!("{}.", unique("t"));
     let spool = std::env::temp_dir().join(unique("ocop_spool"));
-    let mut args = vec![
-        "notification".to_owned(),
-        format!("--database-url={}", fresh_database_url().await),
-        "--grpc-addr=127.0.0.1:0".to_owned(),
-        "--http-addr=127.0.0.1:0".to_owned(),
-        format!("--kafka-brokers={}", kafka_brokers()),
-        "--kafka-create-topics".to_owned(),
-        format!("--kafka-topic-prefix={prefix}"),
-        format!("--auth-jwt-secret={SECRET}"),
+    let mut args =
+        ocop_testkit::service_args("notification", &fresh_database_url().await, &prefix, SECRET);
+    args.extend([
         format!("--notification-spool-dir={}", spool.display()),
         "--dispatch-interval=50ms".to_owned(),
-    ];
+    ]);
     args.extend(extra.iter().map(|arg| (*arg).to_owned()));
     let config = Config::try_parse_from(args).expect("test config parses");
     let app = App::build(config)

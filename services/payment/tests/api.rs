@@ -51,18 +51,11 @@ async fn spawn_payment(extra: &[&str]) -> TestPayment {
 
 /// Starts the service on an existing database and topic prefix (a restart).
 async fn spawn_payment_on(database_url: &str, prefix: &str, extra: &[&str]) -> TestPayment {
-    let mut args = vec![
-        "payment".to_owned(),
-        format!("--database-url={database_url}"),
-        "--grpc-addr=127.0.0.1:0".to_owned(),
-        "--http-addr=127.0.0.1:0".to_owned(),
-        format!("--kafka-brokers={}", kafka_brokers()),
-        format!("--kafka-topic-prefix={prefix}"),
-        "--kafka-create-topics".to_owned(),
-        format!("--auth-jwt-secret={JWT_SECRET}"),
+    let mut args = ocop_testkit::service_args("payment", database_url, prefix, JWT_SECRET);
+    args.extend([
         format!("--sandbox-secret={SANDBOX_SECRET}"),
         "--expiry-sweep-interval=100ms".to_owned(),
-    ];
+    ]);
     args.extend(extra.iter().map(|arg| (*arg).to_owned()));
     let config = Config::try_parse_from(args).expect("test config parses");
     let app = App::build(config).await.expect("payment builds");
