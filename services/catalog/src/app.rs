@@ -29,13 +29,7 @@ impl App {
     /// Connects to the database (running migrations), creates topics when asked, and
     /// binds the listeners (port 0 picks free ports; see [`App::grpc_addr`]).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = ocop_events::connect_database(
-            "catalog",
-            &config.database_url,
-            config.database_max_connections,
-            &crate::MIGRATOR,
-        )
-        .await?;
+        let pool = config.database.connect("catalog", &crate::MIGRATOR).await?;
         if config.kafka.create_topics {
             ocop_events::topics::ensure_topics(&config.kafka, events::TOPICS).await?;
         }

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use ocop_events::KafkaConfig;
+use ocop_events::{DatabaseConfig, KafkaConfig};
 use ocop_grpc_kit::{auth::AuthConfig, server::ShutdownConfig};
 use ocop_telemetry::TelemetryConfig;
 
@@ -11,14 +11,8 @@ use ocop_telemetry::TelemetryConfig;
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "catalog", version, about = "ocop-market catalog service")]
 pub struct Config {
-    /// PostgreSQL URL of the catalog's own database.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
-
-    /// Most connections in the database pool.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
-          value_parser = clap::value_parser!(u32).range(1..=200))]
-    pub database_max_connections: u32,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
 
     /// gRPC listen address (port 0 picks a free port).
     #[arg(long, env = "GRPC_ADDR", default_value = "0.0.0.0:50051")]

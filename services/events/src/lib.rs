@@ -13,38 +13,18 @@
 pub mod cloudevent;
 pub mod config;
 pub mod consumer;
+pub mod database;
 pub mod inbox;
 pub mod outbox;
 pub mod topics;
 
 pub use cloudevent::CloudEvent;
 pub use config::KafkaConfig;
+pub use database::DatabaseConfig;
 
 /// The migrations of the outbox and inbox tables. Every producing or consuming service
 /// runs them with its own (see [`migrator_with`]).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
-
-/// Connects a service to its database and brings the schema up to date (the outbox and
-/// inbox tables plus the service's own migrations). `service` names the database in
-/// errors.
-pub async fn connect_database(
-    service: &str,
-    url: &str,
-    max_connections: u32,
-    migrations: &sqlx::migrate::Migrator,
-) -> anyhow::Result<sqlx::PgPool> {
-    use anyhow::Context as _;
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect(url)
-        .await
-        .with_context(|| format!("connect to the {service} database"))?;
-    migrate(&pool, migrations)
-        .await
-        .with_context(|| format!("run {service} migrations"))?;
-    Ok(pool)
-}
 
 /// Reports the database pool every few seconds until `stop`: connections open and idle
 /// (`ocop_db_pool_connections{service,state}`), for the pool-saturation dashboards.

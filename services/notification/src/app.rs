@@ -47,13 +47,10 @@ impl App {
         let templates = Templates::load(config.notification_templates_dir.as_deref())
             .context("load message templates")?;
         let channels = channel::from_config(&config).context("set up notification channels")?;
-        let pool = ocop_events::connect_database(
-            "notification",
-            config.database_url.expose(),
-            config.database_max_connections,
-            &crate::MIGRATOR,
-        )
-        .await?;
+        let pool = config
+            .database
+            .connect("notification", &crate::MIGRATOR)
+            .await?;
         if config.kafka.create_topics {
             ocop_events::topics::ensure_topics(&config.kafka, events::TOPICS).await?;
         }

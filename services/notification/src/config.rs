@@ -3,7 +3,7 @@
 
 use std::{convert::Infallible, fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
-use ocop_events::KafkaConfig;
+use ocop_events::{DatabaseConfig, KafkaConfig};
 use ocop_grpc_kit::{auth::AuthConfig, server::ShutdownConfig};
 use ocop_telemetry::TelemetryConfig;
 
@@ -47,14 +47,8 @@ impl FromStr for Secret {
     about = "ocop-market notification service"
 )]
 pub struct Config {
-    /// PostgreSQL URL of the notification service's own database (may hold a password).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Secret,
-
-    /// Most connections in the database pool.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
-          value_parser = clap::value_parser!(u32).range(1..=200))]
-    pub database_max_connections: u32,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
 
     /// gRPC listen address (port 0 picks a free port).
     #[arg(long, env = "GRPC_ADDR", default_value = "0.0.0.0:50054")]

@@ -31,13 +31,7 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = ocop_events::connect_database(
-            "order",
-            &config.database_url,
-            config.database_max_connections,
-            &crate::MIGRATOR,
-        )
-        .await?;
+        let pool = config.database.connect("order", &crate::MIGRATOR).await?;
         if config.kafka.create_topics {
             ocop_events::topics::ensure_topics(&config.kafka, events::TOPICS).await?;
         }

@@ -2,20 +2,15 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use ocop_events::KafkaConfig;
+use ocop_events::{DatabaseConfig, KafkaConfig};
 use ocop_grpc_kit::{auth::AuthConfig, server::ShutdownConfig};
 use ocop_telemetry::TelemetryConfig;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "order", version, about = "ocop-market order service")]
 pub struct Config {
-    /// PostgreSQL URL of the order service's own database.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
-
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
-          value_parser = clap::value_parser!(u32).range(1..=200))]
-    pub database_max_connections: u32,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
 
     /// gRPC listen address (port 0 picks a free port).
     #[arg(long, env = "GRPC_ADDR", default_value = "0.0.0.0:50052")]

@@ -42,13 +42,7 @@ impl App {
     /// the order-events consumer group, and binds the listeners (port 0 picks free
     /// ports; see [`App::grpc_addr`]).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = ocop_events::connect_database(
-            "payment",
-            &config.database_url,
-            config.database_max_connections,
-            &crate::MIGRATOR,
-        )
-        .await?;
+        let pool = config.database.connect("payment", &crate::MIGRATOR).await?;
         if config.kafka.create_topics {
             ocop_events::topics::ensure_topics(&config.kafka, events::TOPICS).await?;
         }
