@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::{
-    CloudEvent, KafkaConfig, cloudevent::DecodeError, inbox, outbox::idempotent_producer,
-    topics::dead_letter_topic,
+    CloudEvent, KafkaConfig, cloudevent::DecodeError, inbox, lag::LagReporter,
+    outbox::idempotent_producer, topics::dead_letter_topic,
 };
 
 /// What went wrong while handling an event.
@@ -75,23 +75,26 @@ pub struct ConsumerConfig {
     pub max_attempts: u32,
     /// Pause before the second attempt; doubled each time.
     pub initial_backoff: Duration,
+    /// How often the consumer's lag gauge is refreshed.
+    pub statistics_interval: Duration,
 }
 
 impl ConsumerConfig {
-    /// Five attempts, from 100 ms apart.
+    /// Five attempts, from 100 ms apart; lag refreshed every 5 s.
     pub fn new(group: impl Into<String>, topics: &[&str]) -> Self {
         Self {
             group: group.into(),
             topics: topics.iter().map(|topic| (*topic).to_owned()).collect(),
             max_attempts: 5,
             initial_backoff: Duration::from_millis(100),
+            statistics_interval: Duration::from_secs(5),
         }
     }
 }
 
 /// A running consumer group member.
 pub struct EventConsumer {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<LagReporter>,
     kafka: KafkaConfig,
     pool: PgPool,
     config: ConsumerConfig,
@@ -108,7 +111,7 @@ impl EventConsumer {
     /// group has none committed.
     pub fn new(kafka: &KafkaConfig, pool: PgPool, config: ConsumerConfig) -> anyhow::Result<Self> {
         let group = kafka.topic(&config.group);
-        let consumer: StreamConsumer = kafka
+        let consumer: StreamConsumer<LagReporter> = kafka
             .client_config(&group)
             .set("group.id", &group)
             .set("enable.auto.commit", "false")
@@ -122,7 +125,12 @@ impl EventConsumer {
             // A saga step waits on each hop; librdkafka's default of 500 ms per fetch
             // would add up to most of an order's latency.
             .set("fetch.wait.max.ms", "50")
-            .create()
+            // Lag comes from librdkafka's statistics (see `LagReporter`).
+            .set(
+                "statistics.interval.ms",
+                config.statistics_interval.as_millis().to_string(),
+            )
+            .create_with_context(LagReporter::new(&config.group))
             .context("create kafka consumer")?;
         let topics: Vec<String> = config
             .topics

@@ -15,6 +15,7 @@ pub mod config;
 pub mod consumer;
 pub mod database;
 pub mod inbox;
+pub mod lag;
 pub mod outbox;
 pub mod topics;
 

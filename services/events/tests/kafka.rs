@@ -383,3 +383,56 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_partition_moves_on()
     );
     assert_eq!(effects(&pool).await, vec![(after.id, 7)]);
 }
+
+/// Takes its time over every event, so that a consumer falls behind its topic.
+struct SlowHandler;
+
+impl Handler for SlowHandler {
+    async fn handle(
+        &self,
+        _tx: &mut Transaction<'static, Postgres>,
+        _event: &CloudEvent,
+    ) -> Result<(), HandlerError> {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        Ok(())
+    }
+}
+
+/// The group's `ocop_consumer_lag` on partition 0, as `/metrics` would show it.
+fn reported_lag(group: &str) -> Option<f64> {
+    let needle = format!("ocop_consumer_lag{{group=\"{group}\",");
+    ocop_telemetry::metrics::handle()
+        .render()
+        .lines()
+        .find(|line| line.starts_with(&needle) && line.contains("partition=\"0\""))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn lag_gauge_shows_a_consumer_behind_its_topic_and_returns_to_zero() {
+    ocop_telemetry::metrics::handle();
+    let pool = migrated_pool().await;
+    let topic = fresh_topic("lag").await;
+    let group = unique("group");
+    for seconds in 0..12 {
+        let sent = event("k", seconds);
+        publish_raw(topic, "k", Some(&sent), &sent.data).await;
+    }
+    let mut config = ConsumerConfig::new(group.as_str(), &[topic]);
+    config.statistics_interval = Duration::from_millis(100);
+    let consumer = EventConsumer::new(&kafka(), pool.clone(), config).unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(SlowHandler, stop.clone()));
+
+    let behind = eventually("a lag above zero", WAIT, || async {
+        reported_lag(&group).filter(|lag| *lag > 0.0)
+    })
+    .await;
+    assert!(behind <= 12.0, "lag {behind} exceeds the records published");
+    eventually("the lag back at zero", WAIT, || async {
+        reported_lag(&group).filter(|lag| *lag == 0.0)
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+}
