@@ -19,6 +19,8 @@ use ocop_testkit::{
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, transport::Channel};
 
+pub mod processes;
+
 /// The token secret every service of a test platform shares.
 pub const SECRET: &str = "e2e-test-secret-e2e-test-secret-e2e!!";
 /// How long a saga step may take before a test gives up.
@@ -100,13 +102,14 @@ impl ServiceProcess {
             .append(true)
             .open(&self.log)
             .unwrap();
+        // The test's own `env` comes last, so a test may choose the log level.
         let child = std::process::Command::new(self.binary_path())
             .args(&self.args)
-            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .env(
                 "RUST_LOG",
                 std::env::var("OCOP_TEST_SERVICE_LOG").unwrap_or_else(|_| "warn".to_owned()),
             )
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -131,15 +134,36 @@ impl ServiceProcess {
 
     /// SIGTERM, then wait for a graceful exit (telemetry is flushed on the way out).
     pub fn terminate(&mut self) {
+        self.signal("-TERM");
         if let Some(mut child) = self.child.take() {
-            let status = std::process::Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .expect("run kill");
-            assert!(status.success(), "kill -TERM failed");
             let exit = child.wait().expect("reap the service process");
             assert!(exit.success(), "{} exited with {exit}", self.binary);
         }
+    }
+
+    /// SIGSTOP: the process stands still (no handling, no timers) until [`Self::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`Self::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = std::process::Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill {signal} {} failed", self.binary);
+        }
+    }
+
+    /// Everything the process wrote to stdout and stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 

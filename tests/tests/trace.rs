@@ -3,16 +3,19 @@
 //! share the trace id, come from all four services, and hang together as one tree.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     sync::{Arc, Mutex},
 };
 
-use ocop_e2e::{ServiceProcess, WAIT, common, free_port, place_request};
+use ocop_e2e::{
+    WAIT, place_request,
+    processes::{Options, ProcessPlatform},
+};
 use ocop_proto::{
     catalog::v1::catalog_service_client::CatalogServiceClient,
     order::v1::{self as order, order_service_client::OrderServiceClient},
 };
-use ocop_testkit::{eventually, fresh_database_url, unique};
+use ocop_testkit::eventually;
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -95,44 +98,22 @@ async fn one_order_is_one_trace_across_all_four_services() {
     );
 
     // The platform, one process per service, all exporting to the receiver.
-    let prefix = format!("{}.", unique("trace"));
-    let env = vec![("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), otlp.clone())];
-    let ports: HashMap<&str, u16> = ["catalog", "order", "payment", "notification"]
-        .into_iter()
-        .map(|name| (name, free_port()))
-        .collect();
-    let spool = std::env::temp_dir().join(unique("trace_spool"));
-    let mut processes = Vec::new();
-    for name in ["catalog", "order", "payment", "notification"] {
-        let mut args = common(&prefix, &fresh_database_url().await);
-        args.retain(|arg| !arg.starts_with("--grpc-addr"));
-        args.push(format!("--grpc-addr=127.0.0.1:{}", ports[name]));
-        match name {
-            "order" => args.push(format!(
-                "--catalog-url=http://127.0.0.1:{}",
-                ports["catalog"]
-            )),
-            "payment" => args.extend([
-                "--sandbox-secret=trace-sandbox-secret-123".to_owned(),
-                "--sandbox-delay=100ms".to_owned(),
-            ]),
-            "notification" => args.push(format!("--notification-spool-dir={}", spool.display())),
-            _ => {}
-        }
-        let mut process = ServiceProcess::new(name, args, env.clone());
-        process.start(ports[name]).await;
-        processes.push(process);
-    }
-
-    let mut catalog_client =
-        CatalogServiceClient::connect(format!("http://127.0.0.1:{}", ports["catalog"]))
-            .await
-            .unwrap();
+    let platform = ProcessPlatform::start(
+        "trace",
+        Options {
+            env: vec![("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), otlp.clone())],
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut catalog_client = CatalogServiceClient::connect(platform.grpc_url("catalog"))
+        .await
+        .unwrap();
     let product_id =
         ocop_testkit::fixtures::seed_product(&mut catalog_client, ocop_e2e::SECRET, 5, 450_000)
             .await;
 
-    let orders = OrderServiceClient::connect(format!("http://127.0.0.1:{}", ports["order"]))
+    let orders = OrderServiceClient::connect(platform.grpc_url("order"))
         .await
         .unwrap();
     let placed = orders
@@ -143,6 +124,7 @@ async fn one_order_is_one_trace_across_all_four_services() {
         .into_inner()
         .order
         .unwrap();
+    let spool = platform.spool.clone();
     eventually(
         "the order to be confirmed and the shopper told",
         WAIT,
@@ -169,19 +151,10 @@ async fn one_order_is_one_trace_across_all_four_services() {
     .await;
 
     // A graceful stop flushes every exporter.
-    let processes = tokio::task::spawn_blocking(move || {
-        for process in &mut processes {
-            process.terminate();
-        }
-        processes
-    })
-    .await
-    .unwrap();
-    drop(processes);
+    platform.stop().await;
     let spans = receiver.spans.lock().unwrap().clone();
     stop_receiver.cancel();
     served.await.unwrap().unwrap();
-    let _ = std::fs::remove_dir_all(&spool);
 
     let place = spans
         .iter()

@@ -152,6 +152,13 @@ impl EventConsumer {
     /// Handles records until `stop` is cancelled; the record in hand is finished first.
     pub async fn run<H: Handler>(self, handler: H, stop: CancellationToken) {
         tracing::info!(group = %self.config.group, topics = ?self.config.topics, "consumer started");
+        // Exported from the start, so `increase()` and alerts see a zero, not a gap.
+        for name in [
+            "ocop_consumer_retries_total",
+            "ocop_consumer_dead_letters_total",
+        ] {
+            metrics::counter!(name, "group" => self.config.group.clone()).increment(0);
+        }
         loop {
             let message = tokio::select! {
                 _ = stop.cancelled() => break,

@@ -149,6 +149,9 @@ impl Relay {
 
     /// Publishes until `stop` is cancelled, then returns after the round in flight.
     pub async fn run(self, stop: CancellationToken) {
+        // Exported from the start, so `rate()` and alerts see a zero, not a gap.
+        metrics::counter!("ocop_outbox_publish_failures_total", "service" => self.service)
+            .increment(0);
         // Measured beside the publishing loop, so a round stuck on an unreachable broker
         // still shows up as a growing backlog.
         let gauges = report_backlog(self.pool.clone(), self.service, stop.clone());

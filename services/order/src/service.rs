@@ -327,8 +327,9 @@ impl Orders {
         .await
     }
 
-    /// Sets `ocop_orders{status}` to the number of orders in each status; a status with
-    /// no orders reads 0 rather than keeping a stale value.
+    /// Sets `ocop_orders{status}` to the number of orders in each status (a status with
+    /// no orders reads 0 rather than keeping a stale value) and
+    /// `ocop_orders_past_payment_deadline`.
     pub async fn report_statuses(&self) -> Result<(), OrderError> {
         let mut conn = self.pool.acquire().await?;
         let counts = store::count_by_status(&mut conn).await?;
@@ -346,6 +347,8 @@ impl Orders {
                 .map_or(0, |(_, count)| *count);
             metrics::gauge!("ocop_orders", "status" => status.as_str()).set(count as f64);
         }
+        let overdue = store::count_past_payment_deadline(&mut conn).await?;
+        metrics::gauge!("ocop_orders_past_payment_deadline").set(overdue as f64);
         Ok(())
     }
 

@@ -350,3 +350,14 @@ pub async fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(String, i64
         .fetch_all(conn)
         .await
 }
+
+/// How many orders still await a payment whose deadline has passed: normally the
+/// payment's expiry cancels them within seconds, so a lasting count means a stuck saga.
+pub async fn count_past_payment_deadline(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM orders
+         WHERE status = 'awaiting_payment' AND payment_expires_at < now()",
+    )
+    .fetch_one(conn)
+    .await
+}
