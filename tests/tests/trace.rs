@@ -177,6 +177,18 @@ async fn one_order_is_one_trace_across_all_four_services() {
         "{names:?}"
     );
     assert!(names.contains("POST /callbacks/sandbox"), "{names:?}");
+    // Database calls are client spans named `<operation> <table>` (semantic conventions).
+    for database_call in [
+        "INSERT orders",
+        "SELECT stock",
+        "INSERT inbox",
+        "INSERT notifications",
+    ] {
+        assert!(
+            names.contains(database_call),
+            "no {database_call}: {names:?}"
+        );
+    }
 
     // One tree: a single root (PlaceOrder) and every other span's parent in the trace.
     let ids: HashSet<&[u8]> = trace.iter().map(|span| span.span_id.as_slice()).collect();

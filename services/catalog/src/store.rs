@@ -74,6 +74,7 @@ macro_rules! product_select {
 }
 
 /// Inserts or updates a producer by code. Returns it and whether it was created.
+#[tracing::instrument(name = "INSERT producers", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "producers"))]
 pub async fn upsert_producer(
     tx: &mut Tx,
     draft: &ProducerDraft,
@@ -113,6 +114,7 @@ pub enum UpsertEffect {
 }
 
 /// Inserts or updates a product by SKU. `None` when the producer code is unknown.
+#[tracing::instrument(name = "INSERT products", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "products"))]
 pub async fn upsert_product(
     tx: &mut Tx,
     draft: &ProductDraft,
@@ -177,6 +179,7 @@ pub async fn upsert_product(
 }
 
 /// One product by id.
+#[tracing::instrument(name = "SELECT products", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "products"))]
 pub async fn product(
     conn: &mut PgConnection,
     id: Uuid,
@@ -188,6 +191,7 @@ pub async fn product(
 }
 
 /// Products by id, in no particular order; unknown ids are simply absent.
+#[tracing::instrument(name = "SELECT products", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "products"))]
 pub async fn products(
     conn: &mut PgConnection,
     ids: &[Uuid],
@@ -209,6 +213,7 @@ pub struct ProductFilter {
 }
 
 /// Active products matching `filter`, ordered by SKU, after `after_sku`.
+#[tracing::instrument(name = "SELECT products", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "products"))]
 pub async fn list_products(
     conn: &mut PgConnection,
     filter: &ProductFilter,
@@ -238,6 +243,7 @@ pub async fn list_products(
 }
 
 /// Active products whose folded text contains the folded query's words, best first.
+#[tracing::instrument(name = "SELECT products", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "products"))]
 pub async fn search_products(
     conn: &mut PgConnection,
     query: &str,
@@ -260,6 +266,7 @@ pub async fn search_products(
 
 /// Locks a product's stock row and applies an adjustment. `Ok(None)`: no such product.
 /// `Ok(Some(Err(..)))`: the adjustment would break a stock rule; nothing written.
+#[tracing::instrument(name = "UPDATE stock", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "stock"))]
 pub async fn adjust_stock(
     tx: &mut Tx,
     product_id: Uuid,
@@ -312,6 +319,7 @@ pub struct Reservation {
 
 /// Locks the stock rows of `lines` (sorted by product id, so concurrent reservations
 /// lock in the same order) and returns their levels; unknown products are absent.
+#[tracing::instrument(name = "SELECT stock", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "stock"))]
 pub async fn lock_stock(
     tx: &mut Tx,
     lines: &[RequestedLine],
@@ -343,6 +351,7 @@ pub async fn lock_stock(
 }
 
 /// Holds `lines` for `order_id` (the caller has locked and checked the stock).
+#[tracing::instrument(name = "INSERT reservations", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "reservations"))]
 pub async fn insert_reservation(
     tx: &mut Tx,
     order_id: Uuid,
@@ -383,6 +392,7 @@ pub async fn insert_reservation(
 }
 
 /// The reservation of `order_id`, locked for update.
+#[tracing::instrument(name = "SELECT reservations", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "reservations"))]
 pub async fn reservation_for_update(
     tx: &mut Tx,
     order_id: Uuid,
@@ -419,6 +429,7 @@ pub async fn reservation_for_update(
 
 /// Moves a held reservation to `to`, adjusting stock: a commit sells the units (on hand
 /// and reserved go down), a release or expiry gives them back (reserved goes down).
+#[tracing::instrument(name = "UPDATE stock", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "stock"))]
 pub async fn finish_reservation(
     tx: &mut Tx,
     reservation: &Reservation,

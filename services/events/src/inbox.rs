@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 /// Records that `consumer` applies `event_id` in `tx`. Returns `false` when the event
 /// was applied before: the caller must then skip its effect.
+#[tracing::instrument(name = "INSERT inbox", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "inbox"))]
 pub async fn record(
     tx: &mut Transaction<'static, Postgres>,
     consumer: &str,

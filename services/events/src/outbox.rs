@@ -21,6 +21,7 @@ const RELAY_LOCK_KEY: i64 = 0x6f63_6f70_6f75_7462; // "ocopoutb"
 
 /// Writes `event` for the logical `topic` in the caller's transaction (the relay applies
 /// the configured prefix).
+#[tracing::instrument(name = "INSERT outbox", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "outbox"))]
 pub async fn enqueue(
     tx: &mut Transaction<'static, Postgres>,
     topic: &str,

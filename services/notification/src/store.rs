@@ -15,6 +15,7 @@ type Tx = Transaction<'static, Postgres>;
 
 /// Keeps the contact of an order. The first `OrderPlaced` wins: a redelivery or a
 /// replay changes nothing.
+#[tracing::instrument(name = "INSERT order_contacts", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "order_contacts"))]
 pub async fn save_contact(
     tx: &mut Tx,
     order_id: Uuid,
@@ -46,6 +47,7 @@ pub struct ContactRecord {
 }
 
 /// The contact of an order, if its `OrderPlaced` has been seen.
+#[tracing::instrument(name = "SELECT order_contacts", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "order_contacts"))]
 pub async fn contact(tx: &mut Tx, order_id: Uuid) -> Result<Option<ContactRecord>, sqlx::Error> {
     sqlx::query_as(
         "SELECT order_code, customer_name, phone, email FROM order_contacts WHERE order_id = $1",
@@ -69,6 +71,7 @@ pub struct NewNotification<'a> {
 
 /// Inserts a pending notification, due now. `false` when this event already has one on
 /// this channel.
+#[tracing::instrument(name = "INSERT notifications", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "notifications"))]
 pub async fn insert_notification(
     tx: &mut Tx,
     new: &NewNotification<'_>,
@@ -138,6 +141,7 @@ impl NotificationRecord {
 }
 
 /// Notifications of an order, newest first, older than `before` when given.
+#[tracing::instrument(name = "SELECT notifications", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "notifications"))]
 pub async fn list_by_order(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -160,6 +164,7 @@ pub async fn list_by_order(
 }
 
 /// Notifications sent to a normalised address, newest first, older than `before`.
+#[tracing::instrument(name = "SELECT notifications", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "notifications"))]
 pub async fn list_by_address(
     conn: &mut PgConnection,
     address: &str,
@@ -222,6 +227,7 @@ pub async fn claim_due(
 }
 
 /// Records one delivery attempt.
+#[tracing::instrument(name = "INSERT notification_attempts", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "notification_attempts"))]
 pub async fn record_attempt(
     tx: &mut Tx,
     notification_id: Uuid,
@@ -245,6 +251,7 @@ pub async fn record_attempt(
 }
 
 /// Marks a notification sent after `attempts` attempts; returns it as it now is.
+#[tracing::instrument(name = "UPDATE notifications", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "notifications"))]
 pub async fn mark_sent(
     tx: &mut Tx,
     id: Uuid,
@@ -266,6 +273,7 @@ pub async fn mark_sent(
 }
 
 /// Leaves a notification pending for another attempt after `delay_ms`.
+#[tracing::instrument(name = "UPDATE notifications", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "notifications"))]
 pub async fn schedule_retry(
     tx: &mut Tx,
     id: Uuid,
@@ -289,6 +297,7 @@ pub async fn schedule_retry(
 }
 
 /// Gives a notification up; returns it as it now is.
+#[tracing::instrument(name = "UPDATE notifications", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "notifications"))]
 pub async fn mark_failed(
     tx: &mut Tx,
     id: Uuid,

@@ -96,6 +96,7 @@ macro_rules! select_orders {
 }
 
 /// The order already stored under an idempotency key: (id, request fingerprint).
+#[tracing::instrument(name = "SELECT orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "orders"))]
 pub async fn by_idempotency_key(
     conn: &mut PgConnection,
     key: &str,
@@ -120,6 +121,7 @@ pub struct NewOrder<'a> {
 
 /// Stores a new PENDING order, its lines and the first history row. A second order
 /// with the same idempotency key fails with a unique violation.
+#[tracing::instrument(name = "INSERT orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "orders"))]
 pub async fn insert_order(tx: &mut Tx, order: &NewOrder<'_>) -> Result<(), sqlx::Error> {
     let request = order.request;
     let address = &request.customer.address;
@@ -170,6 +172,7 @@ pub async fn insert_order(tx: &mut Tx, order: &NewOrder<'_>) -> Result<(), sqlx:
     record_history(tx, order.id, None, OrderStatus::Pending, "PlaceOrder").await
 }
 
+#[tracing::instrument(name = "INSERT order_status_history", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "order_status_history"))]
 async fn record_history(
     tx: &mut Tx,
     order_id: Uuid,
@@ -189,6 +192,7 @@ async fn record_history(
     Ok(())
 }
 
+#[tracing::instrument(name = "SELECT order_lines", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "order_lines"))]
 async fn complete(conn: &mut PgConnection, row: OrderRow) -> Result<OrderRecord, sqlx::Error> {
     let lines = sqlx::query_as(
         "SELECT product_id, sku, name, unit, quantity, unit_price_vnd, line_total_vnd
@@ -212,6 +216,7 @@ async fn complete(conn: &mut PgConnection, row: OrderRow) -> Result<OrderRecord,
 }
 
 /// One order with lines and history.
+#[tracing::instrument(name = "SELECT orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "orders"))]
 pub async fn order(conn: &mut PgConnection, id: Uuid) -> Result<Option<OrderRecord>, sqlx::Error> {
     let row: Option<OrderRow> = sqlx::query_as(select_orders!("WHERE id = $1"))
         .bind(id)
@@ -224,6 +229,7 @@ pub async fn order(conn: &mut PgConnection, id: Uuid) -> Result<Option<OrderReco
 }
 
 /// One order, its row locked until the transaction ends (status changes are serial).
+#[tracing::instrument(name = "SELECT orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "orders"))]
 pub async fn order_for_update(tx: &mut Tx, id: Uuid) -> Result<Option<OrderRecord>, sqlx::Error> {
     let row: Option<OrderRow> = sqlx::query_as(select_orders!("WHERE id = $1 FOR UPDATE"))
         .bind(id)
@@ -236,6 +242,7 @@ pub async fn order_for_update(tx: &mut Tx, id: Uuid) -> Result<Option<OrderRecor
 }
 
 /// Moves an order to `to` and records why.
+#[tracing::instrument(name = "UPDATE orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "orders"))]
 pub async fn set_status(
     tx: &mut Tx,
     order_id: Uuid,
@@ -260,6 +267,7 @@ pub async fn set_status(
 }
 
 /// Keeps who carries a shipped order and its tracking code.
+#[tracing::instrument(name = "UPDATE orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "orders"))]
 pub async fn set_shipment(
     tx: &mut Tx,
     order_id: Uuid,
@@ -276,6 +284,7 @@ pub async fn set_shipment(
 }
 
 /// Keeps the payment deadline the order asked the payment service for.
+#[tracing::instrument(name = "UPDATE orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "orders"))]
 pub async fn set_payment_deadline(
     tx: &mut Tx,
     order_id: Uuid,
@@ -290,6 +299,7 @@ pub async fn set_payment_deadline(
 }
 
 /// Keeps what the shopper needs to pay, as the payment service reported it.
+#[tracing::instrument(name = "UPDATE orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "orders"))]
 pub async fn set_payment_instructions(
     tx: &mut Tx,
     order_id: Uuid,
@@ -313,6 +323,7 @@ pub async fn set_payment_instructions(
 }
 
 /// A customer's orders, newest first, after the `(created_at, id)` of the previous page.
+#[tracing::instrument(name = "SELECT orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "orders"))]
 pub async fn orders_by_phone(
     conn: &mut PgConnection,
     phone: &str,
