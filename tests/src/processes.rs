@@ -81,24 +81,9 @@ impl ProcessPlatform {
 
     /// The service's `/metrics` in the Prometheus text format.
     pub async fn scrape(&self, service: &str) -> String {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.http[service]))
+        ocop_testkit::scrape_metrics(([127, 0, 0, 1], self.http[service]).into())
             .await
-            .unwrap_or_else(|err| panic!("connect to {service}'s HTTP port: {err}"));
-        stream
-            .write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
-            .await
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.unwrap();
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .unwrap_or_else(|| panic!("{service}: not an HTTP response: {response}"));
-        assert!(
-            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-            "{head}"
-        );
-        body.to_owned()
+            .unwrap_or_else(|err| panic!("scrape {service}: {err}"))
     }
 
     /// The process of a service (to pause, resume or read its log).

@@ -26,21 +26,12 @@ async fn partner_mirrors_the_catalogue_follows_an_order_and_replays_idempotently
     let seeded = seed_catalogue(&platform.catalog_addr);
     assert!(seeded >= 393, "the seed has only {seeded} products");
 
-    let shopper = DistinctShopper::new();
-    let mut request = place_request(&unique("partner"), "", 1);
-    request.lines[0].product_id = first_product(&mut platform).await;
-    request.sales_channel = order::SalesChannel::Postmart as i32;
-    shopper.fill(&mut request);
-    let placed = platform
-        .orders
-        .place_order(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .order
-        .unwrap();
+    let product = first_product(&mut platform).await;
+    let placed = DistinctShopper::new()
+        .place(&mut platform, &product, order::SalesChannel::Postmart)
+        .await;
     platform
-        .wait_for(&placed.id, order::OrderStatus::Confirmed)
+        .wait_for(&placed, order::OrderStatus::Confirmed)
         .await;
 
     // The partner, from an empty store and a new group.
@@ -59,7 +50,7 @@ async fn partner_mirrors_the_catalogue_follows_an_order_and_replays_idempotently
     eventually("the order followed to CONFIRMED", WAIT, || async {
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM followed_orders WHERE id = $1")
-                .bind(&placed.id)
+                .bind(&placed)
                 .fetch_optional(&store)
                 .await
                 .ok()?;
@@ -90,20 +81,9 @@ async fn no_personal_data_reaches_a_public_topic() {
     let product = platform.product(10).await;
     let shopper = DistinctShopper::new();
     let mut order_ids = Vec::new();
-    // One order of each kind of life: confirmed, and cancelled before payment.
+    // Orders through a partner channel and through the web shop.
     for channel in [order::SalesChannel::Postmart, order::SalesChannel::Web] {
-        let mut request = place_request(&unique("pii"), &product, 1);
-        request.sales_channel = channel as i32;
-        shopper.fill(&mut request);
-        let placed = platform
-            .orders
-            .place_order(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .order
-            .unwrap();
-        order_ids.push(placed.id);
+        order_ids.push(shopper.place(&mut platform, &product, channel).await);
     }
     platform
         .wait_for(&order_ids[0], order::OrderStatus::Confirmed)
@@ -168,13 +148,30 @@ impl DistinctShopper {
         }
     }
 
-    fn fill(&self, request: &mut order::PlaceOrderRequest) {
+    /// Places an order of one `product_id` through `channel`; returns its id.
+    async fn place(
+        &self,
+        platform: &mut Platform,
+        product_id: &str,
+        channel: order::SalesChannel,
+    ) -> String {
+        let mut request = place_request(&unique("pii"), product_id, 1);
+        request.sales_channel = channel as i32;
+        request.note = format!("Gọi {} trước khi giao", self.phone_digits);
         let customer = request.customer.as_mut().unwrap();
         customer.name = self.name.clone();
         customer.phone = self.phone_digits.clone();
         customer.email = self.email.clone();
         customer.address.as_mut().unwrap().street = self.street.clone();
-        request.note = format!("Gọi {} trước khi giao", self.phone_digits);
+        platform
+            .orders
+            .place_order(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .order
+            .unwrap()
+            .id
     }
 
     /// Every form a detail could leak in (the phone also as +84…).

@@ -7,11 +7,21 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$OCOP_ROOT"
 
 ensure_system_packages
+
+# The contracts outside the code first (seconds once their tools are cached): the partner
+# contract (AsyncAPI, buf lint + breaking) and the deploy manifests (rendered, validated).
+log "checking the partner contract"
+bash tools/dev/contract-check.sh
+log "checking the deploy manifests"
+bash tools/dev/deploy-check.sh
+
 ensure_broker
 
 # Library, binary and integration tests (the crates have no doc tests).
 TEST_TARGETS=(--workspace --lib --bins --tests)
 log "building the services and the tests"
+# As the container build does: no query needs a live database or a `.sqlx` cache.
+export SQLX_OFFLINE=true
 cargo build --workspace --bins --quiet
 cargo test "${TEST_TARGETS[@]}" --no-run --quiet
 

@@ -877,7 +877,6 @@ async fn stale_reservation_expires_and_gives_stock_back() {
 
 #[tokio::test]
 async fn health_reflection_and_metrics_are_served() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut catalog = spawn_catalog().await;
     let channel = Channel::from_shared(format!("http://{}", catalog.grpc_addr))
         .unwrap()
@@ -903,15 +902,9 @@ async fn health_reflection_and_metrics_are_served() {
         .list_products(pb::ListProductsRequest::default())
         .await
         .unwrap();
-    let mut stream = tokio::net::TcpStream::connect(catalog.http_addr)
+    let body = ocop_testkit::scrape_metrics(catalog.http_addr)
         .await
         .unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.unwrap();
     assert!(body.contains("ocop_rpc_server_requests_total"), "{body}");
     assert!(body.contains(r#"method="ListProducts""#), "{body}");
     catalog.stop().await;

@@ -434,7 +434,6 @@ async fn partner_feed_carries_the_lifecycle_without_personal_data() {
 
 #[tokio::test]
 async fn metrics_expose_orders_by_status_and_pool_usage() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut stack = stack_with(None).await;
     let product = stack.product(10).await;
     let order = stack
@@ -450,13 +449,7 @@ async fn metrics_expose_orders_by_status_and_pool_usage() {
         .await;
     let address = stack.order_http;
     let body = eventually("the order gauges to be exported", WAIT, || async move {
-        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-        stream
-            .write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
-            .await
-            .ok()?;
-        let mut body = String::new();
-        stream.read_to_string(&mut body).await.ok()?;
+        let body = ocop_testkit::scrape_metrics(address).await.ok()?;
         (body.contains(r#"ocop_orders{status="awaiting_payment"}"#)
             && body.contains(r#"ocop_db_pool_connections{service="order",state="in_use"}"#))
         .then_some(body)

@@ -260,3 +260,24 @@ pub fn authorized<T>(message: T, jwt_secret: &str, scopes: &[&str]) -> tonic::Re
     );
     request
 }
+
+/// `GET /metrics` on a service's HTTP address: the Prometheus text, or why not.
+pub async fn scrape_metrics(address: std::net::SocketAddr) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|err| format!("connect to {address}: {err}"))?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
+        .await
+        .map_err(|err| format!("send to {address}: {err}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .map_err(|err| format!("read from {address}: {err}"))?;
+    match response.split_once("\r\n\r\n") {
+        Some((head, body)) if head.contains(" 200 ") => Ok(body.to_owned()),
+        _ => Err(format!("{address} answered: {response}")),
+    }
+}
