@@ -1,5 +1,5 @@
 # ocop-market — the two commands: `make run` and `make test`.
-.PHONY: run test lint fmt
+.PHONY: run test lint fmt contract-check deploy-check
 
 ## run: build, start PostgreSQL, the broker and the services, seed the catalogue (Ctrl-C stops)
 run:
@@ -17,3 +17,11 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+## deploy-check: render the Kubernetes overlays (kustomize), validate them (kubernetes-validate, Strimzi CRD schemas), yamllint deploy/, check compose and the Dockerfile against the workspace
+deploy-check:
+	bash tools/dev/deploy-check.sh
+
+## contract-check: validate docs/asyncapi.yaml (@asyncapi/cli) against the code and proto/, buf lint, buf breaking against proto/released/
+contract-check:
+	bash tools/dev/contract-check.sh

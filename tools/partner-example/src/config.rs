@@ -17,7 +17,7 @@ pub struct Config {
           value_parser = ["plaintext", "sasl_ssl"])]
     pub security_protocol: String,
 
-    /// The partner's Kafka user (the `partner` KafkaUser on the real cluster).
+    /// The partner's Kafka user (`ocop-partner` on the real cluster).
     #[arg(long, env = "KAFKA_SASL_USERNAME")]
     pub sasl_username: Option<String>,
 
