@@ -154,7 +154,11 @@ pub fn status_event(order: &OrderRecord, previous: OrderStatus) -> Option<CloudE
                 occurred_at: now,
             },
         ),
-        OrderStatus::Pending | OrderStatus::AwaitingPayment => return None,
+        // Refunds are announced by the payment service's own events.
+        OrderStatus::Pending
+        | OrderStatus::AwaitingPayment
+        | OrderStatus::PartiallyRefunded
+        | OrderStatus::Refunded => return None,
     })
 }
 
@@ -168,8 +172,11 @@ pub fn partner_event(order: &OrderRecord) -> Option<CloudEvent> {
         OrderStatus::Cancelled => pb::PartnerOrderEventKind::Cancelled,
         OrderStatus::Shipped => pb::PartnerOrderEventKind::Shipped,
         OrderStatus::Delivered => pb::PartnerOrderEventKind::Delivered,
-        // Waiting for payment is internal detail of the saga.
-        OrderStatus::AwaitingPayment => return None,
+        // Waiting for payment is internal detail of the saga; refunds are between the
+        // shop and the shopper (the partner contract has no kind for them).
+        OrderStatus::AwaitingPayment | OrderStatus::PartiallyRefunded | OrderStatus::Refunded => {
+            return None;
+        }
     };
     Some(about(
         row.id,
@@ -278,6 +285,19 @@ impl Handler for SagaHandler {
                 order_id(&message.order_id)?,
                 Trigger::PaymentFailed,
                 message.message,
+            )
+        } else if event.is::<payment::RefundSucceeded>() {
+            let message = event.decode::<payment::RefundSucceeded>()?;
+            let detail = format!(
+                "refund {} of {} VND ({} of {} VND refunded)",
+                message.refund_id, message.amount_vnd, message.refunded_vnd, message.captured_vnd
+            );
+            (
+                order_id(&message.order_id)?,
+                Trigger::Refunded {
+                    full: message.refunded_vnd >= message.captured_vnd,
+                },
+                detail,
             )
         } else if event.is::<payment::PaymentExpired>() {
             let message = event.decode::<payment::PaymentExpired>()?;

@@ -63,6 +63,8 @@ pub fn status_to_proto(status: OrderStatus) -> pb::OrderStatus {
         OrderStatus::Shipped => pb::OrderStatus::Shipped,
         OrderStatus::Delivered => pb::OrderStatus::Delivered,
         OrderStatus::Cancelled => pb::OrderStatus::Cancelled,
+        OrderStatus::PartiallyRefunded => pb::OrderStatus::PartiallyRefunded,
+        OrderStatus::Refunded => pb::OrderStatus::Refunded,
     }
 }
 

@@ -333,14 +333,7 @@ impl Orders {
     pub async fn report_statuses(&self) -> Result<(), OrderError> {
         let mut conn = self.pool.acquire().await?;
         let counts = store::count_by_status(&mut conn).await?;
-        for status in [
-            OrderStatus::Pending,
-            OrderStatus::AwaitingPayment,
-            OrderStatus::Confirmed,
-            OrderStatus::Shipped,
-            OrderStatus::Delivered,
-            OrderStatus::Cancelled,
-        ] {
+        for status in OrderStatus::ALL {
             let count = counts
                 .iter()
                 .find(|(name, _)| name == status.as_str())

@@ -23,14 +23,22 @@ use crate::{
     callbacks::CallbackReceiver,
     events::{self, OrderEvents},
     grpc,
+    providers::{Providers, vnpay::VnPayAdapter},
     sandbox::{self, Gateway, GatewayConfig},
     service::Payments,
 };
+
+/// How long a refund may stay pending (its provider call interrupted) before it is
+/// asked again.
+const REFUND_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// A built payment service, listening but not yet serving.
 pub struct App {
     config: Config,
     payments: Payments,
+    providers: Providers,
+    vnpay: Option<VnPayAdapter>,
+    sandbox_bank: bool,
     gateway: Gateway,
     relay: Relay,
     consumer: EventConsumer,
@@ -62,17 +70,36 @@ impl App {
             Some(url) => url.clone(),
             None => local_url(listeners.http_addr()),
         };
-        let gateway = Gateway::new(
-            pool.clone(),
-            GatewayConfig {
-                key: config.sandbox_secret.clone(),
-                delay: config.sandbox_delay,
-                outcome: config.sandbox_outcome,
-                callback_url: format!("{public_url}/callbacks/sandbox"),
-            },
-        )?;
+        let settings = config
+            .providers
+            .settings(&public_url, config.sandbox_secret.clone())?;
+        let providers = Providers::new(&settings)?;
+        tracing::info!(
+            providers = ?providers.configured().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "payment providers configured"
+        );
+        let vnpay = settings.vnpay.clone().map(|vnpay| {
+            VnPayAdapter::new(
+                vnpay,
+                &settings,
+                crate::providers::http_client().expect("the same client built above"),
+            )
+        });
+        let gateway_config = GatewayConfig {
+            key: config.sandbox_secret.clone(),
+            delay: config.sandbox_delay,
+            outcome: config.sandbox_outcome,
+            providers: settings,
+        };
+        let sandbox_bank = gateway_config
+            .played()
+            .contains(&crate::domain::intent::Provider::VietQr);
+        let gateway = Gateway::new(pool.clone(), gateway_config)?;
         Ok(Self {
-            payments: Payments::new(pool, &public_url),
+            payments: Payments::new(pool, &public_url, providers.clone()),
+            providers,
+            vnpay,
+            sandbox_bank,
             gateway,
             config,
             relay,
@@ -121,13 +148,23 @@ impl App {
             self.gateway.clone().run(background.token()),
         );
 
+        background.spawn(
+            "refund retrier",
+            retry_refunds(self.payments.clone(), background.token()),
+        );
+
         let receiver = CallbackReceiver::new(
             self.payments.clone(),
-            self.config.sandbox_secret.clone(),
+            self.providers.clone(),
             self.config.callback_tolerance,
         );
         let router = ocop_telemetry::metrics::router()
             .merge(crate::callbacks::routes(receiver))
+            .merge(crate::checkout::routes(
+                self.payments.clone(),
+                self.vnpay.clone(),
+                self.sandbox_bank,
+            ))
             .merge(sandbox::routes(self.gateway.clone()));
         background.spawn(
             "pool gauge",
@@ -165,6 +202,18 @@ fn local_url(addr: SocketAddr) -> String {
         ip => ip,
     };
     format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+async fn retry_refunds(payments: Payments, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(REFUND_RETRY_AFTER / 3) => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(err) = payments.retry_pending_refunds(REFUND_RETRY_AFTER).await {
+            tracing::warn!(error = %err, "refund retry failed; will retry");
+        }
+    }
 }
 
 async fn sweep_expired(payments: Payments, every: Duration, stop: CancellationToken) {

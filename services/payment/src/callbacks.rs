@@ -1,44 +1,45 @@
-//! Provider callbacks (IPN/webhooks) over HTTP: `POST /callbacks/sandbox`.
+//! Provider callbacks (IPN/webhooks) over HTTP: `GET|POST /callbacks/{provider}`, one
+//! path for every provider: verify → check freshness → judge → apply.
 //!
-//! Order matters: the signature is checked over the raw bytes before anything in the
-//! body is believed; then the body is parsed, its timestamp checked, and only then is the
-//! intent locked and the report judged. Every callback, refused or not, is stored with
-//! its verdict; an accepted one changes the intent and writes its event in the same
-//! transaction.
+//! Order matters: the provider's adapter checks the signature over the raw bytes before
+//! anything in the callback is believed, and reads it into a domain report; then its
+//! timestamp is checked, and only then is the intent locked and the report judged.
+//! Every callback, refused or not, is stored with its verdict; an accepted one changes
+//! the intent and writes its event (and its ledger entries) in the same transaction.
+//! The answer is in the provider's own format (the adapter's `respond`).
 
 use std::time::Duration;
 
 use axum::{
     Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, State},
+    extract::{DefaultBodyLimit, Path, RawQuery, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::post,
+    routing::get,
 };
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tracing::Instrument as _;
-use uuid::Uuid;
 
 use crate::{
     domain::{
-        callback::{self, IntentState, ProviderReport, ProviderResult, Verdict},
+        callback::{self, IntentState, PaymentRef, ProviderReport, ProviderResult, Verdict},
         intent::{PaymentStatus, Provider},
     },
     error::PaymentError,
-    sandbox::scheme::{CallbackBody, CallbackStatus, SIGNATURE_HEADER, SigningKey},
+    providers::{CallbackRequest, ProviderAdapter, Providers},
     service::{self, Move, Payments},
     store::{self, CallbackRecord},
 };
 
-/// Callbacks are small JSON documents; anything bigger is not one.
+/// Callbacks are small documents; anything bigger is not one.
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Verifies and applies provider callbacks.
 #[derive(Clone, Debug)]
 pub struct CallbackReceiver {
     payments: Payments,
-    key: SigningKey,
+    providers: Providers,
     tolerance: Duration,
 }
 
@@ -82,87 +83,65 @@ impl IntoResponse for Reply {
     }
 }
 
-/// `POST /callbacks/sandbox`.
+/// `GET|POST /callbacks/{provider}` (VNPay's IPN is a GET).
 pub fn routes(receiver: CallbackReceiver) -> Router {
     Router::new()
-        .route("/callbacks/sandbox", post(sandbox_callback))
+        .route(
+            "/callbacks/{provider}",
+            get(provider_callback).post(provider_callback),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(receiver)
 }
 
-async fn sandbox_callback(
+async fn provider_callback(
     State(receiver): State<CallbackReceiver>,
+    Path(provider): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
-) -> Reply {
-    // A header that is not visible ASCII cannot be a hex signature: verify it as empty.
-    let signature = headers
-        .get(SIGNATURE_HEADER)
-        .map(|value| value.to_str().unwrap_or_default());
+) -> Response {
+    let Some(adapter) = Provider::parse(&provider).and_then(|p| receiver.providers.get(p)) else {
+        return (StatusCode::NOT_FOUND, "no such provider\n").into_response();
+    };
+    let route = format!("/callbacks/{}", adapter.provider().as_str());
     // The callback continues the order's trace when the caller sends `traceparent` (the
     // sandbox does; an unverified header can only affect tracing, never the payment).
     let span = tracing::info_span!(
         "callback",
-        otel.name = "POST /callbacks/sandbox",
+        otel.name = format!("POST {route}"),
         otel.kind = "server",
         http.request.method = "POST",
-        http.route = "/callbacks/sandbox",
+        http.route = route,
+        provider = adapter.provider().as_str(),
     );
     ocop_telemetry::propagation::set_parent_from_http(&span, &headers);
-    receiver.receive(&body, signature).instrument(span).await
-}
-
-/// What a callback claims before it is trusted.
-enum Parsed {
-    Report(ProviderReport),
-    Malformed(String),
-}
-
-fn parse(raw: &[u8]) -> Parsed {
-    let body: CallbackBody = match serde_json::from_slice(raw) {
-        Ok(body) => body,
-        Err(err) => return Parsed::Malformed(format!("malformed body: {err}")),
+    let request = CallbackRequest {
+        query: query.unwrap_or_default(),
+        headers,
+        body,
     };
-    let Ok(payment_id) = body.payment_id.parse::<Uuid>() else {
-        return Parsed::Malformed(format!(
-            "malformed body: payment_id `{}` is not a UUID",
-            body.payment_id
-        ));
-    };
-    if body.provider_transaction_id.trim().is_empty() {
-        return Parsed::Malformed("malformed body: provider_transaction_id is empty".into());
-    }
-    let Some(sent_at) = DateTime::<Utc>::from_timestamp(body.timestamp, 0) else {
-        return Parsed::Malformed(format!(
-            "malformed body: timestamp {} is out of range",
-            body.timestamp
-        ));
-    };
-    Parsed::Report(ProviderReport {
-        payment_id,
-        amount_vnd: body.amount_vnd,
-        result: match body.status {
-            CallbackStatus::Success => ProviderResult::Success,
-            CallbackStatus::Failure => ProviderResult::Failure,
-        },
-        provider_transaction_id: body.provider_transaction_id,
-        sent_at,
-    })
+    let adapter = adapter.clone();
+    let reply = receiver
+        .receive(adapter.as_ref(), &request)
+        .instrument(span)
+        .await;
+    adapter.respond(&reply)
 }
 
 impl CallbackReceiver {
-    pub fn new(payments: Payments, key: SigningKey, tolerance: Duration) -> Self {
+    pub fn new(payments: Payments, providers: Providers, tolerance: Duration) -> Self {
         Self {
             payments,
-            key,
+            providers,
             tolerance,
         }
     }
 
-    /// Handles one callback: `raw` is the body exactly as received, `signature` the
-    /// signature header if there was one.
-    pub async fn receive(&self, raw: &[u8], signature: Option<&str>) -> Reply {
-        match self.try_receive(raw, signature).await {
+    /// Handles one callback for `adapter`'s provider.
+    pub async fn receive(&self, adapter: &dyn ProviderAdapter, request: &CallbackRequest) -> Reply {
+        let provider = adapter.provider();
+        let reply = match self.try_receive(adapter, request).await {
             Ok(reply) => reply,
             Err(err) => {
                 // Not recorded (the database is the likely culprit); the provider retries.
@@ -176,36 +155,30 @@ impl CallbackReceiver {
                     "internal error; retry later",
                 )
             }
-        }
+        };
+        metrics::counter!(
+            "ocop_callbacks_total",
+            "provider" => provider.as_str(),
+            "verdict" => reply.verdict,
+        )
+        .increment(1);
+        reply
     }
 
     async fn try_receive(
         &self,
-        raw: &[u8],
-        signature: Option<&str>,
+        adapter: &dyn ProviderAdapter,
+        request: &CallbackRequest,
     ) -> Result<Reply, PaymentError> {
-        let raw_text = String::from_utf8_lossy(raw);
-        let Some(signature) = signature else {
-            let reply = Reply::new(
-                StatusCode::BAD_REQUEST,
-                "missing_signature",
-                format!("missing {SIGNATURE_HEADER} header"),
-            );
-            return self.refuse(&raw_text, false, reply).await;
-        };
-        if let Err(err) = self.key.verify(raw, signature) {
-            let reply = Reply::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_signature",
-                err.to_string(),
-            );
-            return self.refuse(&raw_text, false, reply).await;
-        }
-        let report = match parse(raw) {
-            Parsed::Report(report) => report,
-            Parsed::Malformed(reason) => {
-                let reply = Reply::new(StatusCode::BAD_REQUEST, "malformed", reason);
-                return self.refuse(&raw_text, true, reply).await;
+        let provider = adapter.provider();
+        let raw_text = request.raw();
+        let report = match adapter.verify(request) {
+            Ok(report) => report,
+            Err(refusal) => {
+                let reply = Reply::new(StatusCode::BAD_REQUEST, refusal.verdict, refusal.reason);
+                return self
+                    .refuse(provider, &raw_text, refusal.signature_valid, reply)
+                    .await;
             }
         };
         if let Err(stale) = callback::check_freshness(report.sent_at, Utc::now(), self.tolerance) {
@@ -214,15 +187,30 @@ impl CallbackReceiver {
                 "stale",
                 format!("stale callback: {stale}"),
             );
-            return self.refuse(&raw_text, true, reply).await;
+            return self.refuse(provider, &raw_text, true, reply).await;
         }
-        self.apply(&report, &raw_text).await
+        self.apply(provider, &report, &raw_text).await
     }
 
     /// Stores a callback that is refused without touching an intent (untrusted, stale,
     /// or for no known payment).
     async fn refuse(
         &self,
+        provider: Provider,
+        raw_body: &str,
+        signature_valid: bool,
+        reply: Reply,
+    ) -> Result<Reply, PaymentError> {
+        self.refuse_report(provider, None, raw_body, signature_valid, reply)
+            .await
+    }
+
+    /// [`Self::refuse`] for a verified report (kept with its transaction id, and flagged
+    /// when it says money was taken).
+    async fn refuse_report(
+        &self,
+        provider: Provider,
+        report: Option<&ProviderReport>,
         raw_body: &str,
         signature_valid: bool,
         reply: Reply,
@@ -231,14 +219,15 @@ impl CallbackReceiver {
         store::record_callback(
             &mut conn,
             &CallbackRecord {
-                provider: Provider::Sandbox,
+                provider,
                 payment_id: None,
-                provider_transaction_id: None,
+                provider_transaction_id: report.map(|r| r.provider_transaction_id.as_str()),
                 raw_body,
                 signature_valid,
                 verdict: reply.verdict,
                 reason: &reply.reason,
                 http_status: reply.status.as_u16(),
+                flagged: report.is_some_and(|r| r.result == ProviderResult::Success),
             },
         )
         .await?;
@@ -247,17 +236,35 @@ impl CallbackReceiver {
     }
 
     /// Judges a verified, fresh report against the locked intent and applies it.
-    async fn apply(&self, report: &ProviderReport, raw_body: &str) -> Result<Reply, PaymentError> {
+    async fn apply(
+        &self,
+        provider: Provider,
+        report: &ProviderReport,
+        raw_body: &str,
+    ) -> Result<Reply, PaymentError> {
         let mut tx = self.payments.pool().begin().await?;
-        let intent = store::intent_for_update(&mut tx, report.payment_id).await?;
-        let Some(intent) = intent else {
+        let intent = match &report.payment {
+            PaymentRef::Id(id) => store::intent_for_update(&mut tx, *id).await?,
+            PaymentRef::Memo(memo) => {
+                store::vietqr_intent_by_memo_for_update(&mut tx, memo).await?
+            }
+        };
+        // A provider speaks only for its own payments.
+        let Some(intent) = intent.filter(|intent| intent.provider == provider) else {
             let reply = Reply::new(
                 StatusCode::NOT_FOUND,
                 "unknown_payment",
-                format!("no payment with id {}", report.payment_id),
+                match &report.payment {
+                    PaymentRef::Id(id) => format!("no {} payment with id {id}", provider.as_str()),
+                    PaymentRef::Memo(memo) => {
+                        format!("no {} payment matches the memo `{memo}`", provider.as_str())
+                    }
+                },
             );
             drop(tx);
-            return self.refuse(raw_body, true, reply).await;
+            return self
+                .refuse_report(provider, Some(report), raw_body, true, reply)
+                .await;
         };
         let state = IntentState {
             status: intent.status,
@@ -276,6 +283,14 @@ impl CallbackReceiver {
                         captured_vnd,
                         provider_transaction_id: Some(&report.provider_transaction_id),
                         reason: "verified provider callback",
+                        failure: (to == PaymentStatus::Failed).then_some((
+                            report.result_code.as_str(),
+                            if report.message.is_empty() {
+                                "the provider declined the payment"
+                            } else {
+                                report.message.as_str()
+                            },
+                        )),
                     },
                 )
                 .await?;
@@ -303,11 +318,15 @@ impl CallbackReceiver {
                     None,
                 )
             }
-            Verdict::WrongAmount { expected, reported } => (
+            Verdict::WrongAmount {
+                expected,
+                reported,
+                currency,
+            } => (
                 Reply::new(
                     StatusCode::BAD_REQUEST,
                     "wrong_amount",
-                    format!("amount_vnd {reported} does not match the payment's {expected}"),
+                    format!("{reported} {currency} does not match the payment's {expected} VND"),
                 ),
                 None,
             ),
@@ -320,6 +339,7 @@ impl CallbackReceiver {
                         captured_vnd: 0,
                         provider_transaction_id: None,
                         reason: "deadline passed before the provider's callback",
+                        failure: None,
                     },
                 )
                 .await?;
@@ -342,6 +362,17 @@ impl CallbackReceiver {
                 None,
             ),
         };
+        // Money reported taken but not applied (or applied by another transaction):
+        // an operator must reconcile it.
+        let flagged = report.result == ProviderResult::Success
+            && match reply.verdict {
+                "accepted" => false,
+                "already_processed" => {
+                    intent.provider_transaction_id.as_deref()
+                        != Some(report.provider_transaction_id.as_str())
+                }
+                _ => true,
+            };
         store::record_callback(
             &mut tx,
             &CallbackRecord {
@@ -353,6 +384,7 @@ impl CallbackReceiver {
                 verdict: reply.verdict,
                 reason: &reply.reason,
                 http_status: reply.status.as_u16(),
+                flagged,
             },
         )
         .await?;
@@ -367,32 +399,5 @@ impl CallbackReceiver {
             "provider callback processed"
         );
         Ok(reply)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn body_with_a_bad_payment_id_or_timestamp_is_malformed() {
-        let body = |payment_id: &str, timestamp: i64| {
-            format!(
-                r#"{{"payment_id":"{payment_id}","order_code":"QN-1","amount_vnd":1,"status":"success","provider_transaction_id":"SBX1","timestamp":{timestamp}}}"#
-            )
-        };
-        let ok = body(&Uuid::nil().to_string(), 1_700_000_000);
-        assert!(matches!(parse(ok.as_bytes()), Parsed::Report(_)));
-        let Parsed::Malformed(reason) = parse(body("42", 1_700_000_000).as_bytes()) else {
-            panic!("a bad payment id is malformed");
-        };
-        assert!(reason.contains("payment_id"), "{reason}");
-        let huge = body(&Uuid::nil().to_string(), i64::MAX);
-        assert!(matches!(parse(huge.as_bytes()), Parsed::Malformed(_)));
-        assert!(matches!(parse(b"not json"), Parsed::Malformed(_)));
-        assert!(matches!(
-            parse(br#"{"payment_id":"x","status":"maybe"}"#),
-            Parsed::Malformed(_)
-        ));
     }
 }

@@ -6,7 +6,12 @@ use ocop_events::{DatabaseConfig, KafkaConfig};
 use ocop_grpc_kit::{auth::AuthConfig, server::ShutdownConfig};
 use ocop_telemetry::TelemetryConfig;
 
-use crate::sandbox::{Outcome, scheme::SigningKey};
+use ocop_payment_schemes::Secret;
+
+use crate::{
+    providers::{MoMoSettings, ProviderSettings, VietQrSettings, VnPaySettings, ZaloPaySettings},
+    sandbox::{Outcome, scheme::SigningKey},
+};
 
 /// Everything the payment service needs to run. A bad value stops start-up with a
 /// message naming the flag and its variable.
@@ -46,6 +51,9 @@ pub struct Config {
     #[arg(long, env = "CALLBACK_TOLERANCE", default_value = "5m", value_parser = humantime::parse_duration)]
     pub callback_tolerance: Duration,
 
+    #[command(flatten)]
+    pub providers: ProviderConfig,
+
     /// How often to look for pending payments past their deadline.
     #[arg(long, env = "EXPIRY_SWEEP_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub expiry_sweep_interval: Duration,
@@ -61,6 +69,183 @@ pub struct Config {
 
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
+}
+
+/// The real providers' credentials and endpoints. A provider is used when all its
+/// credentials are set (a method whose provider has none goes through the sandbox
+/// gateway); an endpoint left unset is the built-in sandbox gateway playing that
+/// provider. Secrets are environment-only in practice and never printed.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProviderConfig {
+    /// VietQR: the receiving bank's NAPAS BIN (6 digits), e.g. 970436.
+    #[arg(long, env = "VIETQR_BANK_BIN")]
+    pub vietqr_bank_bin: Option<String>,
+    /// VietQR: the receiving account number.
+    #[arg(long, env = "VIETQR_ACCOUNT_NUMBER")]
+    pub vietqr_account_number: Option<String>,
+    /// VietQR: the account holder's name, shown to the shopper.
+    #[arg(long, env = "VIETQR_ACCOUNT_NAME", default_value = "")]
+    pub vietqr_account_name: String,
+    /// VietQR: the secret of the bank's transfer-notification webhook (HMAC-SHA256).
+    #[arg(long, env = "VIETQR_WEBHOOK_SECRET", hide_env_values = true, value_parser = Secret::parse)]
+    pub vietqr_webhook_secret: Option<Secret>,
+
+    /// VNPay: the terminal (merchant) code.
+    #[arg(long, env = "VNPAY_TMN_CODE")]
+    pub vnpay_tmn_code: Option<String>,
+    /// VNPay: the hash secret (HMAC-SHA512).
+    #[arg(long, env = "VNPAY_HASH_SECRET", hide_env_values = true, value_parser = Secret::parse)]
+    pub vnpay_hash_secret: Option<Secret>,
+    /// VNPay: the payment page, e.g. https://sandbox.vnpayment.vn/paymentv2/vpcpay.html
+    /// (default: the sandbox gateway's).
+    #[arg(long, env = "VNPAY_PAY_URL", value_parser = parse_public_url)]
+    pub vnpay_pay_url: Option<String>,
+    /// VNPay: the merchant API (refund, querydr), e.g.
+    /// https://sandbox.vnpayment.vn/merchant_webapi/api/transaction (default: the
+    /// sandbox gateway's).
+    #[arg(long, env = "VNPAY_API_URL", value_parser = parse_public_url)]
+    pub vnpay_api_url: Option<String>,
+
+    /// MoMo: the partner code.
+    #[arg(long, env = "MOMO_PARTNER_CODE")]
+    pub momo_partner_code: Option<String>,
+    /// MoMo: the access key (an identifier sent with every request).
+    #[arg(long, env = "MOMO_ACCESS_KEY")]
+    pub momo_access_key: Option<String>,
+    /// MoMo: the secret key (HMAC-SHA256).
+    #[arg(long, env = "MOMO_SECRET_KEY", hide_env_values = true, value_parser = Secret::parse)]
+    pub momo_secret_key: Option<Secret>,
+    /// MoMo: the API base, e.g. https://test-payment.momo.vn (default: the sandbox
+    /// gateway's).
+    #[arg(long, env = "MOMO_ENDPOINT", value_parser = parse_public_url)]
+    pub momo_endpoint: Option<String>,
+
+    /// ZaloPay: the app id.
+    #[arg(long, env = "ZALOPAY_APP_ID")]
+    pub zalopay_app_id: Option<i64>,
+    /// ZaloPay: key1 (MACs our requests).
+    #[arg(long, env = "ZALOPAY_KEY1", hide_env_values = true, value_parser = Secret::parse)]
+    pub zalopay_key1: Option<Secret>,
+    /// ZaloPay: key2 (verifies its callbacks).
+    #[arg(long, env = "ZALOPAY_KEY2", hide_env_values = true, value_parser = Secret::parse)]
+    pub zalopay_key2: Option<Secret>,
+    /// ZaloPay: the API base, e.g. https://sb-openapi.zalopay.vn (default: the sandbox
+    /// gateway's).
+    #[arg(long, env = "ZALOPAY_ENDPOINT", value_parser = parse_public_url)]
+    pub zalopay_endpoint: Option<String>,
+}
+
+/// All or nothing: a provider with some credentials but not all is a mistake.
+fn complete<T>(
+    provider: &str,
+    parts: &[(&str, bool)],
+    build: impl FnOnce() -> T,
+) -> anyhow::Result<Option<T>> {
+    let missing: Vec<&str> = parts
+        .iter()
+        .filter(|(_, set)| !set)
+        .map(|(name, _)| *name)
+        .collect();
+    if missing.len() == parts.len() {
+        return Ok(None);
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "{provider} is partly configured: set {} too (or none of its settings)",
+            missing.join(", ")
+        );
+    }
+    Ok(Some(build()))
+}
+
+impl ProviderConfig {
+    /// The providers' settings, checked: each provider is fully configured or not at all.
+    pub fn settings(
+        &self,
+        public_url: &str,
+        sandbox_key: SigningKey,
+    ) -> anyhow::Result<ProviderSettings> {
+        let vietqr = complete(
+            "VietQR",
+            &[
+                ("VIETQR_BANK_BIN", self.vietqr_bank_bin.is_some()),
+                (
+                    "VIETQR_ACCOUNT_NUMBER",
+                    self.vietqr_account_number.is_some(),
+                ),
+                (
+                    "VIETQR_WEBHOOK_SECRET",
+                    self.vietqr_webhook_secret.is_some(),
+                ),
+            ],
+            || VietQrSettings {
+                bank_bin: self.vietqr_bank_bin.clone().unwrap_or_default(),
+                account_number: self.vietqr_account_number.clone().unwrap_or_default(),
+                account_name: self.vietqr_account_name.clone(),
+                webhook_secret: self.vietqr_webhook_secret.clone().expect("checked"),
+            },
+        )?;
+        if let Some(vietqr) = &vietqr {
+            // Refuse a bank BIN or account the payload cannot carry now, not per order.
+            ocop_payment_schemes::vietqr::Transfer {
+                bank_bin: vietqr.bank_bin.clone(),
+                account_number: vietqr.account_number.clone(),
+                amount_vnd: None,
+                memo: "CHECK".into(),
+            }
+            .payload()
+            .map_err(|err| anyhow::anyhow!("VIETQR_BANK_BIN / VIETQR_ACCOUNT_NUMBER: {err}"))?;
+        }
+        let vnpay = complete(
+            "VNPay",
+            &[
+                ("VNPAY_TMN_CODE", self.vnpay_tmn_code.is_some()),
+                ("VNPAY_HASH_SECRET", self.vnpay_hash_secret.is_some()),
+            ],
+            || VnPaySettings {
+                tmn_code: self.vnpay_tmn_code.clone().unwrap_or_default(),
+                hash_secret: self.vnpay_hash_secret.clone().expect("checked"),
+                pay_url: self.vnpay_pay_url.clone(),
+                api_url: self.vnpay_api_url.clone(),
+            },
+        )?;
+        let momo = complete(
+            "MoMo",
+            &[
+                ("MOMO_PARTNER_CODE", self.momo_partner_code.is_some()),
+                ("MOMO_ACCESS_KEY", self.momo_access_key.is_some()),
+                ("MOMO_SECRET_KEY", self.momo_secret_key.is_some()),
+            ],
+            || MoMoSettings {
+                partner_code: self.momo_partner_code.clone().unwrap_or_default(),
+                access_key: self.momo_access_key.clone().unwrap_or_default(),
+                secret_key: self.momo_secret_key.clone().expect("checked"),
+                endpoint: self.momo_endpoint.clone(),
+            },
+        )?;
+        let zalopay = complete(
+            "ZaloPay",
+            &[
+                ("ZALOPAY_APP_ID", self.zalopay_app_id.is_some()),
+                ("ZALOPAY_KEY1", self.zalopay_key1.is_some()),
+                ("ZALOPAY_KEY2", self.zalopay_key2.is_some()),
+            ],
+            || ZaloPaySettings {
+                app_id: self.zalopay_app_id.unwrap_or_default(),
+                key1: self.zalopay_key1.clone().expect("checked"),
+                key2: self.zalopay_key2.clone().expect("checked"),
+                endpoint: self.zalopay_endpoint.clone(),
+            },
+        )?;
+        Ok(ProviderSettings {
+            public_url: public_url.to_owned(),
+            sandbox_key,
+            vietqr,
+            vnpay,
+            momo,
+            zalopay,
+        })
+    }
 }
 
 fn parse_public_url(raw: &str) -> Result<String, String> {
@@ -128,5 +313,71 @@ mod tests {
         let config = Config::try_parse_from(REQUIRED).unwrap();
         let shown = format!("{config:?}");
         assert!(!shown.contains("sandbox-secret-0123"), "{shown}");
+    }
+
+    fn with(extra: &[&str]) -> Vec<String> {
+        REQUIRED
+            .iter()
+            .chain(extra)
+            .map(|arg| (*arg).to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn providers_are_off_until_configured_and_secrets_are_never_shown() {
+        let key = SigningKey::parse("sandbox-secret-0123").unwrap();
+        let config = Config::try_parse_from(REQUIRED).unwrap();
+        let settings = config.providers.settings("http://x", key.clone()).unwrap();
+        assert!(settings.vnpay.is_none() && settings.momo.is_none());
+        let config = Config::try_parse_from(with(&[
+            "--vnpay-tmn-code=OCOPTEST",
+            "--vnpay-hash-secret=vnpay-hash-secret-0123456789",
+            "--momo-partner-code=MOMO",
+            "--momo-access-key=F8BBA842ECF85",
+            "--momo-secret-key=momo-secret-key-0123456789",
+            "--zalopay-app-id=2553",
+            "--zalopay-key1=zalopay-key1-0123456789",
+            "--zalopay-key2=zalopay-key2-0123456789",
+            "--vietqr-bank-bin=970436",
+            "--vietqr-account-number=0011001234567",
+            "--vietqr-webhook-secret=vietqr-webhook-0123456789",
+        ]))
+        .unwrap();
+        let settings = config.providers.settings("http://x", key).unwrap();
+        assert!(settings.vnpay.is_some() && settings.momo.is_some());
+        assert!(settings.zalopay.is_some() && settings.vietqr.is_some());
+        let shown = format!("{config:?}");
+        for secret in [
+            "vnpay-hash-secret",
+            "momo-secret-key",
+            "zalopay-key",
+            "vietqr-webhook",
+        ] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
+    }
+
+    #[test]
+    fn a_partly_configured_provider_is_a_startup_error_naming_what_is_missing() {
+        let key = SigningKey::parse("sandbox-secret-0123").unwrap();
+        let config = Config::try_parse_from(with(&["--momo-partner-code=MOMO"])).unwrap();
+        let err = config
+            .providers
+            .settings("http://x", key.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MOMO_SECRET_KEY") && err.contains("MOMO_ACCESS_KEY"),
+            "{err}"
+        );
+        let short = Config::try_parse_from(with(&["--zalopay-key1=short"]));
+        assert!(short.unwrap_err().to_string().contains("--zalopay-key1"));
+        let config = Config::try_parse_from(with(&[
+            "--vietqr-bank-bin=97043",
+            "--vietqr-account-number=0011001234567",
+            "--vietqr-webhook-secret=vietqr-webhook-0123456789",
+        ]))
+        .unwrap();
+        assert!(config.providers.settings("http://x", key).is_err());
     }
 }

@@ -11,6 +11,9 @@ pub enum PaymentError {
     /// The request names something that does not exist.
     #[error("{field}: {message}")]
     NotFound { field: String, message: String },
+    /// A provider did not answer usefully; the caller may retry.
+    #[error("provider unavailable: {0}")]
+    Unavailable(String),
     /// Anything else: logged with context, reported without details.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

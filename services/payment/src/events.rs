@@ -13,8 +13,9 @@ use uuid::Uuid;
 use crate::{
     domain::intent::{PaymentMethod, PaymentRequest, Provider},
     error::PaymentError,
+    providers::Instructions,
     service::Payments,
-    store::IntentRecord,
+    store::{IntentRecord, RefundRecord},
 };
 
 /// `ce_source` of every payment event.
@@ -38,9 +39,13 @@ pub const TOPICS: &[TopicSpec] = &[
     TopicSpec::log(ORDERS_DEAD_LETTERS, 1),
 ];
 
-fn provider(provider: Provider) -> pb::PaymentProvider {
+pub fn provider(provider: Provider) -> pb::PaymentProvider {
     match provider {
         Provider::Sandbox => pb::PaymentProvider::Sandbox,
+        Provider::VietQr => pb::PaymentProvider::Vietqr,
+        Provider::VnPay => pb::PaymentProvider::Vnpay,
+        Provider::MoMo => pb::PaymentProvider::Momo,
+        Provider::ZaloPay => pb::PaymentProvider::Zalopay,
     }
 }
 
@@ -53,7 +58,20 @@ fn order_event<M: prost::Name>(order_id: Uuid, message: &M) -> CloudEvent {
     )
 }
 
-pub fn payment_initiated(intent: &IntentRecord) -> CloudEvent {
+pub fn payment_initiated(intent: &IntentRecord, instructions: &Instructions) -> CloudEvent {
+    let instructions = match instructions {
+        Instructions::PayUrl(url) => pb::payment_initiated::Instructions::PayUrl(url.clone()),
+        Instructions::VietQr(qr) => {
+            pb::payment_initiated::Instructions::Vietqr(pb::VietQrTransfer {
+                payload: qr.payload.clone(),
+                image_url: qr.image_url.clone(),
+                bank_bin: qr.bank_bin.clone(),
+                account_number: qr.account_number.clone(),
+                account_name: qr.account_name.clone(),
+                memo: qr.memo.clone(),
+            })
+        }
+    };
     order_event(
         intent.order_id,
         &pb::PaymentInitiated {
@@ -61,9 +79,7 @@ pub fn payment_initiated(intent: &IntentRecord) -> CloudEvent {
             payment_id: intent.id.to_string(),
             provider: provider(intent.provider) as i32,
             amount_vnd: intent.amount_vnd,
-            instructions: Some(pb::payment_initiated::Instructions::PayUrl(
-                intent.pay_url.clone(),
-            )),
+            instructions: Some(instructions),
             expires_at: Some(timestamp(intent.expires_at)),
             occurred_at: Some(timestamp(intent.created_at)),
         },
@@ -110,6 +126,41 @@ pub fn payment_expired(intent: &IntentRecord, at: DateTime<Utc>) -> CloudEvent {
             amount_vnd: intent.amount_vnd,
             expires_at: Some(timestamp(intent.expires_at)),
             occurred_at: Some(timestamp(at)),
+        },
+    )
+}
+
+pub fn refund_succeeded(intent: &IntentRecord, refund: &RefundRecord) -> CloudEvent {
+    order_event(
+        intent.order_id,
+        &pb::RefundSucceeded {
+            order_id: intent.order_id.to_string(),
+            payment_id: intent.id.to_string(),
+            refund_id: refund.id.to_string(),
+            provider: provider(intent.provider) as i32,
+            amount_vnd: refund.amount_vnd,
+            captured_vnd: intent.captured_vnd,
+            refunded_vnd: intent.refunded_vnd,
+            provider_refund_id: refund.provider_refund_id.clone().unwrap_or_default(),
+            occurred_at: Some(timestamp(refund.updated_at)),
+        },
+    )
+}
+
+pub fn refund_failed(intent: &IntentRecord, refund: &RefundRecord) -> CloudEvent {
+    order_event(
+        intent.order_id,
+        &pb::RefundFailed {
+            order_id: intent.order_id.to_string(),
+            payment_id: intent.id.to_string(),
+            refund_id: refund.id.to_string(),
+            provider: provider(intent.provider) as i32,
+            amount_vnd: refund.amount_vnd,
+            captured_vnd: intent.captured_vnd,
+            refunded_vnd: intent.refunded_vnd,
+            reason_code: refund.failure_code.clone().unwrap_or_default(),
+            message: refund.failure_message.clone().unwrap_or_default(),
+            occurred_at: Some(timestamp(refund.updated_at)),
         },
     )
 }

@@ -7,12 +7,13 @@ use tonic::{Request, Response, Status};
 use crate::{
     domain::{
         Invalid,
-        intent::{PaymentStatus, Provider},
+        intent::PaymentStatus,
+        refund::{self, RefundRequest, RefundStatus, Refunded},
     },
     error::PaymentError,
     events::timestamp,
     service::Payments,
-    store::IntentRecord,
+    store::{IntentRecord, RefundRecord},
 };
 
 /// Reading a payment needs `payment:read`; refunds need `payment:write`.
@@ -37,6 +38,7 @@ impl From<PaymentError> for Status {
             PaymentError::NotFound { field, message } => {
                 Status::not_found(format!("{field}: {message}"))
             }
+            PaymentError::Unavailable(message) => Status::unavailable(message),
             PaymentError::Internal(err) => {
                 tracing::error!(error = format!("{err:#}"), "internal error");
                 Status::internal("internal error")
@@ -57,29 +59,44 @@ fn status(status: PaymentStatus) -> pb::PaymentStatus {
     }
 }
 
-fn provider(provider: Provider) -> pb::PaymentProvider {
-    match provider {
-        Provider::Sandbox => pb::PaymentProvider::Sandbox,
+/// Refund record → message.
+pub fn refund_to_proto(record: &RefundRecord) -> pb::Refund {
+    pb::Refund {
+        id: record.id.to_string(),
+        amount_vnd: record.amount_vnd,
+        status: match record.status {
+            RefundStatus::Pending => pb::RefundStatus::Pending,
+            RefundStatus::Succeeded => pb::RefundStatus::Succeeded,
+            RefundStatus::Failed => pb::RefundStatus::Failed,
+        } as i32,
+        reason: record.reason.clone(),
+        provider_refund_id: record.provider_refund_id.clone().unwrap_or_default(),
+        created_at: Some(timestamp(record.created_at)),
     }
 }
 
 /// Record → message.
-pub fn payment_to_proto(record: &IntentRecord) -> pb::Payment {
+pub fn payment_to_proto(record: &IntentRecord, refunds: &[RefundRecord]) -> pb::Payment {
+    let status = match refund::refunded(record.captured_vnd, record.refunded_vnd) {
+        Refunded::Fully => pb::PaymentStatus::Refunded,
+        Refunded::Partially => pb::PaymentStatus::PartiallyRefunded,
+        Refunded::None => status(record.status),
+    };
     pb::Payment {
         id: record.id.to_string(),
         order_id: record.order_id.to_string(),
-        provider: provider(record.provider) as i32,
-        status: status(record.status) as i32,
+        provider: crate::events::provider(record.provider) as i32,
+        status: status as i32,
         amount_vnd: record.amount_vnd,
         captured_vnd: record.captured_vnd,
-        refunded_vnd: 0,
+        refunded_vnd: record.refunded_vnd,
         pay_url: record.pay_url.clone(),
-        vietqr_payload: String::new(),
+        vietqr_payload: record.vietqr_payload.clone().unwrap_or_default(),
         provider_transaction_id: record.provider_transaction_id.clone().unwrap_or_default(),
         expires_at: Some(timestamp(record.expires_at)),
         created_at: Some(timestamp(record.created_at)),
         updated_at: Some(timestamp(record.updated_at)),
-        refunds: Vec::new(),
+        refunds: refunds.iter().map(refund_to_proto).collect(),
     }
 }
 
@@ -102,19 +119,29 @@ impl PaymentService for PaymentApi {
         request: Request<pb::GetPaymentRequest>,
     ) -> Result<Response<pb::GetPaymentResponse>, Status> {
         let order_id = parse_uuid("order_id", &request.into_inner().order_id)?;
-        let record = self.payments.by_order(order_id).await?;
+        let (record, refunds) = self.payments.with_refunds(order_id).await?;
         Ok(Response::new(pb::GetPaymentResponse {
-            payment: Some(payment_to_proto(&record)),
+            payment: Some(payment_to_proto(&record, &refunds)),
         }))
     }
 
     async fn refund(
         &self,
-        _request: Request<pb::RefundRequest>,
+        request: Request<pb::RefundRequest>,
     ) -> Result<Response<pb::RefundResponse>, Status> {
-        Err(Status::unimplemented(
-            "refunds are not available yet: they come with the payment providers issue",
-        ))
+        let message = request.into_inner();
+        let order_id = parse_uuid("order_id", &message.order_id)?;
+        let request = RefundRequest::new(
+            order_id,
+            message.amount_vnd,
+            &message.reason,
+            &message.idempotency_key,
+        )
+        .map_err(PaymentError::from)?;
+        let result = self.payments.refund(&request).await?;
+        Ok(Response::new(pb::RefundResponse {
+            refund: Some(refund_to_proto(&result.refund)),
+        }))
     }
 }
 

@@ -5,11 +5,14 @@
 
 mod app;
 pub mod callbacks;
+mod checkout;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod ledger;
+pub mod providers;
 pub mod sandbox;
 pub mod service;
 pub mod store;

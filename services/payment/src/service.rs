@@ -7,10 +7,14 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::{
-    domain::intent::{PaymentRequest, PaymentStatus, Provider},
+    domain::{
+        intent::{PaymentRequest, PaymentStatus, Provider},
+        refund::{self, RefundRequest, RefundStatus},
+    },
     error::PaymentError,
-    events,
-    store::{self, IntentRecord, StatusChange},
+    events, ledger,
+    providers::{Instructions, Providers, RefundOutcome},
+    store::{self, IntentRecord, RefundRecord, StatusChange},
 };
 
 type Tx = Transaction<'static, Postgres>;
@@ -23,6 +27,24 @@ const EXPIRY_BATCH: i64 = 100;
 pub struct Payments {
     pool: PgPool,
     public_url: String,
+    providers: Providers,
+}
+
+/// Where the shopper's pay link leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkout {
+    /// To the provider's page.
+    Redirect(String),
+    /// Nowhere: show this payment (VietQR, or a payment no longer pending).
+    Show(Box<IntentRecord>),
+}
+
+/// The result of a refund request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundResult {
+    pub refund: RefundRecord,
+    /// False when the idempotency key named an earlier refund (returned as it is).
+    pub created: bool,
 }
 
 /// The result of a payment request.
@@ -35,11 +57,16 @@ pub enum Requested {
 
 impl Payments {
     /// `public_url` is where shoppers and the sandbox reach this service's HTTP port.
-    pub fn new(pool: PgPool, public_url: &str) -> Self {
+    pub fn new(pool: PgPool, public_url: &str, providers: Providers) -> Self {
         Self {
             pool,
             public_url: public_url.trim_end_matches('/').to_owned(),
+            providers,
         }
+    }
+
+    pub fn providers(&self) -> &Providers {
+        &self.providers
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -59,14 +86,46 @@ impl Payments {
         request: &PaymentRequest,
     ) -> Result<Requested, PaymentError> {
         let id = Uuid::now_v7();
-        if let Some(intent) = store::insert_intent(tx, id, request, &self.pay_url(id)).await? {
+        let adapter = self.providers.for_method(request.method);
+        let mut refused = adapter.precheck(request.amount.get()).err();
+        let instructions = match adapter.instructions(id, request) {
+            Ok(instructions) => instructions,
+            Err(err) => {
+                refused.get_or_insert(("invalid_instructions".into(), format!("{err:#}")));
+                Instructions::PayUrl(self.pay_url(id))
+            }
+        };
+        let (pay_url, vietqr) = match &instructions {
+            Instructions::PayUrl(url) => (url.clone(), None),
+            Instructions::VietQr(qr) => (String::new(), Some(qr.payload.as_str())),
+        };
+        if let Some(intent) =
+            store::insert_intent(tx, id, request, adapter.provider(), &pay_url, vietqr).await?
+        {
             outbox::enqueue(
                 tx,
                 events::PAYMENTS_TOPIC,
-                &events::payment_initiated(&intent),
+                &events::payment_initiated(&intent, &instructions),
             )
             .await?;
-            tracing::info!(order_id = %intent.order_id, payment_id = %intent.id, method = %intent.method, "payment intent created");
+            tracing::info!(order_id = %intent.order_id, payment_id = %intent.id, method = %intent.method, provider = intent.provider.as_str(), "payment intent created");
+            if let Some((code, message)) = refused {
+                // The provider would refuse it: fail now rather than send the shopper there.
+                tracing::warn!(order_id = %intent.order_id, code = %code, message = %message, "payment refused before reaching the provider");
+                let failed = move_intent(
+                    tx,
+                    &intent,
+                    Move {
+                        to: PaymentStatus::Failed,
+                        captured_vnd: 0,
+                        provider_transaction_id: None,
+                        reason: "refused before reaching the provider",
+                        failure: Some((&code, &message)),
+                    },
+                )
+                .await?;
+                return Ok(Requested::Created(failed));
+            }
             return Ok(Requested::Created(intent));
         }
         let existing = store::intent_by_order(tx, request.order_id)
@@ -109,6 +168,7 @@ impl Payments {
                 captured_vnd: 0,
                 provider_transaction_id: None,
                 reason: "order cancelled",
+                failure: None,
             },
         )
         .await?;
@@ -144,6 +204,7 @@ impl Payments {
                         captured_vnd: 0,
                         provider_transaction_id: None,
                         reason: "not paid by the deadline",
+                        failure: None,
                     },
                 )
                 .await?;
@@ -160,6 +221,203 @@ impl Payments {
             }
         }
     }
+
+    /// The payment of `order_id` with its refunds, oldest first.
+    pub async fn with_refunds(
+        &self,
+        order_id: Uuid,
+    ) -> Result<(IntentRecord, Vec<RefundRecord>), PaymentError> {
+        let intent = self.by_order(order_id).await?;
+        let mut conn = self.pool.acquire().await?;
+        let refunds = store::refunds_of(&mut conn, intent.id).await?;
+        Ok((intent, refunds))
+    }
+
+    /// Where the shopper's pay link for `payment_id` leads: a pending payment is sent to
+    /// its provider (whose create API is called once; the page is remembered).
+    pub async fn checkout(&self, payment_id: Uuid) -> Result<Checkout, PaymentError> {
+        let mut conn = self.pool.acquire().await?;
+        let intent = store::intent(&mut conn, payment_id).await?.ok_or_else(|| {
+            PaymentError::not_found("payment_id", format!("no payment {payment_id}"))
+        })?;
+        if intent.status != PaymentStatus::Pending || intent.provider == Provider::VietQr {
+            return Ok(Checkout::Show(Box::new(intent)));
+        }
+        if let Some(url) = &intent.checkout_url {
+            return Ok(Checkout::Redirect(url.clone()));
+        }
+        let adapter = self.providers.get(intent.provider).ok_or_else(|| {
+            anyhow::anyhow!("provider {} is not configured", intent.provider.as_str())
+        })?;
+        let url = adapter
+            .checkout(&intent)
+            .await
+            .map_err(|err| PaymentError::Unavailable(err.to_string()))?;
+        store::set_checkout_url(&mut conn, intent.id, &url).await?;
+        Ok(Checkout::Redirect(url))
+    }
+
+    /// Gives back part or all of a captured payment through its provider. The amount
+    /// is reserved under the payment's row lock first (pending refunds count), so
+    /// concurrent refunds never exceed what was captured; the same idempotency key
+    /// returns the first refund.
+    pub async fn refund(&self, request: &RefundRequest) -> Result<RefundResult, PaymentError> {
+        let mut tx = self.pool.begin().await?;
+        let intent = store::intent_by_order_for_update(&mut tx, request.order_id)
+            .await?
+            .ok_or_else(|| {
+                PaymentError::not_found(
+                    "order_id",
+                    format!("no payment for order {}", request.order_id),
+                )
+            })?;
+        if let Some(existing) = store::refund_by_key(&mut tx, &request.idempotency_key).await? {
+            if existing.order_id != request.order_id || existing.amount_vnd != request.amount_vnd {
+                return Err(crate::domain::Invalid::new(
+                    "idempotency_key",
+                    "was already used for another refund",
+                )
+                .into());
+            }
+            return Ok(RefundResult {
+                refund: existing,
+                created: false,
+            });
+        }
+        let committed = store::committed_refunds(&mut tx, intent.id).await?;
+        refund::check_refundable(
+            intent.status,
+            intent.captured_vnd,
+            committed,
+            request.amount_vnd,
+        )?;
+        let pending = store::insert_refund(&mut tx, Uuid::now_v7(), &intent, request).await?;
+        tx.commit().await?;
+        tracing::info!(order_id = %intent.order_id, refund_id = %pending.id, amount_vnd = pending.amount_vnd, "refund requested");
+        let refund = self.send_refund(pending).await?;
+        Ok(RefundResult {
+            refund,
+            created: true,
+        })
+    }
+
+    /// Asks the provider for a pending refund and records its answer; a provider that
+    /// does not answer leaves the refund pending for [`Self::retry_pending_refunds`].
+    async fn send_refund(&self, refund: RefundRecord) -> Result<RefundRecord, PaymentError> {
+        let mut conn = self.pool.acquire().await?;
+        let intent = store::intent(&mut conn, refund.payment_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("payment {} vanished", refund.payment_id))?;
+        let Some(adapter) = self.providers.get(intent.provider) else {
+            tracing::warn!(refund_id = %refund.id, provider = intent.provider.as_str(), "provider not configured; refund stays pending");
+            return Ok(refund);
+        };
+        store::count_refund_attempt(&mut conn, refund.id).await?;
+        drop(conn);
+        match adapter.refund(&intent, &refund).await {
+            Ok(outcome) => self.finish_refund(refund.id, outcome).await,
+            Err(unavailable) => {
+                tracing::warn!(refund_id = %refund.id, error = %unavailable, "refund not answered; will retry");
+                Ok(refund)
+            }
+        }
+    }
+
+    async fn finish_refund(
+        &self,
+        refund_id: Uuid,
+        outcome: RefundOutcome,
+    ) -> Result<RefundRecord, PaymentError> {
+        let mut tx = self.pool.begin().await?;
+        let payment_id: Uuid = sqlx::query_scalar("SELECT payment_id FROM refunds WHERE id = $1")
+            .bind(refund_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        // Lock order: the payment, then the refund (as `refund` does).
+        let intent = store::intent_for_update(&mut tx, payment_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("payment {payment_id} vanished"))?;
+        let refund = store::refund_for_update(&mut tx, refund_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("refund {refund_id} vanished"))?;
+        if refund.status != RefundStatus::Pending {
+            return Ok(refund);
+        }
+        let (record, event, outcome_label) = match outcome {
+            RefundOutcome::Succeeded { provider_refund_id } => {
+                let record = store::finish_refund(
+                    &mut tx,
+                    refund.id,
+                    RefundStatus::Succeeded,
+                    Some(&provider_refund_id),
+                    None,
+                )
+                .await?;
+                let intent = store::add_refunded(&mut tx, intent.id, record.amount_vnd).await?;
+                ledger::post(
+                    &mut tx,
+                    &intent,
+                    ledger::Kind::Refund,
+                    record.amount_vnd,
+                    &record.id.to_string(),
+                )
+                .await?;
+                let event = events::refund_succeeded(&intent, &record);
+                (record, event, "succeeded")
+            }
+            RefundOutcome::Failed { code, message } => {
+                let record = store::finish_refund(
+                    &mut tx,
+                    refund.id,
+                    RefundStatus::Failed,
+                    None,
+                    Some((&code, &message)),
+                )
+                .await?;
+                let event = events::refund_failed(&intent, &record);
+                (record, event, "failed")
+            }
+        };
+        outbox::enqueue(&mut tx, events::PAYMENTS_TOPIC, &event).await?;
+        tx.commit().await?;
+        metrics::counter!(
+            "ocop_refunds_total",
+            "provider" => intent.provider.as_str(),
+            "outcome" => outcome_label,
+        )
+        .increment(1);
+        tracing::info!(order_id = %record.order_id, refund_id = %record.id, outcome = outcome_label, "refund settled");
+        Ok(record)
+    }
+
+    /// Asks again for refunds left pending (a provider that did not answer, a crash
+    /// between the request and its answer). Providers are idempotent on our refund id.
+    pub async fn retry_pending_refunds(
+        &self,
+        idle: std::time::Duration,
+    ) -> Result<usize, PaymentError> {
+        let mut conn = self.pool.acquire().await?;
+        let idle_millis = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+        let due = store::stale_pending_refunds(&mut conn, idle_millis, 20).await?;
+        drop(conn);
+        for id in &due {
+            let mut conn = self.pool.acquire().await?;
+            let refund: Option<RefundRecord> = sqlx::query_as(
+                "SELECT id, payment_id, order_id, amount_vnd, reason, idempotency_key, status,
+                        provider_refund_id, failure_code, failure_message, attempts, created_at,
+                        updated_at
+                   FROM refunds WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            drop(conn);
+            if let Some(refund) = refund {
+                self.send_refund(refund).await?;
+            }
+        }
+        Ok(due.len())
+    }
 }
 
 /// A checked move of an intent.
@@ -169,6 +427,8 @@ pub(crate) struct Move<'a> {
     pub captured_vnd: i64,
     pub provider_transaction_id: Option<&'a str>,
     pub reason: &'a str,
+    /// `(reason_code, message)` of a failure, for `PaymentFailed`.
+    pub failure: Option<(&'a str, &'a str)>,
 }
 
 /// Moves a locked intent through the state machine, records the move and writes the
@@ -195,12 +455,31 @@ pub(crate) async fn move_intent(
     )
     .await?;
     let event = match to {
-        PaymentStatus::Succeeded => Some(events::payment_succeeded(&record)),
-        PaymentStatus::Failed => Some(events::payment_failed(
-            &record,
-            events::DECLINED,
-            "the provider declined the payment",
-        )),
+        PaymentStatus::Succeeded => {
+            ledger::post(
+                tx,
+                &record,
+                ledger::Kind::Capture,
+                record.captured_vnd,
+                record
+                    .provider_transaction_id
+                    .as_deref()
+                    .unwrap_or_default(),
+            )
+            .await?;
+            Some(events::payment_succeeded(&record))
+        }
+        PaymentStatus::Failed => {
+            let (code, message) = change
+                .failure
+                .unwrap_or((events::DECLINED, "the provider declined the payment"));
+            let code = if code.is_empty() {
+                events::DECLINED
+            } else {
+                code
+            };
+            Some(events::payment_failed(&record, code, message))
+        }
         PaymentStatus::Expired => Some(events::payment_expired(&record, Utc::now())),
         PaymentStatus::Cancelled | PaymentStatus::Pending => None,
     };

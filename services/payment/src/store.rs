@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::domain::intent::{PaymentRequest, PaymentStatus, Provider};
+use crate::domain::{
+    intent::{PaymentRequest, PaymentStatus, Provider},
+    refund::{RefundRequest, RefundStatus},
+};
 
 type Tx = Transaction<'static, Postgres>;
 
@@ -29,6 +32,12 @@ pub struct IntentRecord {
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The VietQR payload (VietQR payments only).
+    pub vietqr_payload: Option<String>,
+    /// The provider's payment page once its create API answered (MoMo, ZaloPay).
+    pub checkout_url: Option<String>,
+    /// Sum of the succeeded refunds.
+    pub refunded_vnd: i64,
 }
 
 /// The intent columns, in `IntentRecord` order, followed by `$tail` (a literal, so
@@ -38,7 +47,8 @@ macro_rules! intent_columns {
         concat!(
             $head,
             " id, order_id, order_code, method, provider, status, amount_vnd, captured_vnd,
-              provider_transaction_id, pay_url, expires_at, created_at, updated_at ",
+              provider_transaction_id, pay_url, expires_at, created_at, updated_at,
+              vietqr_payload, checkout_url, refunded_vnd ",
             $tail
         )
     };
@@ -50,13 +60,15 @@ pub async fn insert_intent(
     tx: &mut Tx,
     id: Uuid,
     request: &PaymentRequest,
+    provider: Provider,
     pay_url: &str,
+    vietqr_payload: Option<&str>,
 ) -> Result<Option<IntentRecord>, sqlx::Error> {
     let created: Option<IntentRecord> = sqlx::query_as(intent_columns!(
         "INSERT INTO payment_intents
             (id, order_id, order_code, method, provider, status, amount_vnd, pay_url, expires_at,
-             trace_headers)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9)
+             trace_headers, vietqr_payload)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10)
          ON CONFLICT (order_id) DO NOTHING
          RETURNING",
         ""
@@ -65,7 +77,7 @@ pub async fn insert_intent(
     .bind(request.order_id)
     .bind(&request.order_code)
     .bind(request.method.as_str())
-    .bind(request.method.provider().as_str())
+    .bind(provider.as_str())
     .bind(request.amount.get())
     .bind(pay_url)
     .bind(request.deadline)
@@ -73,6 +85,7 @@ pub async fn insert_intent(
         serde_json::to_value(ocop_telemetry::propagation::current_context_headers())
             .expect("string pairs serialise"),
     )
+    .bind(vietqr_payload)
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(intent) = &created {
@@ -125,6 +138,41 @@ pub async fn intent_for_update(tx: &mut Tx, id: Uuid) -> Result<Option<IntentRec
     .bind(id)
     .fetch_optional(&mut **tx)
     .await
+}
+
+/// The VietQR intent whose order code the transfer memo contains (compared without
+/// punctuation or case, as banks rewrite memos), locked for update. The newest wins if
+/// several match.
+pub async fn vietqr_intent_by_memo_for_update(
+    tx: &mut Tx,
+    memo: &str,
+) -> Result<Option<IntentRecord>, sqlx::Error> {
+    sqlx::query_as(intent_columns!(
+        "SELECT",
+        "FROM payment_intents
+         WHERE provider = 'vietqr'
+           AND strpos($1, upper(regexp_replace(order_code, '[^A-Za-z0-9]', '', 'g'))) > 0
+         ORDER BY created_at DESC
+         LIMIT 1
+         FOR UPDATE"
+    ))
+    .bind(ocop_payment_schemes::vietqr::normalize_memo(memo))
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// Remembers the provider's payment page of `id`.
+pub async fn set_checkout_url(
+    conn: &mut PgConnection,
+    id: Uuid,
+    url: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE payment_intents SET checkout_url = $2 WHERE id = $1")
+        .bind(id)
+        .bind(url)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// The intent `id`.
@@ -224,6 +272,8 @@ pub struct CallbackRecord<'a> {
     pub verdict: &'static str,
     pub reason: &'a str,
     pub http_status: u16,
+    /// Money was reported taken but not applied: an operator must look.
+    pub flagged: bool,
 }
 
 /// Stores a callback with its verdict (in the transaction of its effect, if any).
@@ -235,8 +285,8 @@ pub async fn record_callback(
     sqlx::query(
         "INSERT INTO provider_callbacks
             (id, provider, payment_id, provider_transaction_id, raw_body, signature_valid,
-             verdict, reason, http_status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             verdict, reason, http_status, flagged)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(id)
     .bind(callback.provider.as_str())
@@ -247,7 +297,182 @@ pub async fn record_callback(
     .bind(callback.verdict)
     .bind(callback.reason)
     .bind(i16::try_from(callback.http_status).unwrap_or(i16::MAX))
+    .bind(callback.flagged)
     .execute(conn)
     .await?;
     Ok(id)
+}
+
+/// A refund row.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RefundRecord {
+    pub id: Uuid,
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub amount_vnd: i64,
+    pub reason: String,
+    pub idempotency_key: String,
+    #[sqlx(try_from = "String")]
+    pub status: RefundStatus,
+    pub provider_refund_id: Option<String>,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+macro_rules! refund_columns {
+    ($head:literal, $tail:literal) => {
+        concat!(
+            $head,
+            " id, payment_id, order_id, amount_vnd, reason, idempotency_key, status,
+              provider_refund_id, failure_code, failure_message, attempts, created_at,
+              updated_at ",
+            $tail
+        )
+    };
+}
+
+/// The refund asked with `idempotency_key`, if any.
+pub async fn refund_by_key(
+    conn: &mut PgConnection,
+    idempotency_key: &str,
+) -> Result<Option<RefundRecord>, sqlx::Error> {
+    sqlx::query_as(refund_columns!(
+        "SELECT",
+        "FROM refunds WHERE idempotency_key = $1"
+    ))
+    .bind(idempotency_key)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The refunds of a payment, oldest first.
+pub async fn refunds_of(
+    conn: &mut PgConnection,
+    payment_id: Uuid,
+) -> Result<Vec<RefundRecord>, sqlx::Error> {
+    sqlx::query_as(refund_columns!(
+        "SELECT",
+        "FROM refunds WHERE payment_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(payment_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Refunded or being refunded (succeeded + pending) for a payment.
+pub async fn committed_refunds(tx: &mut Tx, payment_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum(amount_vnd), 0)::bigint FROM refunds
+         WHERE payment_id = $1 AND status IN ('pending', 'succeeded')",
+    )
+    .bind(payment_id)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// A new pending refund.
+pub async fn insert_refund(
+    tx: &mut Tx,
+    id: Uuid,
+    intent: &IntentRecord,
+    request: &RefundRequest,
+) -> Result<RefundRecord, sqlx::Error> {
+    sqlx::query_as(refund_columns!(
+        "INSERT INTO refunds (id, payment_id, order_id, amount_vnd, reason, idempotency_key, status)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending')
+         RETURNING",
+        ""
+    ))
+    .bind(id)
+    .bind(intent.id)
+    .bind(intent.order_id)
+    .bind(request.amount_vnd)
+    .bind(&request.reason)
+    .bind(&request.idempotency_key)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// The refund `id`, locked for update.
+pub async fn refund_for_update(tx: &mut Tx, id: Uuid) -> Result<Option<RefundRecord>, sqlx::Error> {
+    sqlx::query_as(refund_columns!(
+        "SELECT",
+        "FROM refunds WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// Counts one more attempt at asking the provider.
+pub async fn count_refund_attempt(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE refunds SET attempts = attempts + 1, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Pending refunds not touched for `idle_millis` (their provider call was interrupted).
+pub async fn stale_pending_refunds(
+    conn: &mut PgConnection,
+    idle_millis: i64,
+    limit: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM refunds
+         WHERE status = 'pending' AND updated_at <= now() - $1::bigint * interval '1 millisecond'
+         ORDER BY updated_at LIMIT $2",
+    )
+    .bind(idle_millis)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Settles a locked pending refund.
+pub async fn finish_refund(
+    tx: &mut Tx,
+    id: Uuid,
+    status: RefundStatus,
+    provider_refund_id: Option<&str>,
+    failure: Option<(&str, &str)>,
+) -> Result<RefundRecord, sqlx::Error> {
+    sqlx::query_as(refund_columns!(
+        "UPDATE refunds
+            SET status = $2, provider_refund_id = $3, failure_code = $4, failure_message = $5,
+                updated_at = now()
+          WHERE id = $1
+          RETURNING",
+        ""
+    ))
+    .bind(id)
+    .bind(status.as_str())
+    .bind(provider_refund_id)
+    .bind(failure.map(|(code, _)| code))
+    .bind(failure.map(|(_, message)| message))
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// Adds a succeeded refund to its (locked) intent. The table's check refuses a total
+/// above what was captured.
+pub async fn add_refunded(
+    tx: &mut Tx,
+    payment_id: Uuid,
+    amount_vnd: i64,
+) -> Result<IntentRecord, sqlx::Error> {
+    sqlx::query_as(intent_columns!(
+        "UPDATE payment_intents SET refunded_vnd = refunded_vnd + $2, updated_at = now()
+          WHERE id = $1
+          RETURNING",
+        ""
+    ))
+    .bind(payment_id)
+    .bind(amount_vnd)
+    .fetch_one(&mut **tx)
+    .await
 }

@@ -287,7 +287,9 @@ impl TestPayment {
             .as_u16()
     }
 
+    /// Checks the ledger's invariants, then stops the service.
     async fn stop(mut self) {
+        ocop_payment::ledger::assert_balanced(self.payments.pool()).await;
         let _ = self.shutdown.take().unwrap().send(());
         tokio::time::timeout(WAIT, self.running)
             .await
@@ -703,7 +705,7 @@ async fn pending_settlement_survives_a_restart() {
 }
 
 #[tokio::test]
-async fn get_payment_needs_its_scope_and_a_valid_order_id_and_refund_is_not_there_yet() {
+async fn get_payment_and_refund_need_their_scopes_and_valid_input() {
     let mut payment = spawn_payment(NEVER).await;
     let anonymous = payment
         .client
@@ -740,25 +742,35 @@ async fn get_payment_needs_its_scope_and_a_valid_order_id_and_refund_is_not_ther
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert_eq!(violations(&bad)[0].field, "order_id");
 
-    let refund = payment
-        .client
-        .refund(with_token(
+    let refund = |order_id: String, amount_vnd: i64, key: &str, scopes: &[&str]| {
+        let mut client = payment.client.clone();
+        let request = with_token(
             pb::RefundRequest {
-                order_id: Uuid::now_v7().to_string(),
-                amount_vnd: 1_000,
+                order_id,
+                amount_vnd,
                 reason: "thiếu hàng".into(),
-                idempotency_key: "k1".into(),
+                idempotency_key: key.into(),
             },
-            &["payment:write"],
-        ))
+            scopes,
+        );
+        async move { client.refund(request).await.unwrap_err() }
+    };
+    let reader = refund(Uuid::now_v7().to_string(), 1_000, "k1", &["payment:read"]).await;
+    assert_eq!(reader.code(), Code::PermissionDenied);
+    let unknown = refund(Uuid::now_v7().to_string(), 1_000, "k1", &["payment:write"]).await;
+    assert_eq!(unknown.code(), Code::NotFound);
+    let bad_order = refund("42".into(), 1_000, "k1", &["payment:write"]).await;
+    assert_eq!(violations(&bad_order)[0].field, "order_id");
+    let negative = refund(Uuid::now_v7().to_string(), -1, "k1", &["payment:write"]).await;
+    assert_eq!(negative.code(), Code::InvalidArgument);
+    assert_eq!(violations(&negative)[0].field, "amount_vnd");
+    let no_key = refund(Uuid::now_v7().to_string(), 1_000, "", &["payment:write"]).await;
+    assert_eq!(violations(&no_key)[0].field, "idempotency_key");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM refunds")
+        .fetch_one(payment.payments.pool())
         .await
-        .unwrap_err();
-    assert_eq!(refund.code(), Code::Unimplemented);
-    assert!(
-        refund.message().contains("providers"),
-        "{}",
-        refund.message()
-    );
+        .unwrap();
+    assert_eq!(count, 0, "a refused refund writes nothing");
     payment.stop().await;
 }
 

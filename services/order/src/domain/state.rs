@@ -11,9 +11,25 @@ pub enum OrderStatus {
     Shipped,
     Delivered,
     Cancelled,
+    /// Part of the captured amount was given back; more refunds may follow, and the rest
+    /// of the order may still ship.
+    PartiallyRefunded,
+    /// Everything captured was given back. Terminal.
+    Refunded,
 }
 
 impl OrderStatus {
+    pub const ALL: [OrderStatus; 8] = [
+        Self::Pending,
+        Self::AwaitingPayment,
+        Self::Confirmed,
+        Self::Shipped,
+        Self::Delivered,
+        Self::Cancelled,
+        Self::PartiallyRefunded,
+        Self::Refunded,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -22,6 +38,8 @@ impl OrderStatus {
             Self::Shipped => "shipped",
             Self::Delivered => "delivered",
             Self::Cancelled => "cancelled",
+            Self::PartiallyRefunded => "partially_refunded",
+            Self::Refunded => "refunded",
         }
     }
 
@@ -33,6 +51,8 @@ impl OrderStatus {
             "shipped" => Self::Shipped,
             "delivered" => Self::Delivered,
             "cancelled" => Self::Cancelled,
+            "partially_refunded" => Self::PartiallyRefunded,
+            "refunded" => Self::Refunded,
             _ => return None,
         })
     }
@@ -89,6 +109,11 @@ pub enum Trigger {
     Cancel(CancellationReason),
     Ship,
     Deliver,
+    /// The payment service gave money back: `full` when everything captured is now
+    /// refunded.
+    Refunded {
+        full: bool,
+    },
 }
 
 /// The result of a move.
@@ -127,8 +152,15 @@ pub fn transition(from: OrderStatus, trigger: Trigger) -> Result<Move, IllegalTr
             Ok(cancel(CancellationReason::PaymentExpired))
         }
         (Pending | AwaitingPayment, Trigger::Cancel(reason)) => Ok(cancel(reason)),
-        (Confirmed, Trigger::Ship) => Ok(to(Shipped)),
+        (Confirmed | PartiallyRefunded, Trigger::Ship) => Ok(to(Shipped)),
         (Shipped, Trigger::Deliver) => Ok(to(Delivered)),
+        (Confirmed | Shipped | Delivered | PartiallyRefunded, Trigger::Refunded { full: true }) => {
+            Ok(to(Refunded))
+        }
+        (
+            Confirmed | Shipped | Delivered | PartiallyRefunded,
+            Trigger::Refunded { full: false },
+        ) => Ok(to(PartiallyRefunded)),
         _ => Err(IllegalTransition { from, trigger }),
     }
 }
@@ -189,15 +221,33 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_through_their_names() {
-        for status in [
-            Pending,
-            AwaitingPayment,
-            Confirmed,
-            Shipped,
-            Delivered,
-            Cancelled,
-        ] {
+        for status in super::OrderStatus::ALL {
             assert_eq!(super::OrderStatus::parse(status.as_str()), Some(status));
         }
+    }
+
+    #[test]
+    fn refunds_move_paid_orders_to_partially_refunded_then_refunded() {
+        let partial = Trigger::Refunded { full: false };
+        let full = Trigger::Refunded { full: true };
+        for paid in [Confirmed, Shipped, Delivered] {
+            assert_eq!(transition(paid, partial).unwrap().to, PartiallyRefunded);
+            assert_eq!(transition(paid, full).unwrap().to, Refunded);
+        }
+        assert_eq!(
+            transition(PartiallyRefunded, partial).unwrap().to,
+            PartiallyRefunded
+        );
+        assert_eq!(transition(PartiallyRefunded, full).unwrap().to, Refunded);
+        assert_eq!(
+            transition(PartiallyRefunded, Trigger::Ship).unwrap().to,
+            Shipped
+        );
+        // Nothing was paid, or everything is already back: refused.
+        for unpaid in [Pending, AwaitingPayment, Cancelled, Refunded] {
+            assert!(transition(unpaid, partial).is_err(), "{unpaid:?}");
+            assert!(transition(unpaid, full).is_err(), "{unpaid:?}");
+        }
+        assert!(transition(Refunded, Trigger::Ship).is_err());
     }
 }

@@ -17,12 +17,30 @@ pub enum ProviderResult {
     Failure,
 }
 
+/// How a report names its payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentRef {
+    /// Our payment id, echoed by the provider (txn ref, order id, app_trans_id).
+    Id(Uuid),
+    /// A bank transfer's memo, which must contain the order code (VietQR).
+    Memo(String),
+}
+
+/// The currency every payment is in.
+pub const VND: &str = "VND";
+
 /// A verified provider report, in domain terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderReport {
-    pub payment_id: Uuid,
+    pub payment: PaymentRef,
     pub amount_vnd: i64,
+    /// As reported (`VND` for providers that only deal in VND).
+    pub currency: String,
     pub result: ProviderResult,
+    /// The provider's result code as given (VNPay `24`, MoMo `1006`, …), for failures.
+    pub result_code: String,
+    /// The provider's message, if any.
+    pub message: String,
     /// The provider's id of the transaction: callbacks are idempotent on it.
     pub provider_transaction_id: String,
     pub sent_at: DateTime<Utc>,
@@ -75,8 +93,13 @@ pub enum Verdict {
     /// The intent was settled before; nothing changes. `same_transaction` is false when
     /// another provider transaction settled it (worth a look by an operator).
     AlreadyProcessed { same_transaction: bool },
-    /// The report is for another amount than the intent's: refused, nothing changes.
-    WrongAmount { expected: i64, reported: i64 },
+    /// The report is for another amount (or currency) than the intent's: refused,
+    /// nothing changes.
+    WrongAmount {
+        expected: i64,
+        reported: i64,
+        currency: String,
+    },
     /// The intent reached its deadline before the report arrived: it expires now and
     /// the report is refused.
     Late,
@@ -92,10 +115,15 @@ pub fn judge(intent: &IntentState, report: &ProviderReport, now: DateTime<Utc>) 
                 == Some(report.provider_transaction_id.as_str()),
         },
         PaymentStatus::Expired | PaymentStatus::Cancelled => Verdict::Closed(intent.status),
-        PaymentStatus::Pending if report.amount_vnd != intent.amount_vnd => Verdict::WrongAmount {
-            expected: intent.amount_vnd,
-            reported: report.amount_vnd,
-        },
+        PaymentStatus::Pending
+            if report.amount_vnd != intent.amount_vnd || report.currency != VND =>
+        {
+            Verdict::WrongAmount {
+                expected: intent.amount_vnd,
+                reported: report.amount_vnd,
+                currency: report.currency.clone(),
+            }
+        }
         PaymentStatus::Pending if now >= intent.expires_at => Verdict::Late,
         PaymentStatus::Pending => match report.result {
             ProviderResult::Success => Verdict::Settle {
@@ -127,9 +155,12 @@ mod tests {
 
     fn report(result: ProviderResult, amount_vnd: i64) -> ProviderReport {
         ProviderReport {
-            payment_id: Uuid::from_u128(1),
+            payment: PaymentRef::Id(Uuid::from_u128(1)),
             amount_vnd,
+            currency: VND.into(),
             result,
+            result_code: String::new(),
+            message: String::new(),
             provider_transaction_id: "SBX1".into(),
             sent_at: Utc::now(),
         }
@@ -172,9 +203,16 @@ mod tests {
             ),
             Verdict::WrongAmount {
                 expected: 75_000,
-                reported: 1_000
+                reported: 1_000,
+                currency: VND.into()
             }
         );
+        let mut dollars = report(ProviderResult::Success, 75_000);
+        dollars.currency = "USD".into();
+        assert!(matches!(
+            judge(&intent(PaymentStatus::Pending), &dollars, Utc::now()),
+            Verdict::WrongAmount { .. }
+        ));
     }
 
     #[test]

@@ -50,32 +50,51 @@ impl PaymentMethod {
         }
     }
 
-    /// The provider that takes this method's money. Every method goes through the
-    /// sandbox gateway until the real adapters (VietQR, VNPay, MoMo, ZaloPay) exist; the
-    /// requested method is still recorded so that nothing is lost when they arrive.
+    /// The provider that takes this method's money when it is configured (a method
+    /// whose provider has no credentials goes through the sandbox gateway instead; see
+    /// `providers::Providers::for_method`).
     pub fn provider(self) -> Provider {
-        Provider::Sandbox
+        match self {
+            Self::VietQr => Provider::VietQr,
+            Self::VnPay => Provider::VnPay,
+            Self::MoMo => Provider::MoMo,
+            Self::ZaloPay => Provider::ZaloPay,
+            Self::Sandbox => Provider::Sandbox,
+        }
     }
 }
 
 /// Who takes the money.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Provider {
     Sandbox,
+    VietQr,
+    VnPay,
+    MoMo,
+    ZaloPay,
 }
 
 impl Provider {
+    pub const ALL: [Provider; 5] = [
+        Self::Sandbox,
+        Self::VietQr,
+        Self::VnPay,
+        Self::MoMo,
+        Self::ZaloPay,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sandbox => "sandbox",
+            Self::VietQr => "vietqr",
+            Self::VnPay => "vnpay",
+            Self::MoMo => "momo",
+            Self::ZaloPay => "zalopay",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "sandbox" => Some(Self::Sandbox),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|p| p.as_str() == raw)
     }
 }
 
@@ -234,7 +253,10 @@ mod tests {
         let ok =
             PaymentRequest::new(order, " QN-1 ", 75_000, PaymentMethod::VnPay, deadline).unwrap();
         assert_eq!(ok.order_code, "QN-1");
-        assert_eq!(ok.method.provider(), Provider::Sandbox);
+        assert_eq!(ok.method.provider(), Provider::VnPay);
+        for provider in Provider::ALL {
+            assert_eq!(Provider::parse(provider.as_str()), Some(provider));
+        }
         let zero = PaymentRequest::new(order, "QN-1", 0, PaymentMethod::MoMo, deadline);
         assert_eq!(zero.unwrap_err().field, "amount_vnd");
         let blank = PaymentRequest::new(order, "  ", 10, PaymentMethod::MoMo, deadline);

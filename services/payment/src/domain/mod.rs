@@ -4,6 +4,7 @@
 
 pub mod callback;
 pub mod intent;
+pub mod refund;
 
 /// A value that broke a rule, with the field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

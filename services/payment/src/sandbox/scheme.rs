@@ -96,6 +96,34 @@ impl CallbackBody {
     }
 }
 
+/// A refund request to the sandbox (`POST /sandbox/sandbox/api/refund`), signed like a
+/// callback (the same header over the raw body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundBody {
+    /// The merchant's refund id: the sandbox refunds once per request id.
+    pub request_id: String,
+    pub payment_id: String,
+    pub provider_transaction_id: String,
+    pub amount_vnd: i64,
+    pub reason: String,
+    pub timestamp: i64,
+}
+
+impl RefundBody {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a struct of strings and numbers serialises")
+    }
+}
+
+/// The sandbox's answer to a refund request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundAnswer {
+    pub status: CallbackStatus,
+    pub provider_refund_id: String,
+    pub code: String,
+    pub message: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::scheme::CallbackStatus;
+use crate::domain::intent::Provider;
 
 type Tx = Transaction<'static, Postgres>;
 
@@ -14,6 +16,8 @@ type Tx = Transaction<'static, Postgres>;
 #[derive(Debug, Clone)]
 pub struct Claim {
     pub payment_id: Uuid,
+    /// Whose callback to send.
+    pub provider: Provider,
     pub outcome: CallbackStatus,
     pub provider_transaction_id: String,
     pub order_code: String,
@@ -22,11 +26,16 @@ pub struct Claim {
     pub attempts: i32,
     /// The order's trace context, sent as `traceparent` like any instrumented client.
     pub trace_headers: Vec<(String, String)>,
+    /// When the payment was created (ZaloPay's `app_trans_id` carries its date).
+    pub intent_created_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
 struct ClaimRow {
     payment_id: Uuid,
+    #[sqlx(try_from = "String")]
+    provider: Provider,
+    intent_created_at: DateTime<Utc>,
     outcome: String,
     provider_transaction_id: String,
     order_code: String,
@@ -39,6 +48,8 @@ impl From<ClaimRow> for Claim {
     fn from(row: ClaimRow) -> Self {
         Self {
             payment_id: row.payment_id,
+            provider: row.provider,
+            intent_created_at: row.intent_created_at,
             // The column is constrained to these two values.
             outcome: if row.outcome == "failure" {
                 CallbackStatus::Failure
@@ -58,16 +69,17 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Pending sandbox intents created at least `delay` ago that the gateway has not settled
-/// yet, locked; rows another replica holds are skipped.
+/// Pending intents of the `played` providers created at least `delay` ago that the
+/// gateway has not settled yet, locked; rows another replica holds are skipped.
 pub async fn due_intents(
     tx: &mut Tx,
     delay: Duration,
     limit: i64,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT i.id FROM payment_intents i
-         WHERE i.status = 'pending' AND i.provider = 'sandbox'
+    played: &[String],
+) -> Result<Vec<(Uuid, Provider)>, sqlx::Error> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT i.id, i.provider FROM payment_intents i
+         WHERE i.status = 'pending' AND i.provider = ANY($3)
            AND i.created_at <= now() - $1::bigint * interval '1 millisecond'
            AND NOT EXISTS (SELECT 1 FROM sandbox_settlements s WHERE s.payment_id = i.id)
          ORDER BY i.created_at
@@ -76,8 +88,27 @@ pub async fn due_intents(
     )
     .bind(millis(delay))
     .bind(limit)
+    .bind(played)
     .fetch_all(&mut **tx)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, provider)| Provider::parse(&provider).map(|p| (id, p)))
+        .collect())
+}
+
+/// The settlement of `payment_id` as it is (no attempt counted).
+pub async fn peek(conn: &mut PgConnection, payment_id: Uuid) -> Result<Option<Claim>, sqlx::Error> {
+    let row: Option<ClaimRow> = sqlx::query_as(
+        "SELECT s.payment_id, i.provider, i.created_at AS intent_created_at, s.outcome,
+                s.provider_transaction_id, i.order_code, i.amount_vnd, s.attempts, i.trace_headers
+           FROM sandbox_settlements s JOIN payment_intents i ON i.id = s.payment_id
+          WHERE s.payment_id = $1",
+    )
+    .bind(payment_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(Claim::from))
 }
 
 /// Settles `payment_id` with `outcome` unless it was settled before (then nothing
@@ -110,8 +141,9 @@ pub async fn claim(tx: &mut Tx, payment_id: Uuid) -> Result<Option<Claim>, sqlx:
             SET attempts = s.attempts + 1, updated_at = now()
            FROM payment_intents i
           WHERE i.id = s.payment_id AND s.payment_id = $1
-          RETURNING s.payment_id, s.outcome, s.provider_transaction_id, i.order_code,
-                    i.amount_vnd, s.attempts, i.trace_headers",
+          RETURNING s.payment_id, i.provider, i.created_at AS intent_created_at, s.outcome,
+                    s.provider_transaction_id, i.order_code, i.amount_vnd, s.attempts,
+                    i.trace_headers",
     )
     .bind(payment_id)
     .fetch_optional(&mut **tx)
@@ -139,8 +171,9 @@ pub async fn claim_due(
                  ORDER BY next_attempt_at
                  LIMIT $1
                  FOR UPDATE SKIP LOCKED)
-          RETURNING s.payment_id, s.outcome, s.provider_transaction_id, i.order_code,
-                    i.amount_vnd, s.attempts, i.trace_headers",
+          RETURNING s.payment_id, i.provider, i.created_at AS intent_created_at, s.outcome,
+                    s.provider_transaction_id, i.order_code, i.amount_vnd, s.attempts,
+                    i.trace_headers",
     )
     .bind(limit)
     .bind(millis(lease))

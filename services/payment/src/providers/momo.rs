@@ -1,0 +1,197 @@
+//! MoMo (All-In-One v2): the shopper's click creates the MoMo payment
+//! (`/v2/gateway/api/create`, `requestId` = our payment id, so a retry is idempotent)
+//! and is redirected to MoMo's `payUrl`; MoMo POSTs the IPN to `/callbacks/momo`, which
+//! is answered 204. Amounts outside 10,000–50,000,000 VND are refused before MoMo is
+//! called: the payment fails at once with `amount_out_of_range`.
+//!
+//! Staleness: the IPN's `responseTime` (Unix ms, signed) against `CALLBACK_TOLERANCE`.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse as _, Response},
+};
+use ocop_payment_schemes::{
+    Secret, from_millis,
+    momo::{self, Credentials},
+};
+use uuid::Uuid;
+
+use super::{
+    CallbackRequest, Instructions, ProviderAdapter, ProviderSettings, RefundOutcome, Refusal,
+    Unavailable, payment_id_from, read_json,
+};
+use crate::{
+    callbacks::Reply,
+    domain::{
+        callback::{PaymentRef, ProviderReport, ProviderResult, VND},
+        intent::{PaymentRequest, Provider},
+    },
+    store::{IntentRecord, RefundRecord},
+};
+
+/// MoMo's settings: `MOMO_PARTNER_CODE`, `MOMO_ACCESS_KEY`, `MOMO_SECRET_KEY`,
+/// `MOMO_ENDPOINT` (the sandbox gateway's when unset).
+#[derive(Debug, Clone)]
+pub struct MoMoSettings {
+    pub partner_code: String,
+    pub access_key: String,
+    pub secret_key: Secret,
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MoMoAdapter {
+    credentials: Credentials,
+    endpoint: String,
+    public_url: String,
+    ipn_url: String,
+    client: reqwest::Client,
+}
+
+impl MoMoAdapter {
+    pub fn new(settings: MoMoSettings, all: &ProviderSettings, client: reqwest::Client) -> Self {
+        Self {
+            endpoint: settings
+                .endpoint
+                .clone()
+                .unwrap_or_else(|| all.sandbox_base(Provider::MoMo)),
+            credentials: Credentials {
+                partner_code: settings.partner_code,
+                access_key: settings.access_key,
+                secret_key: settings.secret_key,
+            },
+            public_url: all.public_url.clone(),
+            ipn_url: all.callback_url(Provider::MoMo),
+            client,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ProviderAdapter for MoMoAdapter {
+    fn provider(&self) -> Provider {
+        Provider::MoMo
+    }
+
+    fn precheck(&self, amount_vnd: i64) -> Result<(), (String, String)> {
+        momo::check_amount(amount_vnd).map_err(|message| ("amount_out_of_range".into(), message))
+    }
+
+    fn instructions(
+        &self,
+        payment_id: Uuid,
+        _request: &PaymentRequest,
+    ) -> anyhow::Result<Instructions> {
+        Ok(Instructions::PayUrl(format!(
+            "{}/pay/{payment_id}",
+            self.public_url
+        )))
+    }
+
+    async fn checkout(&self, intent: &IntentRecord) -> Result<String, Unavailable> {
+        momo::check_amount(intent.amount_vnd)
+            .map_err(|err| Unavailable::new(Provider::MoMo, err))?;
+        let extra = serde_json::json!({ "order_code": intent.order_code }).to_string();
+        let request = momo::CreateRequest {
+            partner_code: self.credentials.partner_code.clone(),
+            request_id: intent.id.to_string(),
+            amount: intent.amount_vnd,
+            order_id: intent.id.to_string(),
+            order_info: format!("Thanh toan don hang {}", intent.order_code),
+            redirect_url: format!("{}/pay/{}", self.public_url, intent.id),
+            ipn_url: self.ipn_url.clone(),
+            request_type: momo::CAPTURE_WALLET.into(),
+            extra_data: momo::encode_extra_data(extra.as_bytes()),
+            lang: "vi".into(),
+            signature: String::new(),
+        }
+        .sign(&self.credentials);
+        let sent = self
+            .client
+            .post(format!("{}/v2/gateway/api/create", self.endpoint))
+            .json(&request)
+            .send()
+            .await;
+        let answer: momo::CreateResponse = read_json(Provider::MoMo, sent).await?;
+        if answer.result_code != 0 || answer.pay_url.is_empty() {
+            return Err(Unavailable::new(
+                Provider::MoMo,
+                format!("create refused: {} {}", answer.result_code, answer.message),
+            ));
+        }
+        Ok(answer.pay_url)
+    }
+
+    fn verify(&self, request: &CallbackRequest) -> Result<ProviderReport, Refusal> {
+        let ipn = momo::verify_ipn(&self.credentials, &request.body)
+            .map_err(Refusal::from_callback_error)?;
+        let payment_id = payment_id_from(&ipn.order_id)?;
+        let sent_at = from_millis(ipn.response_time)
+            .ok_or_else(|| Refusal::malformed("responseTime is out of range"))?;
+        Ok(ProviderReport {
+            payment: PaymentRef::Id(payment_id),
+            amount_vnd: ipn.amount,
+            currency: VND.into(),
+            result: if ipn.succeeded() {
+                ProviderResult::Success
+            } else {
+                ProviderResult::Failure
+            },
+            result_code: ipn.result_code.to_string(),
+            message: ipn.message,
+            provider_transaction_id: ipn.trans_id.to_string(),
+            sent_at,
+        })
+    }
+
+    fn respond(&self, reply: &Reply) -> Response {
+        // MoMo wants 204 for an IPN it need not send again.
+        let status = match reply.verdict {
+            "accepted" | "already_processed" | "closed" | "late" => StatusCode::NO_CONTENT,
+            "internal" => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        status.into_response()
+    }
+
+    async fn refund(
+        &self,
+        intent: &IntentRecord,
+        refund: &RefundRecord,
+    ) -> Result<RefundOutcome, Unavailable> {
+        let trans_id: i64 = intent
+            .provider_transaction_id
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| Unavailable::new(Provider::MoMo, "the payment has no MoMo transId"))?;
+        let request = momo::RefundRequest {
+            partner_code: self.credentials.partner_code.clone(),
+            order_id: refund.id.to_string(),
+            request_id: refund.id.to_string(),
+            amount: refund.amount_vnd,
+            trans_id,
+            lang: "vi".into(),
+            description: format!("Hoan tien don hang {}", intent.order_code),
+            signature: String::new(),
+        }
+        .sign(&self.credentials);
+        let sent = self
+            .client
+            .post(format!("{}/v2/gateway/api/refund", self.endpoint))
+            .json(&request)
+            .send()
+            .await;
+        let answer: momo::RefundResponse = read_json(Provider::MoMo, sent).await?;
+        Ok(if answer.result_code == 0 {
+            RefundOutcome::Succeeded {
+                provider_refund_id: answer.trans_id.to_string(),
+            }
+        } else {
+            RefundOutcome::Failed {
+                code: answer.result_code.to_string(),
+                message: answer.message,
+            }
+        })
+    }
+}

@@ -1,0 +1,231 @@
+//! VNPay (API 2.1.0): the shopper is redirected to the signed payment URL; VNPay GETs
+//! the IPN (`/callbacks/vnpay?vnp_…&vnp_SecureHash=…`) and expects JSON `RspCode`s;
+//! the return URL (`/payments/vnpay/return`) only shows the result; refunds go through
+//! the merchant API (`vnp_Command=refund`).
+//!
+//! Staleness: an IPN carries no send time, so `vnp_PayDate` (when the shopper paid, GMT+7)
+//! is checked against `CALLBACK_TOLERANCE`; VNPay retries an unacknowledged IPN only for
+//! a short while after the payment, so the tolerance must cover its retry window.
+
+use axum::{
+    Json,
+    response::{IntoResponse as _, Response},
+};
+use chrono::Utc;
+use ocop_payment_schemes::{
+    Secret, vn_datetime,
+    vnpay::{self, ApiResponse, IpnReply, PayRequest, RefundRequest, RspCode},
+};
+use uuid::Uuid;
+
+use super::{
+    CallbackRequest, Instructions, ProviderAdapter, ProviderSettings, RefundOutcome, Refusal,
+    Unavailable, payment_id_from, read_json,
+};
+use crate::{
+    callbacks::Reply,
+    domain::{
+        callback::{PaymentRef, ProviderReport, ProviderResult, VND},
+        intent::{PaymentRequest, Provider},
+    },
+    store::{IntentRecord, RefundRecord},
+};
+
+/// VNPay's settings: `VNPAY_TMN_CODE`, `VNPAY_HASH_SECRET`, and the endpoints
+/// (`VNPAY_PAY_URL`, `VNPAY_API_URL`; the sandbox gateway's when unset).
+#[derive(Debug, Clone)]
+pub struct VnPaySettings {
+    pub tmn_code: String,
+    pub hash_secret: Secret,
+    pub pay_url: Option<String>,
+    pub api_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VnPayAdapter {
+    settings: VnPaySettings,
+    pay_url: String,
+    api_url: String,
+    return_url: String,
+    public_url: String,
+    client: reqwest::Client,
+}
+
+/// The `vnp_TxnRef` of a payment: its id without hyphens.
+pub fn txn_ref(payment_id: Uuid) -> String {
+    payment_id.simple().to_string()
+}
+
+impl VnPayAdapter {
+    pub fn new(settings: VnPaySettings, all: &ProviderSettings, client: reqwest::Client) -> Self {
+        let sandbox = all.sandbox_base(Provider::VnPay);
+        Self {
+            pay_url: settings
+                .pay_url
+                .clone()
+                .unwrap_or_else(|| format!("{sandbox}/paymentv2/vpcpay.html")),
+            api_url: settings
+                .api_url
+                .clone()
+                .unwrap_or_else(|| format!("{sandbox}/merchant_webapi/api/transaction")),
+            return_url: format!("{}/payments/vnpay/return", all.public_url),
+            public_url: all.public_url.clone(),
+            settings,
+            client,
+        }
+    }
+
+    /// Reads verified IPN/return parameters into a report.
+    pub fn report(&self, result: &vnpay::PaymentResult) -> Result<ProviderReport, Refusal> {
+        if result.tmn_code != self.settings.tmn_code {
+            return Err(Refusal::malformed(format!(
+                "vnp_TmnCode `{}` is not ours",
+                result.tmn_code
+            )));
+        }
+        let payment_id = payment_id_from(&result.txn_ref)?;
+        let succeeded = result.succeeded();
+        // A failed payment may carry transaction number 0: keep the key unique per payment.
+        let transaction = if result.transaction_no == "0" {
+            format!("{}-0", result.txn_ref)
+        } else {
+            result.transaction_no.clone()
+        };
+        Ok(ProviderReport {
+            payment: PaymentRef::Id(payment_id),
+            amount_vnd: result.amount_vnd,
+            currency: VND.into(),
+            result: if succeeded {
+                ProviderResult::Success
+            } else {
+                ProviderResult::Failure
+            },
+            result_code: result.response_code.clone(),
+            message: format!("VNPay response code {}", result.response_code),
+            provider_transaction_id: transaction,
+            sent_at: result.pay_date,
+        })
+    }
+
+    pub fn verify_query(&self, query: &str) -> Result<vnpay::PaymentResult, Refusal> {
+        vnpay::verify_ipn(&self.settings.hash_secret, query).map_err(Refusal::from_callback_error)
+    }
+}
+
+/// The `RspCode` answering a verdict.
+pub fn rsp_code(verdict: &str) -> RspCode {
+    match verdict {
+        "accepted" => RspCode::Confirmed,
+        "already_processed" | "closed" | "late" => RspCode::AlreadyConfirmed,
+        "unknown_payment" => RspCode::OrderNotFound,
+        "wrong_amount" => RspCode::InvalidAmount,
+        "missing_signature" | "invalid_signature" => RspCode::InvalidSignature,
+        _ => RspCode::Other,
+    }
+}
+
+#[tonic::async_trait]
+impl ProviderAdapter for VnPayAdapter {
+    fn provider(&self) -> Provider {
+        Provider::VnPay
+    }
+
+    fn instructions(
+        &self,
+        payment_id: Uuid,
+        _request: &PaymentRequest,
+    ) -> anyhow::Result<Instructions> {
+        Ok(Instructions::PayUrl(format!(
+            "{}/pay/{payment_id}",
+            self.public_url
+        )))
+    }
+
+    async fn checkout(&self, intent: &IntentRecord) -> Result<String, Unavailable> {
+        let request = PayRequest {
+            tmn_code: self.settings.tmn_code.clone(),
+            amount_vnd: intent.amount_vnd,
+            txn_ref: txn_ref(intent.id),
+            order_info: format!("Thanh toan don hang {}", intent.order_code),
+            return_url: self.return_url.clone(),
+            ip_addr: "127.0.0.1".into(),
+            // The merchant's transaction date: refunds and querydr name it again.
+            created_at: intent.created_at,
+            expires_at: intent.expires_at,
+        };
+        Ok(request.url(&self.pay_url, &self.settings.hash_secret))
+    }
+
+    fn verify(&self, request: &CallbackRequest) -> Result<ProviderReport, Refusal> {
+        let result = self.verify_query(&request.query)?;
+        self.report(&result)
+    }
+
+    fn respond(&self, reply: &Reply) -> Response {
+        // VNPay reads the JSON, not the HTTP status.
+        Json(IpnReply::from(rsp_code(reply.verdict))).into_response()
+    }
+
+    async fn refund(
+        &self,
+        intent: &IntentRecord,
+        refund: &RefundRecord,
+    ) -> Result<RefundOutcome, Unavailable> {
+        let full = refund.amount_vnd == intent.captured_vnd;
+        let mut request = RefundRequest {
+            vnp_RequestId: refund.id.simple().to_string(),
+            vnp_Version: vnpay::VERSION.into(),
+            vnp_Command: "refund".into(),
+            vnp_TmnCode: self.settings.tmn_code.clone(),
+            vnp_TransactionType: if full { "02" } else { "03" }.into(),
+            vnp_TxnRef: txn_ref(intent.id),
+            vnp_Amount: (refund.amount_vnd * 100).to_string(),
+            vnp_OrderInfo: format!("Hoan tien don hang {}", intent.order_code),
+            vnp_TransactionNo: intent.provider_transaction_id.clone().unwrap_or_default(),
+            vnp_TransactionDate: vn_datetime(intent.created_at),
+            vnp_CreateBy: "ocop-operator".into(),
+            vnp_CreateDate: vn_datetime(Utc::now()),
+            vnp_IpAddr: "127.0.0.1".into(),
+            vnp_SecureHash: String::new(),
+        };
+        request.vnp_SecureHash = self
+            .settings
+            .hash_secret
+            .hmac_sha512_hex(vnpay::refund_hash_data(&request).as_bytes());
+        let sent = self.client.post(&self.api_url).json(&request).send().await;
+        let answer: ApiResponse = read_json(Provider::VnPay, sent).await?;
+        self.settings
+            .hash_secret
+            .verify_sha512_hex(
+                vnpay::response_hash_data(&answer).as_bytes(),
+                &answer.vnp_SecureHash,
+            )
+            .map_err(|err| Unavailable::new(Provider::VnPay, format!("refund answer: {err}")))?;
+        Ok(if answer.vnp_ResponseCode == "00" {
+            RefundOutcome::Succeeded {
+                provider_refund_id: answer.vnp_TransactionNo,
+            }
+        } else {
+            RefundOutcome::Failed {
+                code: answer.vnp_ResponseCode,
+                message: answer.vnp_Message,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_map_to_vnpays_codes() {
+        assert_eq!(rsp_code("accepted"), RspCode::Confirmed);
+        assert_eq!(rsp_code("already_processed"), RspCode::AlreadyConfirmed);
+        assert_eq!(rsp_code("unknown_payment"), RspCode::OrderNotFound);
+        assert_eq!(rsp_code("wrong_amount"), RspCode::InvalidAmount);
+        assert_eq!(rsp_code("invalid_signature"), RspCode::InvalidSignature);
+        assert_eq!(rsp_code("stale"), RspCode::Other);
+        assert_eq!(rsp_code("malformed"), RspCode::Other);
+    }
+}
