@@ -23,6 +23,22 @@ pub mod processes;
 
 /// The token secret every service of a test platform shares.
 pub const SECRET: &str = "e2e-test-secret-e2e-test-secret-e2e!!";
+/// Every real provider configured, their endpoints left to the sandbox gateway, which
+/// plays them (orders paid by VietQR, VNPay, MoMo or ZaloPay settle through each
+/// provider's own scheme).
+pub const PAYMENT_PROVIDERS: &[&str] = &[
+    "--vnpay-tmn-code=E2ETEST1",
+    "--vnpay-hash-secret=e2e-vnpay-hash-secret-0123456789",
+    "--momo-partner-code=MOMOE2E",
+    "--momo-access-key=E2EACCESSKEY",
+    "--momo-secret-key=e2e-momo-secret-key-0123456789",
+    "--zalopay-app-id=2553",
+    "--zalopay-key1=e2e-zalopay-key1-0123456789",
+    "--zalopay-key2=e2e-zalopay-key2-0123456789",
+    "--vietqr-bank-bin=970436",
+    "--vietqr-account-number=0011001234567",
+    "--vietqr-webhook-secret=e2e-vietqr-webhook-0123456789",
+];
 /// How long a saga step may take before a test gives up.
 pub const WAIT: Duration = Duration::from_secs(60);
 
@@ -211,6 +227,8 @@ pub struct Platform {
     pub orders: OrderServiceClient<Channel>,
     pub notifications: NotificationServiceClient<Channel>,
     pub catalog_addr: String,
+    /// The payment service's gRPC address (refunds, payments).
+    pub payment_addr: String,
     pub services: Vec<(&'static str, Running)>,
     pub spool: std::path::PathBuf,
     /// Set when `Settings::order_as_process` is, with its fixed gRPC port.
@@ -305,9 +323,11 @@ impl Platform {
         args.push("--sandbox-delay=200ms".into());
         args.push(format!("--sandbox-outcome={}", settings.outcome.flag()));
         args.push("--expiry-sweep-interval=200ms".into());
+        args.extend(PAYMENT_PROVIDERS.iter().map(|arg| (*arg).to_owned()));
         let app = ocop_payment::App::build(ocop_payment::Config::try_parse_from(args).unwrap())
             .await
             .unwrap();
+        let payment_addr = format!("http://{}", app.grpc_addr());
         let (stop, task) = spawn(|stop| {
             tokio::spawn(app.run_until_stopped(async move { stop.cancelled().await }))
         });
@@ -353,6 +373,7 @@ impl Platform {
                 .await
                 .unwrap(),
             catalog_addr,
+            payment_addr,
             services,
             spool,
             order_process,

@@ -7,6 +7,7 @@ use ocop_e2e::{Outcome, Platform, Settings, WAIT, authorized, place_request, sta
 use ocop_proto::{
     notification::v1::{self as notification, list_notifications_request::Filter},
     order::v1::{self as order, OrderStatus},
+    payment::v1::{self as payment, payment_service_client::PaymentServiceClient},
 };
 use ocop_testkit::eventually;
 use rdkafka::{
@@ -52,6 +53,48 @@ async fn notifications_for(
     .await
 }
 
+/// The payment database's double-entry ledger holds its invariants (every transaction
+/// balanced; per order, balance = captured − refunded, never negative).
+async fn ledger_holds(platform: &Platform) {
+    let (_, payment) = platform
+        .services
+        .iter()
+        .find(|(name, _)| *name == "payment")
+        .expect("the payment service runs in-process");
+    let pool = sqlx::PgPool::connect(&payment.database_url).await.unwrap();
+    ocop_payment::ledger::assert_balanced(&pool).await;
+    pool.close().await;
+}
+
+/// Every scenario ends here: the ledger is checked, then the platform stops.
+async fn stop_checked(platform: Platform) {
+    ledger_holds(&platform).await;
+    platform.stop().await;
+}
+
+async fn refund(
+    platform: &Platform,
+    order_id: &str,
+    amount_vnd: i64,
+    key: &str,
+) -> Result<payment::Refund, tonic::Status> {
+    let mut client = PaymentServiceClient::connect(platform.payment_addr.clone())
+        .await
+        .unwrap();
+    client
+        .refund(authorized(
+            payment::RefundRequest {
+                order_id: order_id.to_owned(),
+                amount_vnd,
+                reason: "thiếu hàng khi đóng gói".into(),
+                idempotency_key: key.to_owned(),
+            },
+            &["payment:write"],
+        ))
+        .await
+        .map(|response| response.into_inner().refund.unwrap())
+}
+
 fn causes(order: &order::Order) -> Vec<&str> {
     order
         .history
@@ -91,7 +134,7 @@ async fn happy_path_ends_confirmed_with_stock_sold_and_the_shopper_told() {
         bodies.iter().all(|body| body.contains(&placed.code)),
         "{bodies:#?}"
     );
-    platform.stop().await;
+    stop_checked(platform).await;
 }
 
 #[tokio::test]
@@ -107,7 +150,7 @@ async fn out_of_stock_order_is_rejected_with_nothing_reserved_and_the_shopper_to
     assert_eq!(platform.stock(&product).await, (1, 0));
     // Order received, then cancelled for want of stock.
     notifications_for(&platform, &placed.id, 2).await;
-    platform.stop().await;
+    stop_checked(platform).await;
 }
 
 #[tokio::test]
@@ -125,7 +168,7 @@ async fn failed_payment_cancels_the_order_and_releases_the_stock() {
         order::CancellationReason::PaymentFailed as i32
     );
     platform.wait_for_stock(&product, (10, 0)).await;
-    platform.stop().await;
+    stop_checked(platform).await;
 }
 
 #[tokio::test]
@@ -148,7 +191,7 @@ async fn payment_that_never_arrives_expires_and_releases_the_stock() {
         order::CancellationReason::PaymentExpired as i32
     );
     platform.wait_for_stock(&product, (10, 0)).await;
-    platform.stop().await;
+    stop_checked(platform).await;
 }
 
 #[tokio::test]
@@ -179,7 +222,7 @@ async fn cancel_before_payment_releases_the_stock() {
         order::CancellationReason::CustomerRequest as i32
     );
     platform.wait_for_stock(&product, (10, 0)).await;
-    platform.stop().await;
+    stop_checked(platform).await;
 }
 
 #[tokio::test]
@@ -202,7 +245,7 @@ async fn cancel_after_payment_is_refused() {
         OrderStatus::Confirmed as i32
     );
     platform.wait_for_stock(&product, (9, 0)).await;
-    platform.stop().await;
+    stop_checked(platform).await;
 }
 
 /// Offsets of `group` on `topic` per partition, and the topic's high watermarks.
@@ -331,7 +374,7 @@ async fn replaying_the_order_topic_for_the_catalog_changes_nothing() {
         platform.order(&placed.id).await.status,
         OrderStatus::Confirmed as i32
     );
-    platform.stop().await;
+    stop_checked(platform).await;
 }
 
 #[tokio::test]
@@ -370,7 +413,7 @@ async fn order_service_killed_mid_saga_and_restarted_still_settles_every_order_o
         }
     }
     platform.wait_for_stock(&product, (80, 0)).await;
-    platform.stop().await;
+    stop_checked(platform).await;
 }
 
 #[tokio::test]
@@ -430,5 +473,124 @@ async fn two_hundred_concurrent_orders_for_fifty_units_sell_exactly_fifty() {
     }
     assert_eq!((confirmed, cancelled), (50, 150));
     platform.wait_for_stock(&product, (0, 0)).await;
-    platform.stop().await;
+    stop_checked(platform).await;
+}
+
+#[tokio::test]
+async fn partial_then_full_refund_moves_a_confirmed_order_to_partially_refunded_then_refunded() {
+    let mut platform = Platform::start(Settings::default()).await;
+    let product = platform.product(10).await;
+    let placed = platform.place(&product, 2).await;
+    let confirmed = platform.wait_for(&placed.id, OrderStatus::Confirmed).await;
+    let first = refund(&platform, &placed.id, 100_000, "saga-refund-1")
+        .await
+        .unwrap();
+    assert_eq!(first.status, payment::RefundStatus::Succeeded as i32);
+    platform
+        .wait_for(&placed.id, OrderStatus::PartiallyRefunded)
+        .await;
+    ledger_holds(&platform).await;
+    // Beyond what is left: refused; the order does not move.
+    let beyond = refund(&platform, &placed.id, confirmed.total_vnd, "saga-refund-x")
+        .await
+        .unwrap_err();
+    assert_eq!(beyond.code(), Code::InvalidArgument);
+    let rest = refund(
+        &platform,
+        &placed.id,
+        confirmed.total_vnd - 100_000,
+        "saga-refund-2",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rest.status, payment::RefundStatus::Succeeded as i32);
+    let refunded = platform.wait_for(&placed.id, OrderStatus::Refunded).await;
+    assert_eq!(
+        causes(&refunded)[3..],
+        [
+            "ocop.payment.v1.RefundSucceeded",
+            "ocop.payment.v1.RefundSucceeded"
+        ]
+    );
+    stop_checked(platform).await;
+}
+
+#[tokio::test]
+async fn refund_beyond_what_was_paid_is_refused_and_the_order_stays_confirmed() {
+    let mut platform = Platform::start(Settings::default()).await;
+    let product = platform.product(10).await;
+    let placed = platform.place(&product, 1).await;
+    platform.wait_for(&placed.id, OrderStatus::Confirmed).await;
+    let refused = refund(&platform, &placed.id, 200_000, "too-much")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "more than was paid");
+    assert_eq!(
+        platform.order(&placed.id).await.status,
+        OrderStatus::Confirmed as i32
+    );
+    stop_checked(platform).await;
+}
+
+/// Orders paid by each real method settle through that provider's own scheme (the
+/// sandbox gateway playing VietQR, VNPay, MoMo and ZaloPay), and can be refunded
+/// through it.
+#[tokio::test]
+async fn orders_paid_by_each_provider_are_confirmed_and_refunded_through_it() {
+    let mut platform = Platform::start(Settings::default()).await;
+    let product = platform.product(20).await;
+    let mut ids = Vec::new();
+    for method in [
+        order::PaymentMethod::Vietqr,
+        order::PaymentMethod::Vnpay,
+        order::PaymentMethod::Momo,
+        order::PaymentMethod::Zalopay,
+    ] {
+        let mut request = place_request(&uuid::Uuid::new_v4().to_string(), &product, 1);
+        request.payment_method = method as i32;
+        let placed = platform
+            .orders
+            .place_order(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .order
+            .unwrap();
+        ids.push((method, placed.id));
+    }
+    for (method, id) in &ids {
+        let confirmed = platform.wait_for(id, OrderStatus::Confirmed).await;
+        let instructions = confirmed.payment_instructions.unwrap();
+        match (method, instructions.method) {
+            (
+                order::PaymentMethod::Vietqr,
+                Some(order::payment_instructions::Method::Vietqr(qr)),
+            ) => {
+                assert!(qr.payload.starts_with("000201"), "{}", qr.payload);
+            }
+            (_, Some(order::payment_instructions::Method::PayUrl(url))) => {
+                assert!(url.contains("/pay/"), "{url}");
+            }
+            other => panic!("unexpected instructions {other:?}"),
+        }
+        if *method == order::PaymentMethod::Vietqr {
+            // A bank transfer has no refund API: refused by the provider, order unchanged.
+            let manual = refund(&platform, id, 50_000, &format!("{id}-r"))
+                .await
+                .unwrap();
+            assert_eq!(manual.status, payment::RefundStatus::Failed as i32);
+        } else {
+            let partial = refund(&platform, id, 50_000, &format!("{id}-r"))
+                .await
+                .unwrap();
+            assert_eq!(
+                partial.status,
+                payment::RefundStatus::Succeeded as i32,
+                "{method:?}"
+            );
+            platform.wait_for(id, OrderStatus::PartiallyRefunded).await;
+        }
+    }
+    platform.wait_for_stock(&product, (16, 0)).await;
+    stop_checked(platform).await;
 }

@@ -55,6 +55,20 @@ export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" KAFKA_CREATE_TOPICS=true
 export RUST_LOG=${RUST_LOG:-info}
 
 [ -s "$STATE/sandbox-secret" ] || { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$STATE/sandbox-secret"; chmod 600 "$STATE/sandbox-secret"; }
+# Development credentials for the four real providers, made once and kept in .run/: their
+# endpoints are left unset, so the payment service's sandbox gateway plays each provider
+# with these keys (VietQR, VNPay, MoMo and ZaloPay schemes, signed for real).
+dev_secret() {
+  [ -s "$STATE/$1" ] || { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$STATE/$1"; chmod 600 "$STATE/$1"; }
+  cat "$STATE/$1"
+}
+PROVIDER_ENV=(
+  VIETQR_BANK_BIN=970436 VIETQR_ACCOUNT_NUMBER=0011001234567 VIETQR_ACCOUNT_NAME="HTX OCOP DEV"
+  VIETQR_WEBHOOK_SECRET="$(dev_secret vietqr-webhook-secret)"
+  VNPAY_TMN_CODE=OCOPDEV1 VNPAY_HASH_SECRET="$(dev_secret vnpay-hash-secret)"
+  MOMO_PARTNER_CODE=MOMOOCOPDEV MOMO_ACCESS_KEY=OCOPDEVACCESS MOMO_SECRET_KEY="$(dev_secret momo-secret-key)"
+  ZALOPAY_APP_ID=2553 ZALOPAY_KEY1="$(dev_secret zalopay-key1)" ZALOPAY_KEY2="$(dev_secret zalopay-key2)"
+)
 
 # start_service NAME GRPC_PORT HTTP_PORT [VAR=value …]: one service, its own database.
 start_service() {
@@ -69,7 +83,8 @@ start_service catalog "$CATALOG_GRPC_PORT" "$CATALOG_HTTP_PORT"
 start_service order "$ORDER_GRPC_PORT" "$ORDER_HTTP_PORT" CATALOG_URL="http://127.0.0.1:$CATALOG_GRPC_PORT"
 start_service payment "$PAYMENT_GRPC_PORT" "$PAYMENT_HTTP_PORT" \
   SANDBOX_SECRET="$(cat "$STATE/sandbox-secret")" PUBLIC_URL="http://127.0.0.1:$PAYMENT_HTTP_PORT" \
-  SANDBOX_DELAY="${OCOP_SANDBOX_DELAY:-2s}" SANDBOX_OUTCOME="${OCOP_SANDBOX_OUTCOME:-success}"
+  SANDBOX_DELAY="${OCOP_SANDBOX_DELAY:-2s}" SANDBOX_OUTCOME="${OCOP_SANDBOX_OUTCOME:-success}" \
+  "${PROVIDER_ENV[@]}"
 start_service notification "$NOTIFICATION_GRPC_PORT" "$NOTIFICATION_HTTP_PORT" \
   NOTIFICATION_SPOOL_DIR="$STATE/notifications"
 for port in "$CATALOG_GRPC_PORT" "$ORDER_GRPC_PORT" "$PAYMENT_GRPC_PORT" "$NOTIFICATION_GRPC_PORT"; do
@@ -93,6 +108,12 @@ ocop-market is running (logs in .run/logs/, Ctrl-C stops everything):
 Try, in another terminal:
   target/debug/ocopctl products search "mien dong binh lieu"
   target/debug/ocopctl order place --line <product id>:2 --follow
+  # Pay in a browser: each method opens its provider's (sandbox) page, where you pick
+  # "Thanh toán" (pay) or "Từ chối" (decline); OCOP_SANDBOX_OUTCOME=never keeps the
+  # sandbox from paying by itself after OCOP_SANDBOX_DELAY.
+  target/debug/ocopctl order place --line <product id>:1 --payment vnpay     # or vietqr, momo, zalopay
+  target/debug/ocopctl payment get <order id>        # the pay page: http://127.0.0.1:$PAYMENT_HTTP_PORT/pay/<payment id>
+  target/debug/ocopctl payment refund <order id> --amount 50000 --reason "thiếu hàng"
   target/debug/ocopctl tail ocop.orders.v1 --from-beginning --kafka-brokers 127.0.0.1:$KAFKA_PORT
   export OCOP_AUTH_JWT_SECRET=\$(cat .run/jwt-secret)   # operator calls, e.g.:
   target/debug/ocopctl products get <id>

@@ -3,6 +3,7 @@
 mod catalog;
 mod dlq;
 mod orders;
+mod payments;
 mod seed;
 mod tail;
 
@@ -33,6 +34,24 @@ struct Cli {
     )]
     order: String,
 
+    /// Payment service gRPC address.
+    #[arg(
+        long,
+        global = true,
+        env = "OCOP_PAYMENT_ADDR",
+        default_value = "http://127.0.0.1:50053"
+    )]
+    payment_addr: String,
+
+    /// Payment service HTTP base (pay pages, sandbox), as shoppers reach it.
+    #[arg(
+        long,
+        global = true,
+        env = "OCOP_PAYMENT_HTTP",
+        default_value = "http://127.0.0.1:9103"
+    )]
+    payment_http: String,
+
     /// Bearer token for operator calls.
     #[arg(long, global = true, env = "OCOP_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -61,6 +80,9 @@ enum Command {
     /// Place, follow and cancel orders.
     #[command(subcommand)]
     Order(orders::OrderCommand),
+    /// An order's payment and refunds; operator refunds.
+    #[command(subcommand)]
+    Payment(payments::PaymentCommand),
     /// Print the events of a topic, decoded.
     Tail(tail::TailArgs),
     /// Dead letters: send a consumer group's dead-lettered records back to their topic.
@@ -110,6 +132,12 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Order(command) => orders::run(&cli.order, command).await,
+        Command::Payment(command) => {
+            payments::run(&cli.payment_addr, &cli.payment_http, command, |scopes| {
+                cli.operator_token(scopes)
+            })
+            .await
+        }
         Command::Tail(args) => tail::run(args).await,
         Command::Dlq(command) => dlq::run(command).await,
         Command::Token {
