@@ -6,7 +6,7 @@ use std::{collections::HashMap, path::PathBuf};
 
 use ocop_testkit::{fresh_database_url, unique};
 
-use crate::{ServiceProcess, common, free_port};
+use crate::{PAYMENT_PROVIDERS, ServiceProcess, common, free_port};
 
 /// The services, in start order (the order service asks the catalog for quotes).
 pub const SERVICES: [&str; 4] = ["catalog", "order", "payment", "notification"];
@@ -51,11 +51,14 @@ impl ProcessPlatform {
                     "--catalog-url=http://127.0.0.1:{}",
                     grpc["catalog"]
                 )],
-                "payment" => vec![
+                "payment" => [
                     format!("--sandbox-secret={SANDBOX_SECRET}"),
                     "--sandbox-delay=100ms".to_owned(),
                     "--expiry-sweep-interval=200ms".to_owned(),
-                ],
+                ]
+                .into_iter()
+                .chain(PAYMENT_PROVIDERS.iter().map(|flag| (*flag).to_owned()))
+                .collect(),
                 "notification" => vec![format!("--notification-spool-dir={}", spool.display())],
                 _ => Vec::new(),
             });

@@ -9,7 +9,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use ocop_e2e::{
-    SECRET, WAIT, place_request,
+    PAYMENT_PROVIDERS, SECRET, WAIT, place_request,
     processes::{Options, ProcessPlatform, SANDBOX_SECRET},
 };
 use ocop_proto::{
@@ -19,6 +19,7 @@ use ocop_proto::{
 use ocop_testkit::{
     PrivateBroker, authorized, eventually,
     fixtures::{SHOPPER_PERSONAL_DATA, seed_product, wait_for_status},
+    unique,
 };
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -59,13 +60,30 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
         .unwrap();
     let product_id = seed_product(&mut catalog, SECRET, 10, 150_000).await;
 
-    // The happy path: paid, confirmed, the shopper told.
-    let paid = place(&orders, "observe-paid", &product_id).await;
-    wait_for_status(&orders, &paid, order::OrderStatus::Confirmed, WAIT).await;
+    // The happy path through every provider (each signs with its own keys): paid,
+    // confirmed, the shopper told.
+    let mut paid = Vec::new();
+    for method in [
+        order::PaymentMethod::Vietqr,
+        order::PaymentMethod::Vnpay,
+        order::PaymentMethod::Momo,
+        order::PaymentMethod::Zalopay,
+    ] {
+        paid.push(place(&orders, &unique("observe-paid"), &product_id, method).await);
+    }
+    for order_id in &paid {
+        wait_for_status(&orders, order_id, order::OrderStatus::Confirmed, WAIT).await;
+    }
 
     // A stuck saga: the payment service stands still past the order's payment deadline.
     platform.process("payment").pause();
-    let stuck = place(&orders, "observe-stuck", &product_id).await;
+    let stuck = place(
+        &orders,
+        "observe-stuck",
+        &product_id,
+        order::PaymentMethod::Sandbox,
+    )
+    .await;
     wait_for_status(&orders, &stuck, order::OrderStatus::AwaitingPayment, WAIT).await;
     metric_above_zero(&platform, "order", "ocop_orders_past_payment_deadline").await;
     platform.process("payment").resume();
@@ -108,6 +126,9 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
         scraped.extend(samples(&platform.scrape(service).await));
     }
     broker.thaw();
+    for ((name, labels), value) in &scraped {
+        if name.contains("outbox") {}
+    }
 
     let logs = platform.stop().await;
 
@@ -137,17 +158,27 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
 
     // The logs: written (and about this order), with trace ids, without personal data
     // or secrets.
-    let paid_line = logs["order"]
+    let placed_line = logs["order"]
         .lines()
-        .find(|line| line.contains(&paid) && line.contains("order placed"))
-        .unwrap_or_else(|| panic!("no 'order placed' line for {paid}:\n{}", logs["order"]));
-    assert!(paid_line.contains("\"trace_id\""), "{paid_line}");
+        .find(|line| line.contains(&paid[0]) && line.contains("order placed"))
+        .unwrap_or_else(|| panic!("no 'order placed' line for {}:\n{}", paid[0], logs["order"]));
+    assert!(placed_line.contains("\"trace_id\""), "{placed_line}");
+    // The provider keys: the values of the `--…-secret`, `--…-key…` flags.
+    let provider_keys = PAYMENT_PROVIDERS
+        .iter()
+        .filter_map(|flag| flag.split_once('='))
+        .filter(|(name, _)| name.contains("secret") || name.contains("key"))
+        .map(|(_, value)| value);
+    let secrets: Vec<&str> = SHOPPER_PERSONAL_DATA
+        .iter()
+        .copied()
+        .chain([SANDBOX_SECRET, SECRET])
+        .chain(provider_keys)
+        .collect();
+    assert!(secrets.len() >= 14, "{secrets:?}");
     for (service, log) in &logs {
         assert!(!log.is_empty(), "{service} logged nothing at info");
-        for secret in SHOPPER_PERSONAL_DATA
-            .iter()
-            .chain(&[SANDBOX_SECRET, SECRET])
-        {
+        for secret in &secrets {
             assert!(
                 !log.contains(secret),
                 "{service}'s log contains {secret:?}:\n{}",
@@ -161,10 +192,13 @@ async fn place(
     orders: &OrderServiceClient<tonic::transport::Channel>,
     key: &str,
     product_id: &str,
+    method: order::PaymentMethod,
 ) -> String {
+    let mut request = place_request(key, product_id, 1);
+    request.payment_method = method as i32;
     orders
         .clone()
-        .place_order(place_request(key, product_id, 1))
+        .place_order(request)
         .await
         .unwrap()
         .into_inner()
