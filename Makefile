@@ -1,5 +1,5 @@
 # ocop-market — the two commands: `make run` and `make test`.
-.PHONY: run test lint fmt contract-check deploy-check
+.PHONY: run test lint fmt fuzz contract-check deploy-check
 
 ## run: build, start PostgreSQL, the broker and the services, seed the catalogue (Ctrl-C stops)
 run:
@@ -17,6 +17,10 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+## fuzz: each payment-provider parser (callbacks, VietQR payload) under cargo-fuzz for FUZZ_SECONDS (20) each; works on stable
+fuzz:
+	bash fuzz/run.sh
 
 ## deploy-check: render the Kubernetes overlays (kustomize), validate them (kubernetes-validate; Strimzi resources with @kubernetes-models/strimzi-kafka-operator), yamllint deploy/, check compose and the Dockerfile against the workspace
 deploy-check:

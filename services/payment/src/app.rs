@@ -78,6 +78,7 @@ impl App {
             providers = ?providers.configured().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
             "payment providers configured"
         );
+        crate::service::register_metrics(&providers.configured());
         let vnpay = settings.vnpay.clone().map(|vnpay| {
             VnPayAdapter::new(
                 vnpay,
@@ -158,6 +159,15 @@ impl App {
             self.providers.clone(),
             self.config.callback_tolerance,
         );
+        background.spawn(
+            "provider queries",
+            query_providers(
+                receiver.clone(),
+                self.config.provider_query_after,
+                self.config.provider_query_interval,
+                background.token(),
+            ),
+        );
         let router = ocop_telemetry::metrics::router()
             .merge(crate::callbacks::routes(receiver))
             .merge(crate::checkout::routes(
@@ -202,6 +212,24 @@ fn local_url(addr: SocketAddr) -> String {
         ip => ip,
     };
     format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+async fn query_providers(
+    receiver: CallbackReceiver,
+    after: Duration,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let pause = (every / 4).clamp(Duration::from_millis(200), Duration::from_secs(15));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(err) = receiver.reconcile(after, every).await {
+            tracing::warn!(error = %err, "provider queries failed; will retry");
+        }
+    }
 }
 
 async fn retry_refunds(payments: Payments, stop: CancellationToken) {

@@ -192,6 +192,46 @@ impl CallbackReceiver {
         self.apply(provider, &report, &raw_text).await
     }
 
+    /// Asks the providers about pending payments whose callback has not come within
+    /// `after` (asking each again at most every `every`), and applies their answers
+    /// through the same judge → apply path as a callback (stored in
+    /// `provider_callbacks` with the raw answer, prefixed `query:`). Returns how many
+    /// answers were applied.
+    pub async fn reconcile(&self, after: Duration, every: Duration) -> Result<usize, PaymentError> {
+        let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let queried: Vec<String> = self
+            .providers
+            .configured()
+            .into_iter()
+            .filter(|p| *p != Provider::Sandbox)
+            .map(|p| p.as_str().to_owned())
+            .collect();
+        let due = {
+            let mut conn = self.payments.pool().acquire().await?;
+            store::claim_queries(&mut conn, &queried, millis(after), millis(every), 20).await?
+        };
+        let mut applied = 0;
+        for intent in &due {
+            let Some(adapter) = self.providers.get(intent.provider) else {
+                continue;
+            };
+            match adapter.query(intent).await {
+                Ok(Some((report, raw))) => {
+                    let reply = self
+                        .apply(intent.provider, &report, &format!("query: {raw}"))
+                        .await?;
+                    tracing::info!(payment_id = %intent.id, verdict = reply.verdict, "provider query answered");
+                    applied += 1;
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(payment_id = %intent.id, error = %err, "provider query failed; will ask again");
+                }
+            }
+        }
+        Ok(applied)
+    }
+
     /// Stores a callback that is refused without touching an intent (untrusted, stale,
     /// or for no known payment).
     async fn refuse(

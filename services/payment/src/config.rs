@@ -54,6 +54,15 @@ pub struct Config {
     #[command(flatten)]
     pub providers: ProviderConfig,
 
+    /// Ask the provider about a pending payment whose callback has not come this long
+    /// after its creation (ZaloPay's query; ZaloPay calls back only for paid orders).
+    #[arg(long, env = "PROVIDER_QUERY_AFTER", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub provider_query_after: Duration,
+
+    /// Ask again at most this often about the same payment.
+    #[arg(long, env = "PROVIDER_QUERY_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub provider_query_interval: Duration,
+
     /// How often to look for pending payments past their deadline.
     #[arg(long, env = "EXPIRY_SWEEP_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub expiry_sweep_interval: Duration,
@@ -283,6 +292,8 @@ mod tests {
         assert_eq!(config.callback_tolerance, Duration::from_secs(300));
         assert_eq!(config.expiry_sweep_interval, Duration::from_secs(1));
         assert_eq!(config.public_url, None);
+        assert_eq!(config.provider_query_after, Duration::from_secs(120));
+        assert_eq!(config.provider_query_interval, Duration::from_secs(60));
     }
 
     #[test]

@@ -124,6 +124,9 @@ impl Payments {
                     },
                 )
                 .await?;
+                // Counted before the consumer's commit: only a failed commit (then the
+                // event is redelivered) could count it twice.
+                count_outcome(failed.provider, PaymentStatus::Failed);
                 return Ok(Requested::Created(failed));
             }
             return Ok(Requested::Created(intent));
@@ -487,6 +490,42 @@ pub(crate) async fn move_intent(
         outbox::enqueue(tx, events::PAYMENTS_TOPIC, &event).await?;
     }
     Ok(record)
+}
+
+/// Every verdict a callback can get (the stored ones, and `internal` for a callback
+/// that could not be processed and is not stored).
+pub const VERDICTS: [&str; 11] = [
+    "accepted",
+    "already_processed",
+    "missing_signature",
+    "invalid_signature",
+    "malformed",
+    "stale",
+    "unknown_payment",
+    "wrong_amount",
+    "late",
+    "closed",
+    "internal",
+];
+
+/// Exports the payment counters at zero for every configured provider, so that
+/// `rate()` in an alert sees zeros rather than a gap before the first event.
+pub fn register_metrics(providers: &[Provider]) {
+    for provider in providers {
+        let provider = provider.as_str();
+        for outcome in ["succeeded", "failed", "expired"] {
+            metrics::counter!("ocop_payments_total", "provider" => provider, "outcome" => outcome)
+                .increment(0);
+        }
+        for outcome in ["succeeded", "failed"] {
+            metrics::counter!("ocop_refunds_total", "provider" => provider, "outcome" => outcome)
+                .increment(0);
+        }
+        for verdict in VERDICTS {
+            metrics::counter!("ocop_callbacks_total", "provider" => provider, "verdict" => verdict)
+                .increment(0);
+        }
+    }
 }
 
 /// Counts a payment that reached a final outcome. Call after the commit.

@@ -476,3 +476,34 @@ pub async fn add_refunded(
     .fetch_one(&mut **tx)
     .await
 }
+
+/// Pending payments of `providers` created more than `after_millis` ago and not asked
+/// about in the last `every_millis`, marked as asked now (so replicas share the work).
+pub async fn claim_queries(
+    conn: &mut PgConnection,
+    providers: &[String],
+    after_millis: i64,
+    every_millis: i64,
+    limit: i64,
+) -> Result<Vec<IntentRecord>, sqlx::Error> {
+    sqlx::query_as(intent_columns!(
+        "UPDATE payment_intents SET last_queried_at = now()
+          WHERE id IN (
+                SELECT id FROM payment_intents
+                 WHERE status = 'pending' AND provider = ANY($1)
+                   AND created_at <= now() - $2::bigint * interval '1 millisecond'
+                   AND (last_queried_at IS NULL
+                        OR last_queried_at <= now() - $3::bigint * interval '1 millisecond')
+                 ORDER BY created_at
+                 LIMIT $4
+                 FOR UPDATE SKIP LOCKED)
+          RETURNING",
+        ""
+    ))
+    .bind(providers)
+    .bind(after_millis)
+    .bind(every_millis)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}

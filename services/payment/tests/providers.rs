@@ -1220,3 +1220,40 @@ async fn callbacks_payments_and_refunds_are_counted_by_provider() {
     }
     service.stop().await;
 }
+
+/// ZaloPay calls back only for paid orders: a payment declined there is learnt from its
+/// status query, through the same judge → apply path, and stored like a callback.
+#[tokio::test]
+async fn a_zalopay_payment_declined_at_zalopay_fails_through_the_status_query() {
+    let service = spawn(&[
+        "--sandbox-outcome=never",
+        "--provider-query-after=500ms",
+        "--provider-query-interval=500ms",
+    ])
+    .await;
+    let pending = service.request(Kind::ZaloPay, AMOUNT).await;
+    let (status, body) = service
+        .post(&format!("/sandbox/payments/{}/fail", pending.payment.id))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("no callback"), "{body}");
+    service
+        .wait_payment(pending.order_id, "the query to fail the payment", |p| {
+            p.status == pb::PaymentStatus::Failed as i32
+        })
+        .await;
+    let stored: Vec<(String, String)> = sqlx::query_as(
+        "SELECT verdict, raw_body FROM provider_callbacks WHERE provider = 'zalopay'",
+    )
+    .fetch_all(service.payments.pool())
+    .await
+    .unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].0, "accepted");
+    assert!(stored[0].1.starts_with("query: "), "{}", stored[0].1);
+    assert_eq!(
+        service.outbox_count("ocop.payment.v1.PaymentFailed").await,
+        1
+    );
+    service.stop().await;
+}

@@ -175,6 +175,16 @@ pub trait ProviderAdapter: Send + Sync + std::fmt::Debug {
     /// The answer in the provider's own format.
     fn respond(&self, reply: &Reply) -> Response;
 
+    /// Asks the provider where a pending payment is, for a callback that never came:
+    /// `Some((report, raw answer))` once it has an answer, `None` while it has none (or
+    /// the provider has no query API).
+    async fn query(
+        &self,
+        _intent: &IntentRecord,
+    ) -> Result<Option<(ProviderReport, String)>, Unavailable> {
+        Ok(None)
+    }
+
     /// Asks the provider to give `refund` back from the captured `intent`.
     async fn refund(
         &self,

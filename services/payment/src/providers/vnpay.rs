@@ -161,6 +161,66 @@ impl ProviderAdapter for VnPayAdapter {
         self.report(&result)
     }
 
+    /// VNPay's `querydr` (for an IPN that never came); the answer's hash is verified.
+    async fn query(
+        &self,
+        intent: &IntentRecord,
+    ) -> Result<Option<(ProviderReport, String)>, Unavailable> {
+        let mut request = vnpay::QueryRequest {
+            vnp_RequestId: Uuid::new_v4().simple().to_string(),
+            vnp_Version: vnpay::VERSION.into(),
+            vnp_Command: "querydr".into(),
+            vnp_TmnCode: self.settings.tmn_code.clone(),
+            vnp_TxnRef: txn_ref(intent.id),
+            vnp_OrderInfo: format!("Truy van don hang {}", intent.order_code),
+            vnp_TransactionDate: vn_datetime(intent.created_at),
+            vnp_CreateDate: vn_datetime(Utc::now()),
+            vnp_IpAddr: "127.0.0.1".into(),
+            vnp_SecureHash: String::new(),
+        };
+        request.vnp_SecureHash = self
+            .settings
+            .hash_secret
+            .hmac_sha512_hex(vnpay::querydr_hash_data(&request).as_bytes());
+        let sent = self.client.post(&self.api_url).json(&request).send().await;
+        let answer: ApiResponse = read_json(Provider::VnPay, sent).await?;
+        self.settings
+            .hash_secret
+            .verify_sha512_hex(
+                vnpay::response_hash_data(&answer).as_bytes(),
+                &answer.vnp_SecureHash,
+            )
+            .map_err(|err| Unavailable::new(Provider::VnPay, format!("querydr answer: {err}")))?;
+        let result = match (
+            answer.vnp_ResponseCode.as_str(),
+            answer.vnp_TransactionStatus.as_str(),
+        ) {
+            ("00", "00") => ProviderResult::Success,
+            ("00", "02") => ProviderResult::Failure,
+            _ => return Ok(None),
+        };
+        let amount_vnd = answer
+            .vnp_Amount
+            .parse::<i64>()
+            .ok()
+            .filter(|minor| minor % 100 == 0)
+            .map_or(intent.amount_vnd, |minor| minor / 100);
+        let raw = serde_json::to_string(&answer).unwrap_or_default();
+        Ok(Some((
+            ProviderReport {
+                payment: PaymentRef::Id(intent.id),
+                amount_vnd,
+                currency: VND.into(),
+                result,
+                result_code: answer.vnp_TransactionStatus.clone(),
+                message: answer.vnp_Message.clone(),
+                provider_transaction_id: answer.vnp_TransactionNo.clone(),
+                sent_at: Utc::now(),
+            },
+            raw,
+        )))
+    }
+
     fn respond(&self, reply: &Reply) -> Response {
         // VNPay reads the JSON, not the HTTP status.
         Json(IpnReply::from(rsp_code(reply.verdict))).into_response()

@@ -176,6 +176,53 @@ impl ProviderAdapter for ZaloPayAdapter {
         })
     }
 
+    /// ZaloPay's `query` (MAC with key1): 1 paid, 2 failed, 3 not yet.
+    async fn query(
+        &self,
+        intent: &IntentRecord,
+    ) -> Result<Option<(ProviderReport, String)>, Unavailable> {
+        let request = zalopay::QueryRequest::signed(
+            self.credentials.app_id,
+            &app_trans_id(intent),
+            &self.credentials.key1,
+        );
+        let sent = self
+            .client
+            .post(format!("{}/v2/query", self.endpoint))
+            .json(&request)
+            .send()
+            .await;
+        let answer: zalopay::QueryResponse = read_json(Provider::ZaloPay, sent).await?;
+        let raw = serde_json::to_string(&answer).unwrap_or_default();
+        let result = match answer.return_code {
+            1 => ProviderResult::Success,
+            2 => ProviderResult::Failure,
+            _ => return Ok(None),
+        };
+        Ok(Some((
+            ProviderReport {
+                payment: PaymentRef::Id(intent.id),
+                // A failed order reports no amount: judge it against the intent's.
+                amount_vnd: if result == ProviderResult::Success {
+                    answer.amount
+                } else {
+                    intent.amount_vnd
+                },
+                currency: VND.into(),
+                result,
+                result_code: answer.return_code.to_string(),
+                message: answer.return_message,
+                provider_transaction_id: if answer.zp_trans_id > 0 {
+                    answer.zp_trans_id.to_string()
+                } else {
+                    format!("{}-failed", app_trans_id(intent))
+                },
+                sent_at: Utc::now(),
+            },
+            raw,
+        )))
+    }
+
     fn respond(&self, reply: &Reply) -> Response {
         let (code, message) = match reply.verdict {
             "accepted" => (1, "success".to_owned()),
