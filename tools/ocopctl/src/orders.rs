@@ -113,7 +113,11 @@ fn print_order(order: &pb::Order) {
         match &instructions.method {
             Some(pb::payment_instructions::Method::PayUrl(url)) => println!("  pay at: {url}"),
             Some(pb::payment_instructions::Method::Vietqr(qr)) => {
-                println!("  VietQR: {} (memo {})", qr.payload, qr.memo)
+                println!("  VietQR: {} (memo {})", qr.payload, qr.memo);
+                println!(
+                    "  (the QR code: `ocopctl payment get {}` prints its page)",
+                    order.id
+                );
             }
             None => {}
         }

@@ -81,11 +81,17 @@ fn print_payment(payment: &pb::Payment, payment_http: &str) {
         vnd(payment.captured_vnd),
         vnd(payment.refunded_vnd)
     );
-    println!(
-        "  pay page: {}/pay/{}",
-        payment_http.trim_end_matches('/'),
-        payment.id
-    );
+    // The payment's own link; a VietQR payment has none (the code is the instruction),
+    // but our page shows its QR code.
+    if payment.pay_url.is_empty() {
+        println!(
+            "  pay page: {}/pay/{}",
+            payment_http.trim_end_matches('/'),
+            payment.id
+        );
+    } else {
+        println!("  pay page: {}", payment.pay_url);
+    }
     if !payment.vietqr_payload.is_empty() {
         println!("  VietQR payload: {}", payment.vietqr_payload);
     }

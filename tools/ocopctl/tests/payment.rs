@@ -46,7 +46,7 @@ fn ocopctl(payment: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payment_refund_gives_money_back_once_per_key_and_payment_get_shows_it() {
     let prefix = format!("{}.", unique("ctl"));
     let mut args = service_args("payment", &fresh_database_url().await, &prefix, SECRET);

@@ -158,3 +158,27 @@ impl ProviderAdapter for SandboxAdapter {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_with_a_bad_payment_id_or_timestamp_is_malformed() {
+        let body = |payment_id: &str, timestamp: i64| {
+            format!(
+                r#"{{"payment_id":"{payment_id}","order_code":"QN-1","amount_vnd":1,"status":"success","provider_transaction_id":"SBX1","timestamp":{timestamp}}}"#
+            )
+        };
+        let ok = parse(body(&Uuid::nil().to_string(), 1_700_000_000).as_bytes()).unwrap();
+        assert_eq!(ok.payment, PaymentRef::Id(Uuid::nil()));
+        assert_eq!(ok.result, ProviderResult::Success);
+        let refusal = parse(body("42", 1_700_000_000).as_bytes()).unwrap_err();
+        assert_eq!(refusal.verdict, "malformed");
+        assert!(refusal.signature_valid);
+        assert!(refusal.reason.contains("payment_id"), "{}", refusal.reason);
+        assert!(parse(body(&Uuid::nil().to_string(), i64::MAX).as_bytes()).is_err());
+        assert!(parse(b"not json").is_err());
+        assert!(parse(br#"{"payment_id":"x","status":"maybe"}"#).is_err());
+    }
+}

@@ -248,7 +248,13 @@ async fn settle(gateway: &Gateway, raw: &str, status: CallbackStatus) -> Respons
     .unwrap_or_default();
     match settled {
         Ok(Answer::Answered { status: code, body }) => {
-            let (status, title) = if (200..300).contains(&code) {
+            let (status, title) = if code == 204 && body.starts_with("no callback") {
+                // ZaloPay and banks send nothing for a failed payment.
+                (
+                    StatusCode::OK,
+                    "Đã ghi nhận kết quả (không có thông báo gửi đi)",
+                )
+            } else if (200..300).contains(&code) {
                 (StatusCode::OK, "Đã gửi kết quả thanh toán")
             } else if code < 500 {
                 (StatusCode::CONFLICT, "Cửa hàng từ chối kết quả")
