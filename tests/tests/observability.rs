@@ -126,9 +126,6 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
         scraped.extend(samples(&platform.scrape(service).await));
     }
     broker.thaw();
-    for ((name, labels), value) in &scraped {
-        if name.contains("outbox") {}
-    }
 
     let logs = platform.stop().await;
 
