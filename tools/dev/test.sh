@@ -52,7 +52,10 @@ export OCOP_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export OCOP_TEST_BROKER_BIN="$TANSU_BIN"
 export OCOP_TEST_BIN_DIR="${CARGO_TARGET_DIR:-$OCOP_ROOT/target}/debug"
 export RUST_LOG=${RUST_LOG:-warn}
-cargo test "${TEST_TARGETS[@]}" "$@" 2>&1 | tee "$WORK/cargo-test.log"
+# Every test binary runs even after one fails, so one run reports every failure.
+status=0
+cargo test "${TEST_TARGETS[@]}" --no-fail-fast "$@" 2>&1 | tee "$WORK/cargo-test.log" || status=$?
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
      END { printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$WORK/cargo-test.log"
+exit $status

@@ -71,12 +71,15 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs the global subscriber (JSON logs, optional OTLP traces) and the W3C
-/// propagator. Call once, at the top of `main`.
+/// Installs the global subscriber (JSON logs, optional OTLP traces), the W3C propagator
+/// and the metrics recorder. Call once, at the top of `main`.
 pub fn init(
     service_name: &'static str,
     config: &TelemetryConfig,
 ) -> anyhow::Result<TelemetryGuard> {
+    // Before anything records: a metric registered while no recorder is installed goes
+    // nowhere, and counters exported at zero from start-up would be missing.
+    crate::metrics::handle();
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_new(&config.log_filter)
         .with_context(|| format!("invalid log filter `{}`", config.log_filter))?;
