@@ -20,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
     check(&text);
     if text.len() >= 4 && text.is_char_boundary(text.len() - 4) {
         let covered = &text[..text.len() - 4];
-        check(&format!("{covered}{:04X}", vietqr::crc16(covered.as_bytes())));
+        check(&format!(
+            "{covered}{:04X}",
+            vietqr::crc16(covered.as_bytes())
+        ));
     }
 });

@@ -14,7 +14,9 @@ fuzz_target!(|data: &[u8]| {
     // The data string itself, as if its MAC had matched.
     let envelope = zalopay::Callback {
         data: String::from_utf8_lossy(data).into_owned(),
-        mac: credentials.key2.hmac_sha256_hex(&String::from_utf8_lossy(data).into_owned().into_bytes()),
+        mac: credentials
+            .key2
+            .hmac_sha256_hex(&String::from_utf8_lossy(data).into_owned().into_bytes()),
         kind: 1,
     };
     let _ = zalopay::verify_callback(&credentials, &envelope.to_bytes());

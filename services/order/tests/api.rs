@@ -459,3 +459,185 @@ async fn metrics_expose_orders_by_status_and_pool_usage() {
     assert!(body.contains("ocop_outbox_backlog_rows"), "{body}");
     stack.stop().await;
 }
+
+/// Publishes a payment-service event about `order_id` on the test's payments topic.
+async fn publish_payment_event(stack: &Stack, event: &ocop_events::CloudEvent) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", ocop_testkit::kafka_brokers())
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to(&format!("{}ocop.payments.v1", stack.prefix))
+                .key(&event.key)
+                .payload(&event.data)
+                .headers(event.headers()),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(err, _)| err)
+        .unwrap();
+}
+
+fn payment_event<M: prost::Name>(order_id: &str, message: &M) -> ocop_events::CloudEvent {
+    ocop_events::CloudEvent::new(
+        "/ocop/payment",
+        order_id.to_owned(),
+        Some(format!("order/{order_id}")),
+        message,
+    )
+}
+
+fn refund_succeeded(
+    order_id: &str,
+    amount: i64,
+    captured: i64,
+    refunded: i64,
+) -> ocop_events::CloudEvent {
+    use ocop_proto::payment::v1 as payment;
+    payment_event(
+        order_id,
+        &payment::RefundSucceeded {
+            order_id: order_id.to_owned(),
+            payment_id: uuid::Uuid::now_v7().to_string(),
+            refund_id: uuid::Uuid::now_v7().to_string(),
+            provider: payment::PaymentProvider::Vnpay as i32,
+            amount_vnd: amount,
+            captured_vnd: captured,
+            refunded_vnd: refunded,
+            provider_refund_id: "RF1".into(),
+            occurred_at: None,
+        },
+    )
+}
+
+#[tokio::test]
+async fn refund_events_move_a_paid_order_to_partially_refunded_then_refunded_once_each() {
+    use ocop_proto::payment::v1 as payment;
+    let mut stack = stack_with(None).await;
+    let product = stack.product(10).await;
+    let order = stack
+        .orders
+        .place_order(place_request("refunds", &product, 2))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    stack
+        .wait_for(&order.id, pb::OrderStatus::AwaitingPayment)
+        .await;
+    // A refund before any payment is refused: the order does not move.
+    publish_payment_event(&stack, &refund_succeeded(&order.id, 10_000, 0, 10_000)).await;
+    let total = order.total_vnd;
+    publish_payment_event(
+        &stack,
+        &payment_event(
+            &order.id,
+            &payment::PaymentSucceeded {
+                order_id: order.id.clone(),
+                payment_id: uuid::Uuid::now_v7().to_string(),
+                provider: payment::PaymentProvider::Vnpay as i32,
+                provider_transaction_id: "14226112".into(),
+                amount_vnd: total,
+                captured_vnd: total,
+                occurred_at: None,
+            },
+        ),
+    )
+    .await;
+    stack.wait_for(&order.id, pb::OrderStatus::Confirmed).await;
+
+    let partial = refund_succeeded(&order.id, 50_000, total, 50_000);
+    publish_payment_event(&stack, &partial).await;
+    // Delivered twice (same ce_id): applied once.
+    publish_payment_event(&stack, &partial).await;
+    stack
+        .wait_for(&order.id, pb::OrderStatus::PartiallyRefunded)
+        .await;
+    publish_payment_event(
+        &stack,
+        &refund_succeeded(&order.id, total - 50_000, total, total),
+    )
+    .await;
+    let refunded = stack.wait_for(&order.id, pb::OrderStatus::Refunded).await;
+    // A late partial refund event cannot take it back.
+    publish_payment_event(&stack, &refund_succeeded(&order.id, 1_000, total, 51_000)).await;
+    publish_payment_event(
+        &stack,
+        &payment_event(
+            &order.id,
+            &payment::RefundFailed {
+                order_id: order.id.clone(),
+                amount_vnd: 1_000,
+                captured_vnd: total,
+                refunded_vnd: total,
+                reason_code: "94".into(),
+                ..Default::default()
+            },
+        ),
+    )
+    .await;
+    // Then a sentinel on the same key (so the same partition, consumed after them):
+    // once its pay URL shows, the late events have been consumed too.
+    publish_payment_event(
+        &stack,
+        &payment_event(
+            &order.id,
+            &payment::PaymentInitiated {
+                order_id: order.id.clone(),
+                payment_id: uuid::Uuid::now_v7().to_string(),
+                provider: payment::PaymentProvider::Vnpay as i32,
+                amount_vnd: total,
+                instructions: Some(payment::payment_initiated::Instructions::PayUrl(
+                    "https://sentinel.example/pay".into(),
+                )),
+                expires_at: None,
+                occurred_at: None,
+            },
+        ),
+    )
+    .await;
+    let later = eventually(
+        "the events before the sentinel to be consumed",
+        WAIT,
+        || async {
+            let order = stack
+                .orders
+                .clone()
+                .get_order(pb::GetOrderRequest {
+                    order_id: order.id.clone(),
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .order?;
+            let sentinel = matches!(
+                order.payment_instructions.as_ref().and_then(|i| i.method.as_ref()),
+                Some(pb::payment_instructions::Method::PayUrl(url)) if url.contains("sentinel")
+            );
+            sentinel.then_some(order)
+        },
+    )
+    .await;
+    assert_eq!(later.status, pb::OrderStatus::Refunded as i32);
+    let causes: Vec<&str> = later
+        .history
+        .iter()
+        .map(|change| change.cause.as_str())
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            "PlaceOrder",
+            "ocop.catalog.v1.StockReserved",
+            "ocop.payment.v1.PaymentSucceeded",
+            "ocop.payment.v1.RefundSucceeded",
+            "ocop.payment.v1.RefundSucceeded"
+        ],
+        "the refund before payment, the duplicate and the late events changed nothing"
+    );
+    assert_eq!(refunded.status, pb::OrderStatus::Refunded as i32);
+    stack.stop().await;
+}

@@ -92,9 +92,10 @@ impl App {
             outcome: config.sandbox_outcome,
             providers: settings,
         };
-        let sandbox_bank = gateway_config
-            .played()
-            .contains(&crate::domain::intent::Provider::VietQr);
+        let sandbox_bank = config.sandbox_gateway
+            && gateway_config
+                .played()
+                .contains(&crate::domain::intent::Provider::VietQr);
         let gateway = Gateway::new(pool.clone(), gateway_config)?;
         Ok(Self {
             payments: Payments::new(pool, &public_url, providers.clone()),
@@ -144,10 +145,14 @@ impl App {
                 background.token(),
             ),
         );
-        background.spawn(
-            "sandbox gateway",
-            self.gateway.clone().run(background.token()),
-        );
+        if self.config.sandbox_gateway {
+            background.spawn(
+                "sandbox gateway",
+                self.gateway.clone().run(background.token()),
+            );
+        } else {
+            tracing::info!("sandbox gateway off");
+        }
 
         background.spawn(
             "refund retrier",
@@ -168,14 +173,16 @@ impl App {
                 background.token(),
             ),
         );
-        let router = ocop_telemetry::metrics::router()
+        let mut router = ocop_telemetry::metrics::router()
             .merge(crate::callbacks::routes(receiver))
             .merge(crate::checkout::routes(
                 self.payments.clone(),
                 self.vnpay.clone(),
                 self.sandbox_bank,
-            ))
-            .merge(sandbox::routes(self.gateway.clone()));
+            ));
+        if self.config.sandbox_gateway {
+            router = router.merge(sandbox::routes(self.gateway.clone()));
+        }
         background.spawn(
             "pool gauge",
             ocop_events::report_pool("payment", self.payments.pool().clone(), background.token()),

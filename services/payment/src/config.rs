@@ -39,6 +39,14 @@ pub struct Config {
     #[arg(long, env = "SANDBOX_SECRET", hide_env_values = true, value_parser = SigningKey::parse)]
     pub sandbox_secret: SigningKey,
 
+    /// Run the sandbox gateway (its `/sandbox/*` pages, control API and the providers'
+    /// APIs it plays, and its settlement loop). Development, tests and load runs only:
+    /// with it on, anyone who reaches `/sandbox/*` can settle the payments it plays —
+    /// including VietQR's, signed with `VIETQR_WEBHOOK_SECRET`. Turn it off in
+    /// production (`SANDBOX_GATEWAY=false`).
+    #[arg(long, env = "SANDBOX_GATEWAY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sandbox_gateway: bool,
+
     /// How long the sandbox waits before settling a new payment by itself.
     #[arg(long, env = "SANDBOX_DELAY", default_value = "2s", value_parser = humantime::parse_duration)]
     pub sandbox_delay: Duration,
@@ -288,12 +296,20 @@ mod tests {
         assert_eq!(config.grpc_addr.port(), 50053);
         assert_eq!(config.http_addr.port(), 9103);
         assert_eq!(config.sandbox_delay, Duration::from_secs(2));
+        assert!(config.sandbox_gateway);
         assert_eq!(config.sandbox_outcome, Outcome::Success);
         assert_eq!(config.callback_tolerance, Duration::from_secs(300));
         assert_eq!(config.expiry_sweep_interval, Duration::from_secs(1));
         assert_eq!(config.public_url, None);
         assert_eq!(config.provider_query_after, Duration::from_secs(120));
         assert_eq!(config.provider_query_interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_sandbox_gateway_can_be_turned_off() {
+        let mut args = REQUIRED.to_vec();
+        args.push("--sandbox-gateway=false");
+        assert!(!Config::try_parse_from(args).unwrap().sandbox_gateway);
     }
 
     #[test]

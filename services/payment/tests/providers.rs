@@ -947,6 +947,26 @@ async fn momo_amounts_outside_its_limits_fail_before_momo_is_called() {
             .await
             .unwrap();
     assert_eq!(code, "refused before reaching the provider");
+    let payload: Vec<u8> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE ce_type = 'ocop.payment.v1.PaymentFailed'",
+    )
+    .fetch_one(service.payments.pool())
+    .await
+    .unwrap();
+    let event = <pb::PaymentFailed as prost::Message>::decode(payload.as_slice()).unwrap();
+    assert_eq!(event.reason_code, "amount_out_of_range");
+    // The shopper's link shows the failure; it does not lead to MoMo.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = no_redirects
+        .get(format!("{}/pay/{}", service.http, pending.payment.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains("không thành công"));
     service.stop().await;
 }
 
@@ -1255,5 +1275,84 @@ async fn a_zalopay_payment_declined_at_zalopay_fails_through_the_status_query() 
         service.outbox_count("ocop.payment.v1.PaymentFailed").await,
         1
     );
+    service.stop().await;
+}
+
+/// An IPN that never arrives (MoMo settled the payment; its IPN was lost on the way,
+/// simulated by recording the sandbox's settlement as delivered without sending it):
+/// the status query learns the payment and applies it once.
+#[tokio::test]
+async fn a_momo_payment_whose_ipn_was_lost_succeeds_through_the_status_query() {
+    let service = spawn(&[
+        "--sandbox-outcome=never",
+        "--provider-query-after=500ms",
+        "--provider-query-interval=500ms",
+    ])
+    .await;
+    let pending = service.request(Kind::MoMo, AMOUNT).await;
+    sqlx::query(
+        "INSERT INTO sandbox_settlements (payment_id, outcome, provider_transaction_id, state, provider)
+         VALUES ($1, 'success', '4088878699', 'delivered', 'momo')",
+    )
+    .bind(pending.id())
+    .execute(service.payments.pool())
+    .await
+    .unwrap();
+    let paid = service
+        .wait_payment(pending.order_id, "the query to settle the payment", |p| {
+            p.status == pb::PaymentStatus::Succeeded as i32
+        })
+        .await;
+    assert_eq!(paid.provider_transaction_id, "4088878699");
+    assert_eq!(paid.captured_vnd, AMOUNT);
+    // The IPN arriving after all is a duplicate.
+    let late_ipn = callback(Kind::MoMo, &pending.says("4088878699"));
+    assert_eq!(service.answer(Kind::MoMo, &late_ipn).await, "204");
+    let verdicts: Vec<String> = service
+        .verdicts("momo")
+        .await
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect();
+    assert_eq!(verdicts, ["accepted", "already_processed"]);
+    assert_eq!(
+        service
+            .outbox_count("ocop.payment.v1.PaymentSucceeded")
+            .await,
+        1
+    );
+    service.stop().await;
+}
+
+/// With the gateway off (production), nothing under `/sandbox/` answers: nobody can
+/// settle a payment through it, not even a VietQR one whose webhook it would sign.
+#[tokio::test]
+async fn with_the_sandbox_gateway_off_no_sandbox_route_settles_anything() {
+    let service = spawn(&["--sandbox-gateway=false", "--sandbox-delay=100ms"]).await;
+    let pending = service.request(Kind::VietQr, AMOUNT).await;
+    let (status, _) = service
+        .post(&format!("/sandbox/payments/{}/succeed", pending.payment.id))
+        .await;
+    assert_eq!(status, 404);
+    let page = reqwest::get(format!(
+        "{}/sandbox/pay/{}",
+        service.http, pending.payment.id
+    ))
+    .await
+    .unwrap();
+    assert_eq!(page.status().as_u16(), 404);
+    let ours = reqwest::get(format!("{}/pay/{}", service.http, pending.payment.id))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !ours.contains("/sandbox/"),
+        "no link to a sandbox bank: {ours}"
+    );
+    // The real webhook still works.
+    let paid = callback(Kind::VietQr, &pending.says("FT00000000000001"));
+    assert_eq!(service.answer(Kind::VietQr, &paid).await, "accepted");
     service.stop().await;
 }

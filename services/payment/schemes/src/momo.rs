@@ -293,6 +293,21 @@ impl QueryRequest {
     }
 }
 
+/// The answer to query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct QueryResponse {
+    pub partner_code: String,
+    pub order_id: String,
+    pub request_id: String,
+    pub amount: i64,
+    pub trans_id: i64,
+    /// 0 paid (9000 authorised), 1000 waiting for the shopper, anything else failed.
+    pub result_code: i64,
+    pub message: String,
+    pub response_time: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,6 +399,21 @@ mod tests {
     }
 
     const IPN_VECTOR: &str = "1d36017361555c8402901b257afe1c659ef6f66a7e9db2140a55a36da543d875";
+
+    #[test]
+    fn query_raw_string_is_the_documented_one() {
+        let query = QueryRequest {
+            partner_code: "MOMO".into(),
+            request_id: "q-1".into(),
+            order_id: "o-1".into(),
+            lang: "vi".into(),
+            signature: String::new(),
+        };
+        assert_eq!(
+            query.raw_signature("F8BBA842ECF85"),
+            "accessKey=F8BBA842ECF85&orderId=o-1&partnerCode=MOMO&requestId=q-1"
+        );
+    }
 
     #[test]
     fn amount_limits_are_momos() {

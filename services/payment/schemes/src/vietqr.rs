@@ -221,9 +221,9 @@ pub fn parse(payload: &str) -> Result<Transfer, PayloadError> {
     })
 }
 
-/// A credit to the merchant's account, as the bank notifies it.
+/// A credit to the merchant's account, as the bank notifies it (other fields the bank
+/// adds are covered by the signature and ignored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Notification {
     /// The bank's reference of the transfer (idempotency key).
     pub transaction_id: String,
@@ -335,6 +335,42 @@ mod tests {
     }
 
     const VECTOR_CRC: &str = "A504";
+
+    #[test]
+    fn published_payloads_parse_with_their_crc() {
+        // Real payloads published in public material (found with the search tool),
+        // their CRC re-checked with Python's binascii.crc_hqx(…, 0xFFFF):
+        // 1. payOS's createPaymentLink response example (`qrCode`, a VietQR dynamic code);
+        let payos = parse("00020101021238570010A000000727012700069704220113VQRQABRLS04480208QRIBFTTA5303704540420005802VN6224082018f8746b181045f0a2ce63040FC0").unwrap();
+        assert_eq!(
+            payos,
+            Transfer {
+                bank_bin: "970422".into(),
+                account_number: "VQRQABRLS0448".into(),
+                amount_vnd: Some(2_000),
+                memo: "18f8746b181045f0a2ce".into(),
+            }
+        );
+        // 2. the decode example in the README of the PHP package cuongnm/viet_qr_pay;
+        let readme = parse("00020101021238530010A0000007270123000697041601092576788590208QRIBFTTA5303704540410005802VN62150811Chuyen tien6304BBB8").unwrap();
+        assert_eq!(readme.bank_bin, "970416");
+        assert_eq!(readme.account_number, "257678859");
+        assert_eq!(readme.amount_vnd, Some(1_000));
+        assert_eq!(readme.memo, "Chuyen tien");
+        // 3. a static code (point of initiation 11, no amount) from a public project.
+        let fixed = parse("00020101021138570010A00000072701270006970405011322082054793800208QRIBFTTA53037045802VN630497A6").unwrap();
+        assert_eq!(fixed.amount_vnd, None);
+        assert_eq!(fixed.account_number, "2208205479380");
+        // And ours rebuild byte for byte.
+        assert_eq!(
+            payos.payload().unwrap(),
+            "00020101021238570010A000000727012700069704220113VQRQABRLS04480208QRIBFTTA5303704540420005802VN6224082018f8746b181045f0a2ce63040FC0"
+        );
+        // A payload hard-coded in a public project, evidently edited by hand: its amount
+        // (`54` `06` then seven digits) breaks the TLV structure, and its CRC is wrong
+        // too (1A95 would be right). Refused.
+        assert!(parse("00020101021238540010A00000072701240006970422011009447998190208QRIBFTTA5303704540625000005802VN62060802Qr63044274").is_err());
+    }
 
     #[test]
     fn payload_round_trips_through_the_parser() {

@@ -94,23 +94,32 @@ pub struct CreateResponse {
     pub zp_trans_token: String,
 }
 
-/// The callback's `data`, once its MAC is verified.
+/// The callback's `data`, once its MAC is verified. The fields a decision rests on are
+/// required; the descriptive ones default when a version of ZaloPay leaves them out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallbackData {
     pub app_id: i64,
     pub app_trans_id: String,
+    #[serde(default)]
     pub app_time: i64,
+    #[serde(default)]
     pub app_user: String,
     pub amount: i64,
+    #[serde(default)]
     pub embed_data: String,
+    #[serde(default)]
     pub item: String,
     /// ZaloPay's transaction id (idempotency key of the callback).
     pub zp_trans_id: i64,
     /// Unix milliseconds.
     pub server_time: i64,
+    #[serde(default)]
     pub channel: i64,
+    #[serde(default)]
     pub merchant_user_id: String,
+    #[serde(default)]
     pub user_fee_amount: i64,
+    #[serde(default)]
     pub discount_amount: i64,
 }
 
@@ -355,6 +364,31 @@ mod tests {
         ));
         assert!(matches!(
             verify_callback(&credentials(), b"[]"),
+            Err(CallbackError::Malformed(_))
+        ));
+        // The minimal data (what a decision needs) is enough; without zp_trans_id it is
+        // malformed even when MAC'd.
+        let minimal = r#"{"app_id":2553,"app_trans_id":"251129_x","amount":75000,"zp_trans_id":7,"server_time":1}"#;
+        let signed = Callback {
+            data: minimal.into(),
+            mac: credentials().key2.hmac_sha256_hex(minimal.as_bytes()),
+            kind: 1,
+        };
+        assert_eq!(
+            verify_callback(&credentials(), &signed.to_bytes())
+                .unwrap()
+                .zp_trans_id,
+            7
+        );
+        let incomplete =
+            r#"{"app_id":2553,"app_trans_id":"251129_x","amount":75000,"server_time":1}"#;
+        let signed = Callback {
+            data: incomplete.into(),
+            mac: credentials().key2.hmac_sha256_hex(incomplete.as_bytes()),
+            kind: 1,
+        };
+        assert!(matches!(
+            verify_callback(&credentials(), &signed.to_bytes()),
             Err(CallbackError::Malformed(_))
         ));
     }

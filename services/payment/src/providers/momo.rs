@@ -144,6 +144,63 @@ impl ProviderAdapter for MoMoAdapter {
         })
     }
 
+    /// MoMo's query (for an IPN that never came): 0/9000 paid, 1000 still waiting,
+    /// anything else failed.
+    async fn query(
+        &self,
+        intent: &IntentRecord,
+    ) -> Result<Option<(ProviderReport, String)>, Unavailable> {
+        let request = momo::QueryRequest {
+            partner_code: self.credentials.partner_code.clone(),
+            request_id: Uuid::new_v4().to_string(),
+            order_id: intent.id.to_string(),
+            lang: "vi".into(),
+            signature: String::new(),
+        }
+        .sign(&self.credentials);
+        let sent = self
+            .client
+            .post(format!("{}/v2/gateway/api/query", self.endpoint))
+            .json(&request)
+            .send()
+            .await;
+        let answer: momo::QueryResponse = read_json(Provider::MoMo, sent).await?;
+        if answer.order_id != intent.id.to_string() {
+            return Err(Unavailable::new(
+                Provider::MoMo,
+                "query answered for another order",
+            ));
+        }
+        let result = match answer.result_code {
+            0 | 9000 => ProviderResult::Success,
+            // Initiated / waiting for the shopper: no answer yet.
+            1000 => return Ok(None),
+            _ => ProviderResult::Failure,
+        };
+        let raw = serde_json::to_string(&answer).unwrap_or_default();
+        Ok(Some((
+            ProviderReport {
+                payment: PaymentRef::Id(intent.id),
+                amount_vnd: if result == ProviderResult::Success {
+                    answer.amount
+                } else {
+                    intent.amount_vnd
+                },
+                currency: VND.into(),
+                result,
+                result_code: answer.result_code.to_string(),
+                message: answer.message,
+                provider_transaction_id: if answer.trans_id > 0 {
+                    answer.trans_id.to_string()
+                } else {
+                    format!("{}-failed", intent.id)
+                },
+                sent_at: chrono::Utc::now(),
+            },
+            raw,
+        )))
+    }
+
     fn respond(&self, reply: &Reply) -> Response {
         // MoMo wants 204 for an IPN it need not send again.
         let status = match reply.verdict {

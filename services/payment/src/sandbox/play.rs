@@ -33,6 +33,7 @@ pub fn routes() -> Router<Gateway> {
         )
         .route("/sandbox/momo/v2/gateway/api/create", post(momo_create))
         .route("/sandbox/momo/v2/gateway/api/refund", post(momo_refund))
+        .route("/sandbox/momo/v2/gateway/api/query", post(momo_query))
         .route("/sandbox/zalopay/v2/create", post(zalopay_create))
         .route("/sandbox/zalopay/v2/query", post(zalopay_query))
         .route("/sandbox/zalopay/v2/refund", post(zalopay_refund))
@@ -386,6 +387,62 @@ async fn momo_create(State(gateway): State<Gateway>, body: Bytes) -> Response {
             gateway.config.providers.public_url
         ),
     )
+}
+
+async fn momo_query(State(gateway): State<Gateway>, body: Bytes) -> Response {
+    let Some(credentials) = momo_credentials(&gateway) else {
+        return (StatusCode::NOT_FOUND, "MoMo is not configured").into_response();
+    };
+    let Ok(request) = serde_json::from_slice::<momo::QueryRequest>(&body) else {
+        return (StatusCode::BAD_REQUEST, "malformed").into_response();
+    };
+    let mut answer = momo::QueryResponse {
+        partner_code: request.partner_code.clone(),
+        order_id: request.order_id.clone(),
+        request_id: request.request_id.clone(),
+        response_time: Utc::now().timestamp_millis(),
+        ..Default::default()
+    };
+    let verified = credentials.secret_key.verify_sha256_hex(
+        request.raw_signature(&credentials.access_key).as_bytes(),
+        &request.signature,
+    );
+    if verified.is_err() {
+        answer.result_code = 11;
+        answer.message = "Access denied: bad signature".into();
+        return Json(answer).into_response();
+    }
+    let found = match Uuid::parse_str(&request.order_id) {
+        Ok(id) => {
+            let mut conn = match gateway.pool.acquire().await {
+                Ok(conn) => conn,
+                Err(err) => return internal(err),
+            };
+            match settlements::peek(&mut conn, id).await {
+                Ok(found) => found,
+                Err(err) => return internal(err),
+            }
+        }
+        Err(_) => None,
+    };
+    match found {
+        Some(claim) if claim.outcome == CallbackStatus::Success => {
+            answer.result_code = 0;
+            answer.message = "Successful.".into();
+            answer.amount = claim.amount_vnd;
+            answer.trans_id = claim.provider_transaction_id.parse().unwrap_or_default();
+        }
+        Some(claim) => {
+            answer.result_code = 1006;
+            answer.message = "Transaction denied by user.".into();
+            answer.amount = claim.amount_vnd;
+        }
+        None => {
+            answer.result_code = 1000;
+            answer.message = "Transaction initiated, waiting for user confirmation.".into();
+        }
+    }
+    Json(answer).into_response()
 }
 
 async fn momo_refund(State(gateway): State<Gateway>, body: Bytes) -> Response {
