@@ -10,7 +10,7 @@ use ocop_payment_schemes::Secret;
 
 use crate::{
     providers::{MoMoSettings, ProviderSettings, VietQrSettings, VnPaySettings, ZaloPaySettings},
-    sandbox::{Outcome, scheme::SigningKey},
+    sandbox::Outcome,
 };
 
 /// Everything the payment service needs to run. A bad value stops start-up with a
@@ -36,8 +36,8 @@ pub struct Config {
 
     /// Secret shared with the sandbox gateway to sign callbacks (HMAC-SHA256, at least
     /// 16 bytes; environment only).
-    #[arg(long, env = "SANDBOX_SECRET", hide_env_values = true, value_parser = SigningKey::parse)]
-    pub sandbox_secret: SigningKey,
+    #[arg(long, env = "SANDBOX_SECRET", hide_env_values = true, value_parser = ocop_payment_schemes::Secret::parse)]
+    pub sandbox_secret: ocop_payment_schemes::Secret,
 
     /// Run the sandbox gateway (its `/sandbox/*` pages, control API and the providers'
     /// APIs it plays, and its settlement loop). Development, tests and load runs only:
@@ -180,7 +180,7 @@ impl ProviderConfig {
     pub fn settings(
         &self,
         public_url: &str,
-        sandbox_key: SigningKey,
+        sandbox_key: ocop_payment_schemes::Secret,
     ) -> anyhow::Result<ProviderSettings> {
         let vietqr = complete(
             "VietQR",
@@ -352,7 +352,7 @@ mod tests {
 
     #[test]
     fn providers_are_off_until_configured_and_secrets_are_never_shown() {
-        let key = SigningKey::parse("sandbox-secret-0123").unwrap();
+        let key = ocop_payment_schemes::Secret::parse("sandbox-secret-0123").unwrap();
         let config = Config::try_parse_from(REQUIRED).unwrap();
         let settings = config.providers.settings("http://x", key.clone()).unwrap();
         assert!(settings.vnpay.is_none() && settings.momo.is_none());
@@ -386,7 +386,7 @@ mod tests {
 
     #[test]
     fn a_partly_configured_provider_is_a_startup_error_naming_what_is_missing() {
-        let key = SigningKey::parse("sandbox-secret-0123").unwrap();
+        let key = ocop_payment_schemes::Secret::parse("sandbox-secret-0123").unwrap();
         let config = Config::try_parse_from(with(&["--momo-partner-code=MOMO"])).unwrap();
         let err = config
             .providers

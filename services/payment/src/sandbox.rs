@@ -18,7 +18,6 @@
 
 pub(crate) mod pages;
 mod play;
-pub mod scheme;
 mod settlements;
 
 use std::time::Duration;
@@ -36,8 +35,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{domain::intent::Provider, providers::ProviderSettings};
+use ocop_payment_schemes::sandbox::{CallbackBody, CallbackStatus, SIGNATURE_HEADER};
 pub use pages::routes;
-use scheme::{CallbackBody, CallbackStatus, SIGNATURE_HEADER, SigningKey};
 use settlements::Claim;
 
 /// How often the gateway looks for due intents and undelivered callbacks.
@@ -76,7 +75,7 @@ impl Outcome {
 /// The gateway's settings.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    pub key: SigningKey,
+    pub key: Secret,
     pub delay: Duration,
     pub outcome: Outcome,
     /// Every provider's credentials and our public URL (callbacks go to
@@ -468,7 +467,7 @@ impl Gateway {
                 let signature = if twist == Twist::Forged {
                     forged_key().hmac_sha256_hex(&body)
                 } else {
-                    self.config.key.sign(&body)
+                    self.config.key.hmac_sha256_hex(&body)
                 };
                 Outgoing {
                     get: false,

@@ -13,6 +13,7 @@
 //! [`vnpay`] multiplies and divides by 100.
 
 pub mod momo;
+pub mod sandbox;
 pub mod vietqr;
 pub mod vnpay;
 pub mod zalopay;

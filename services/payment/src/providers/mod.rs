@@ -205,7 +205,7 @@ pub struct Providers {
 pub struct ProviderSettings {
     /// Where shoppers, providers and the sandbox reach our HTTP port.
     pub public_url: String,
-    pub sandbox_key: crate::sandbox::scheme::SigningKey,
+    pub sandbox_key: ocop_payment_schemes::Secret,
     pub vietqr: Option<VietQrSettings>,
     pub vnpay: Option<VnPaySettings>,
     pub momo: Option<MoMoSettings>,

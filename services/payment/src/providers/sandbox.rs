@@ -4,6 +4,10 @@
 
 use axum::response::{IntoResponse as _, Response};
 use chrono::{DateTime, Utc};
+use ocop_payment_schemes::{
+    Secret,
+    sandbox::{CallbackBody, CallbackStatus, RefundAnswer, RefundBody, SIGNATURE_HEADER},
+};
 use uuid::Uuid;
 
 use super::{
@@ -16,15 +20,12 @@ use crate::{
         callback::{PaymentRef, ProviderReport, ProviderResult, VND},
         intent::{PaymentRequest, Provider},
     },
-    sandbox::scheme::{
-        CallbackBody, CallbackStatus, RefundAnswer, RefundBody, SIGNATURE_HEADER, SigningKey,
-    },
     store::{IntentRecord, RefundRecord},
 };
 
 #[derive(Debug, Clone)]
 pub struct SandboxAdapter {
-    key: SigningKey,
+    key: Secret,
     public_url: String,
     refund_url: String,
     client: reqwest::Client,
@@ -111,7 +112,7 @@ impl ProviderAdapter for SandboxAdapter {
             });
         };
         self.key
-            .verify(&request.body, signature)
+            .verify_sha256_hex(&request.body, signature)
             .map_err(|err| Refusal {
                 verdict: "invalid_signature",
                 reason: err.to_string(),
@@ -141,7 +142,7 @@ impl ProviderAdapter for SandboxAdapter {
         let sent = self
             .client
             .post(&self.refund_url)
-            .header(SIGNATURE_HEADER, self.key.sign(&body))
+            .header(SIGNATURE_HEADER, self.key.hmac_sha256_hex(&body))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()

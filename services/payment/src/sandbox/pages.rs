@@ -12,7 +12,9 @@ use axum::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Answer, Gateway, SettleError, Twist, scheme::CallbackStatus, settlements};
+use ocop_payment_schemes::sandbox::CallbackStatus;
+
+use super::{Answer, Gateway, SettleError, Twist, settlements};
 use crate::{domain::intent::Provider, store};
 
 /// The sandbox's pages, control API and the providers' APIs it plays:

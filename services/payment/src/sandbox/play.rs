@@ -12,15 +12,15 @@ use axum::{
     routing::{get, post},
 };
 use chrono::Utc;
-use ocop_payment_schemes::{momo, vn_datetime, vnpay, zalopay};
+use ocop_payment_schemes::{
+    momo,
+    sandbox::{CallbackStatus, RefundAnswer, RefundBody, SIGNATURE_HEADER},
+    vn_datetime, vnpay, zalopay,
+};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{
-    Gateway,
-    scheme::{CallbackStatus, RefundAnswer, RefundBody, SIGNATURE_HEADER},
-    settlements,
-};
+use super::{Gateway, settlements};
 use crate::providers::zalopay::payment_of;
 
 pub fn routes() -> Router<Gateway> {
@@ -161,7 +161,12 @@ async fn sandbox_refund(
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if gateway.config.key.verify(&body, signature).is_err() {
+    if gateway
+        .config
+        .key
+        .verify_sha256_hex(&body, signature)
+        .is_err()
+    {
         return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
     }
     let Ok(request) = serde_json::from_slice::<RefundBody>(&body) else {

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::scheme::CallbackStatus;
 use crate::domain::intent::Provider;
+use ocop_payment_schemes::sandbox::CallbackStatus;
 
 type Tx = Transaction<'static, Postgres>;
 
