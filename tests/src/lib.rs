@@ -13,7 +13,7 @@ use ocop_proto::{
 pub use ocop_testkit::fixtures::place_request;
 use ocop_testkit::{
     eventually,
-    fixtures::{seed_product, wait_for_status},
+    fixtures::{place_order, seed_product, wait_for_status},
     fresh_database_url, service_args, unique,
 };
 use tokio_util::sync::CancellationToken;
@@ -406,17 +406,8 @@ impl Platform {
     }
 
     pub async fn place(&mut self, product_id: &str, quantity: i32) -> order::Order {
-        self.orders
-            .place_order(place_request(
-                &uuid::Uuid::new_v4().to_string(),
-                product_id,
-                quantity,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .order
-            .unwrap()
+        let key = uuid::Uuid::new_v4().to_string();
+        place_order(&self.orders, place_request(&key, product_id, quantity)).await
     }
 
     pub async fn order(&mut self, order_id: &str) -> order::Order {

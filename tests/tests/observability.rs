@@ -18,7 +18,7 @@ use ocop_proto::{
 };
 use ocop_testkit::{
     PrivateBroker, authorized, eventually,
-    fixtures::{SHOPPER_PERSONAL_DATA, seed_product, wait_for_status},
+    fixtures::{SHOPPER_PERSONAL_DATA, place_order, seed_product, wait_for_status},
     unique,
 };
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -193,15 +193,7 @@ async fn place(
 ) -> String {
     let mut request = place_request(key, product_id, 1);
     request.payment_method = method as i32;
-    orders
-        .clone()
-        .place_order(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .order
-        .unwrap()
-        .id
+    place_order(orders, request).await.id
 }
 
 /// Waits until some series of `metric` on `service`'s `/metrics` is above zero.

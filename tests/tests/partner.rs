@@ -7,7 +7,7 @@ use std::{collections::HashMap, time::Duration};
 use ocop_e2e::{Platform, SECRET, Settings, WAIT, place_request};
 use ocop_partner_example::{Config, PARTNER_ORDERS_TOPIC, PRODUCTS_TOPIC};
 use ocop_proto::order::v1 as order;
-use ocop_testkit::{eventually, fresh_database_url, kafka_brokers, unique};
+use ocop_testkit::{eventually, fixtures::place_order, fresh_database_url, kafka_brokers, unique};
 use rdkafka::{
     Message as _, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer as _},
@@ -28,7 +28,7 @@ async fn partner_mirrors_the_catalogue_follows_an_order_and_replays_idempotently
 
     let product = first_product(&mut platform).await;
     let placed = DistinctShopper::new()
-        .place(&mut platform, &product, order::SalesChannel::Postmart)
+        .place(&platform, &product, order::SalesChannel::Postmart)
         .await;
     platform
         .wait_for(&placed, order::OrderStatus::Confirmed)
@@ -83,7 +83,7 @@ async fn no_personal_data_reaches_a_public_topic() {
     let mut order_ids = Vec::new();
     // Orders through a partner channel and through the web shop.
     for channel in [order::SalesChannel::Postmart, order::SalesChannel::Web] {
-        order_ids.push(shopper.place(&mut platform, &product, channel).await);
+        order_ids.push(shopper.place(&platform, &product, channel).await);
     }
     platform
         .wait_for(&order_ids[0], order::OrderStatus::Confirmed)
@@ -151,7 +151,7 @@ impl DistinctShopper {
     /// Places an order of one `product_id` through `channel`; returns its id.
     async fn place(
         &self,
-        platform: &mut Platform,
+        platform: &Platform,
         product_id: &str,
         channel: order::SalesChannel,
     ) -> String {
@@ -163,15 +163,7 @@ impl DistinctShopper {
         customer.phone = self.phone_digits.clone();
         customer.email = self.email.clone();
         customer.address.as_mut().unwrap().street = self.street.clone();
-        platform
-            .orders
-            .place_order(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .order
-            .unwrap()
-            .id
+        place_order(&platform.orders, request).await.id
     }
 
     /// Every form a detail could leak in (the phone also as +84…).

@@ -9,7 +9,7 @@ use ocop_proto::{
     order::v1::{self as order, OrderStatus},
     payment::v1::{self as payment, payment_service_client::PaymentServiceClient},
 };
-use ocop_testkit::eventually;
+use ocop_testkit::{eventually, fixtures::place_order};
 use rdkafka::{
     Offset, TopicPartitionList,
     consumer::{BaseConsumer, CommitMode, Consumer as _},
@@ -422,18 +422,9 @@ async fn two_hundred_concurrent_orders_for_fifty_units_sell_exactly_fifty() {
     let product = platform.product(50).await;
     let placing: Vec<_> = (0..200)
         .map(|n| {
-            let mut client = platform.orders.clone();
+            let orders = platform.orders.clone();
             let request = place_request(&format!("rush-{n}"), &product, 1);
-            tokio::spawn(async move {
-                client
-                    .place_order(request)
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .order
-                    .unwrap()
-                    .id
-            })
+            tokio::spawn(async move { place_order(&orders, request).await.id })
         })
         .collect();
     let mut ids = Vec::new();

@@ -71,6 +71,21 @@ pub const SHOPPER_PERSONAL_DATA: &[&str] = &[
     "Hạ Long",
 ];
 
+/// Places `request` (which must succeed); returns the order.
+pub async fn place_order(
+    orders: &OrderServiceClient<Channel>,
+    request: order::PlaceOrderRequest,
+) -> order::Order {
+    orders
+        .clone()
+        .place_order(request)
+        .await
+        .expect("place the order")
+        .into_inner()
+        .order
+        .expect("PlaceOrder returns the order")
+}
+
 /// A sandbox-paid web order of `quantity` units, standard delivery, for a shopper in
 /// Hạ Long (phone `0912345678` once normalised).
 pub fn place_request(key: &str, product_id: &str, quantity: i32) -> order::PlaceOrderRequest {
