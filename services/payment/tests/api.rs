@@ -2,96 +2,26 @@
 //! topic prefix of its own per test), driven by order events published to Kafka, signed
 //! HTTP callbacks and its generated gRPC client.
 
+mod common;
+
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use clap::Parser as _;
+use common::{
+    NEVER, SANDBOX_SECRET, TestPayment, WAIT, spawn_payment, spawn_payment_on, with_token,
+};
 use hmac::{Hmac, Mac as _};
 use ocop_events::CloudEvent;
-use ocop_grpc_kit::{auth::TokenVerifier, validation::violations};
-use ocop_payment::{App, Config, service::Payments};
-use ocop_proto::{
-    order::v1 as order_pb,
-    payment::v1::{self as pb, payment_service_client::PaymentServiceClient},
-};
-use ocop_testkit::{
-    eventually, find_record, fresh_database_url, header, kafka_brokers, key_text, unique,
-};
-use rdkafka::{
-    ClientConfig, Message as _,
-    producer::{FutureProducer, FutureRecord},
-};
+use ocop_grpc_kit::validation::violations;
+use ocop_proto::{order::v1 as order_pb, payment::v1 as pb};
+use ocop_testkit::{eventually, find_record, header, key_text};
+use rdkafka::Message as _;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tokio::sync::oneshot;
-use tonic::{Code, Request, transport::Channel};
+use tonic::Code;
 use uuid::Uuid;
 
-const JWT_SECRET: &str = "payment-test-secret-payment-test-secret";
-const SANDBOX_SECRET: &str = "sandbox-test-secret-0123456789";
-const WAIT: Duration = Duration::from_secs(30);
 const AMOUNT: i64 = 525_000;
-
-struct TestPayment {
-    client: PaymentServiceClient<Channel>,
-    payments: Payments,
-    http: String,
-    prefix: String,
-    database_url: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    running: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-/// Starts the service on a fresh database and a topic prefix of its own.
-async fn spawn_payment(extra: &[&str]) -> TestPayment {
-    let database_url = fresh_database_url().await;
-    let prefix = format!("{}.", unique("t"));
-    spawn_payment_on(&database_url, &prefix, extra).await
-}
-
-/// Starts the service on an existing database and topic prefix (a restart).
-async fn spawn_payment_on(database_url: &str, prefix: &str, extra: &[&str]) -> TestPayment {
-    let mut args = ocop_testkit::service_args("payment", database_url, prefix, JWT_SECRET);
-    args.extend([
-        format!("--sandbox-secret={SANDBOX_SECRET}"),
-        "--expiry-sweep-interval=100ms".to_owned(),
-    ]);
-    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
-    let config = Config::try_parse_from(args).expect("test config parses");
-    let app = App::build(config).await.expect("payment builds");
-    let grpc_addr = app.grpc_addr();
-    let http = format!("http://{}", app.http_addr());
-    let payments = app.payments();
-    let (shutdown, stopped) = oneshot::channel();
-    let running = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    let client = PaymentServiceClient::connect(format!("http://{grpc_addr}"))
-        .await
-        .expect("connect to payment");
-    TestPayment {
-        client,
-        payments,
-        http,
-        prefix: prefix.to_owned(),
-        database_url: database_url.to_owned(),
-        shutdown: Some(shutdown),
-        running,
-    }
-}
-
-fn with_token<T>(message: T, scopes: &[&str]) -> Request<T> {
-    let token = TokenVerifier::from_secret(JWT_SECRET.as_bytes()).mint(
-        "test-operator",
-        scopes,
-        Duration::from_secs(300),
-    );
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
 
 fn payment_requested(order_id: Uuid, amount_vnd: i64, deadline: TimeDelta) -> CloudEvent {
     let deadline = Utc::now() + deadline;
@@ -148,53 +78,6 @@ fn callback_body(payment_id: &str, amount_vnd: i64, status: &str, transaction: &
 }
 
 impl TestPayment {
-    async fn publish(&self, event: &CloudEvent) {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", kafka_brokers())
-            .set("message.timeout.ms", "10000")
-            .create()
-            .expect("create test producer");
-        let topic = format!("{}ocop.orders.v1", self.prefix);
-        producer
-            .send(
-                FutureRecord::to(&topic)
-                    .key(&event.key)
-                    .payload(&event.data)
-                    .headers(event.headers()),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(err, _)| err)
-            .expect("publish order event");
-    }
-
-    async fn get_payment(&self, order_id: Uuid) -> Result<pb::Payment, tonic::Status> {
-        self.client
-            .clone()
-            .get_payment(with_token(
-                pb::GetPaymentRequest {
-                    order_id: order_id.to_string(),
-                },
-                &["payment:read"],
-            ))
-            .await
-            .map(|response| response.into_inner().payment.expect("payment is set"))
-    }
-
-    /// Waits for the order's payment to satisfy `condition`.
-    async fn wait_payment(
-        &self,
-        order_id: Uuid,
-        what: &str,
-        condition: impl Fn(&pb::Payment) -> bool,
-    ) -> pb::Payment {
-        eventually(what, WAIT, || async {
-            let payment = self.get_payment(order_id).await.ok()?;
-            condition(&payment).then_some(payment)
-        })
-        .await
-    }
-
     /// Publishes a payment request and waits for its pending intent.
     async fn pending_payment(&self, deadline: TimeDelta) -> (Uuid, pb::Payment) {
         let order_id = Uuid::now_v7();
@@ -219,14 +102,6 @@ impl TestPayment {
             Some("/ocop/payment")
         );
         M::decode(record.payload().expect("event has a value")).expect("event decodes")
-    }
-
-    async fn outbox_count(&self, ce_type: &str) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE ce_type = $1")
-            .bind(ce_type)
-            .fetch_one(self.payments.pool())
-            .await
-            .unwrap()
     }
 
     async fn stored_status(&self, order_id: Uuid) -> String {
@@ -286,20 +161,7 @@ impl TestPayment {
             .status()
             .as_u16()
     }
-
-    /// Checks the ledger's invariants, then stops the service.
-    async fn stop(mut self) {
-        ocop_payment::ledger::assert_balanced(self.payments.pool()).await;
-        let _ = self.shutdown.take().unwrap().send(());
-        tokio::time::timeout(WAIT, self.running)
-            .await
-            .expect("payment stops within the grace period")
-            .expect("payment task did not panic")
-            .expect("payment stopped cleanly");
-    }
 }
-
-const NEVER: &[&str] = &["--sandbox-outcome=never"];
 
 #[tokio::test]
 async fn payment_request_creates_a_pending_intent_and_publishes_payment_initiated() {

@@ -8,29 +8,20 @@
 //! Callbacks are built with `ocop-payment-schemes`, whose own unit tests pin them to
 //! independently computed vectors.
 
-use std::time::Duration;
+mod common;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use clap::Parser as _;
+use common::{NEVER, TestPayment, spawn_payment, with_token};
 use ocop_events::CloudEvent;
-use ocop_grpc_kit::{auth::TokenVerifier, validation::violations};
-use ocop_payment::{App, Config, service::Payments};
+use ocop_grpc_kit::validation::violations;
 use ocop_payment_schemes::{Secret, momo, vietqr, vnpay, zalopay};
 use ocop_proto::{
     order::v1 as order_pb,
     payment::v1::{self as pb, payment_service_client::PaymentServiceClient},
 };
-use ocop_testkit::{eventually, fresh_database_url, kafka_brokers, unique};
-use rdkafka::{
-    ClientConfig,
-    producer::{FutureProducer, FutureRecord},
-};
-use tokio::sync::oneshot;
-use tonic::{Code, Request, transport::Channel};
+use tonic::{Code, transport::Channel};
 use uuid::Uuid;
 
-const JWT_SECRET: &str = "payment-test-secret-payment-test-secret";
-const SANDBOX_SECRET: &str = "sandbox-test-secret-0123456789";
 const VNPAY_TMN: &str = "OCOPTEST";
 const VNPAY_SECRET: &str = "VNPAYTESTSECRET0123456789ABCDEFG";
 const MOMO_PARTNER: &str = "MOMOOCOP";
@@ -43,7 +34,6 @@ const VIETQR_BIN: &str = "970436";
 const VIETQR_ACCOUNT: &str = "0011001234567";
 const VIETQR_SECRET: &str = "vietqr-test-webhook-0123456789";
 const OTHER_KEY: &str = "not-the-providers-key-0123456789";
-const WAIT: Duration = Duration::from_secs(30);
 const AMOUNT: i64 = 525_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,75 +340,29 @@ fn expected(kind: Kind, verdict: &str) -> &'static str {
     }
 }
 
-struct Service {
-    client: PaymentServiceClient<Channel>,
-    payments: Payments,
-    http: String,
-    prefix: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    running: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
 /// The payment service with every provider configured, their endpoints left to the
 /// built-in sandbox gateway.
-async fn spawn(extra: &[&str]) -> Service {
-    let database_url = fresh_database_url().await;
-    let prefix = format!("{}.", unique("p"));
-    let mut args = ocop_testkit::service_args("payment", &database_url, &prefix, JWT_SECRET);
-    args.extend(
-        [
-            format!("--sandbox-secret={SANDBOX_SECRET}"),
-            "--expiry-sweep-interval=100ms".to_owned(),
-            format!("--vnpay-tmn-code={VNPAY_TMN}"),
-            format!("--vnpay-hash-secret={VNPAY_SECRET}"),
-            format!("--momo-partner-code={MOMO_PARTNER}"),
-            format!("--momo-access-key={MOMO_ACCESS}"),
-            format!("--momo-secret-key={MOMO_SECRET}"),
-            format!("--zalopay-app-id={ZALOPAY_APP}"),
-            format!("--zalopay-key1={ZALOPAY_KEY1}"),
-            format!("--zalopay-key2={ZALOPAY_KEY2}"),
-            format!("--vietqr-bank-bin={VIETQR_BIN}"),
-            format!("--vietqr-account-number={VIETQR_ACCOUNT}"),
-            "--vietqr-account-name=HTX OCOP TIEN YEN".to_owned(),
-            format!("--vietqr-webhook-secret={VIETQR_SECRET}"),
-        ]
-        .into_iter()
-        .chain(extra.iter().map(|arg| (*arg).to_owned())),
-    );
-    let app = App::build(Config::try_parse_from(args).expect("test config parses"))
-        .await
-        .expect("payment builds");
-    let grpc_addr = app.grpc_addr();
-    let http = format!("http://{}", app.http_addr());
-    let payments = app.payments();
-    let (shutdown, stopped) = oneshot::channel();
-    let running = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    let client = PaymentServiceClient::connect(format!("http://{grpc_addr}"))
-        .await
-        .expect("connect to payment");
-    Service {
-        client,
-        payments,
-        http,
-        prefix,
-        shutdown: Some(shutdown),
-        running,
-    }
-}
-
-fn with_token<T>(message: T, scopes: &[&str]) -> Request<T> {
-    let token = TokenVerifier::from_secret(JWT_SECRET.as_bytes()).mint(
-        "test-operator",
-        scopes,
-        Duration::from_secs(300),
-    );
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
+async fn spawn(extra: &[&str]) -> TestPayment {
+    let providers = [
+        format!("--vnpay-tmn-code={VNPAY_TMN}"),
+        format!("--vnpay-hash-secret={VNPAY_SECRET}"),
+        format!("--momo-partner-code={MOMO_PARTNER}"),
+        format!("--momo-access-key={MOMO_ACCESS}"),
+        format!("--momo-secret-key={MOMO_SECRET}"),
+        format!("--zalopay-app-id={ZALOPAY_APP}"),
+        format!("--zalopay-key1={ZALOPAY_KEY1}"),
+        format!("--zalopay-key2={ZALOPAY_KEY2}"),
+        format!("--vietqr-bank-bin={VIETQR_BIN}"),
+        format!("--vietqr-account-number={VIETQR_ACCOUNT}"),
+        "--vietqr-account-name=HTX OCOP TIEN YEN".to_owned(),
+        format!("--vietqr-webhook-secret={VIETQR_SECRET}"),
+    ];
+    let args: Vec<&str> = providers
+        .iter()
+        .map(String::as_str)
+        .chain(extra.iter().copied())
+        .collect();
+    spawn_payment(&args).await
 }
 
 /// A pending payment, as the tests see it.
@@ -452,53 +396,7 @@ impl Pending {
     }
 }
 
-impl Service {
-    async fn publish(&self, event: &CloudEvent) {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", kafka_brokers())
-            .set("message.timeout.ms", "10000")
-            .create()
-            .expect("create test producer");
-        producer
-            .send(
-                FutureRecord::to(&format!("{}ocop.orders.v1", self.prefix))
-                    .key(&event.key)
-                    .payload(&event.data)
-                    .headers(event.headers()),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(err, _)| err)
-            .expect("publish order event");
-    }
-
-    async fn get_payment(&self, order_id: Uuid) -> Option<pb::Payment> {
-        self.client
-            .clone()
-            .get_payment(with_token(
-                pb::GetPaymentRequest {
-                    order_id: order_id.to_string(),
-                },
-                &["payment:read"],
-            ))
-            .await
-            .ok()
-            .and_then(|response| response.into_inner().payment)
-    }
-
-    async fn wait_payment(
-        &self,
-        order_id: Uuid,
-        what: &str,
-        condition: impl Fn(&pb::Payment) -> bool,
-    ) -> pb::Payment {
-        eventually(what, WAIT, || async {
-            let payment = self.get_payment(order_id).await?;
-            condition(&payment).then_some(payment)
-        })
-        .await
-    }
-
+impl TestPayment {
     /// Asks for a payment by `kind` of `amount_vnd` and waits for its intent.
     async fn request(&self, kind: Kind, amount_vnd: i64) -> Pending {
         let order_id = Uuid::now_v7();
@@ -564,14 +462,6 @@ impl Service {
         .unwrap()
     }
 
-    async fn outbox_count(&self, ce_type: &str) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE ce_type = $1")
-            .bind(ce_type)
-            .fetch_one(self.payments.pool())
-            .await
-            .unwrap()
-    }
-
     async fn post(&self, path: &str) -> (u16, String) {
         let response = reqwest::Client::new()
             .post(format!("{}{path}", self.http))
@@ -588,34 +478,31 @@ impl Service {
         amount_vnd: i64,
         key: &str,
     ) -> Result<pb::Refund, tonic::Status> {
-        self.client
-            .clone()
-            .refund(with_token(
-                pb::RefundRequest {
-                    order_id: order_id.to_string(),
-                    amount_vnd,
-                    reason: "thiếu hàng khi đóng gói".into(),
-                    idempotency_key: key.into(),
-                },
-                &["payment:write"],
-            ))
-            .await
-            .map(|response| response.into_inner().refund.unwrap())
-    }
-
-    /// Checks the ledger's invariants, then stops the service.
-    async fn stop(mut self) {
-        ocop_payment::ledger::assert_balanced(self.payments.pool()).await;
-        let _ = self.shutdown.take().unwrap().send(());
-        tokio::time::timeout(WAIT, self.running)
-            .await
-            .expect("payment stops within the grace period")
-            .expect("payment task did not panic")
-            .expect("payment stopped cleanly");
+        refund_through(self.client.clone(), order_id, amount_vnd, key.to_owned()).await
     }
 }
 
-const NEVER: &[&str] = &["--sandbox-outcome=never"];
+/// Asks for a refund through `client`; owns what it needs, so it can run in a task of
+/// its own (concurrent refunds).
+async fn refund_through(
+    mut client: PaymentServiceClient<Channel>,
+    order_id: Uuid,
+    amount_vnd: i64,
+    key: String,
+) -> Result<pb::Refund, tonic::Status> {
+    client
+        .refund(with_token(
+            pb::RefundRequest {
+                order_id: order_id.to_string(),
+                amount_vnd,
+                reason: "thiếu hàng khi đóng gói".into(),
+                idempotency_key: key,
+            },
+            &["payment:write"],
+        ))
+        .await
+        .map(|response| response.into_inner().refund.unwrap())
+}
 
 /// Every security case of one provider's callback, in order, against one pending
 /// payment (and one unknown): nothing but the valid callback changes anything, the
@@ -1022,7 +909,7 @@ async fn sandbox_control_sends_duplicate_late_forged_and_wrong_amount_callbacks(
 }
 
 /// Pays a payment through the sandbox (the provider's callback) and returns it.
-async fn paid(service: &Service, kind: Kind) -> Pending {
+async fn paid(service: &TestPayment, kind: Kind) -> Pending {
     let pending = service.request(kind, AMOUNT).await;
     let (status, body) = service
         .post(&format!("/sandbox/payments/{}/succeed", pending.payment.id))
@@ -1097,32 +984,19 @@ async fn concurrent_refunds_never_give_back_more_than_was_captured() {
     let pending = paid(&service, Kind::MoMo).await;
     let attempts: Vec<_> = (0..8)
         .map(|n| {
-            let client = service.client.clone();
-            let order_id = pending.order_id;
-            tokio::spawn(async move {
-                client
-                    .clone()
-                    .refund(with_token(
-                        pb::RefundRequest {
-                            order_id: order_id.to_string(),
-                            amount_vnd: 100_000,
-                            reason: "khách trả hàng".into(),
-                            idempotency_key: format!("concurrent-{n}"),
-                        },
-                        &["payment:write"],
-                    ))
-                    .await
-            })
+            tokio::spawn(refund_through(
+                service.client.clone(),
+                pending.order_id,
+                100_000,
+                format!("concurrent-{n}"),
+            ))
         })
         .collect();
     let mut succeeded = 0;
     for attempt in attempts {
         match attempt.await.unwrap() {
-            Ok(response) => {
-                assert_eq!(
-                    response.into_inner().refund.unwrap().status,
-                    pb::RefundStatus::Succeeded as i32
-                );
+            Ok(refund) => {
+                assert_eq!(refund.status, pb::RefundStatus::Succeeded as i32);
                 succeeded += 1;
             }
             Err(status) => assert_eq!(status.code(), Code::InvalidArgument),
@@ -1241,16 +1115,19 @@ async fn callbacks_payments_and_refunds_are_counted_by_provider() {
     service.stop().await;
 }
 
+/// The sandbox settles nothing by itself, and a pending payment's provider is asked about
+/// it within a second (instead of the production minutes), so a test can wait for it.
+const QUERIED_SOON: &[&str] = &[
+    "--sandbox-outcome=never",
+    "--provider-query-after=500ms",
+    "--provider-query-interval=500ms",
+];
+
 /// ZaloPay calls back only for paid orders: a payment declined there is learnt from its
 /// status query, through the same judge → apply path, and stored like a callback.
 #[tokio::test]
 async fn a_zalopay_payment_declined_at_zalopay_fails_through_the_status_query() {
-    let service = spawn(&[
-        "--sandbox-outcome=never",
-        "--provider-query-after=500ms",
-        "--provider-query-interval=500ms",
-    ])
-    .await;
+    let service = spawn(QUERIED_SOON).await;
     let pending = service.request(Kind::ZaloPay, AMOUNT).await;
     let (status, body) = service
         .post(&format!("/sandbox/payments/{}/fail", pending.payment.id))
@@ -1283,12 +1160,7 @@ async fn a_zalopay_payment_declined_at_zalopay_fails_through_the_status_query() 
 /// the status query learns the payment and applies it once.
 #[tokio::test]
 async fn a_momo_payment_whose_ipn_was_lost_succeeds_through_the_status_query() {
-    let service = spawn(&[
-        "--sandbox-outcome=never",
-        "--provider-query-after=500ms",
-        "--provider-query-interval=500ms",
-    ])
-    .await;
+    let service = spawn(QUERIED_SOON).await;
     let pending = service.request(Kind::MoMo, AMOUNT).await;
     sqlx::query(
         "INSERT INTO sandbox_settlements (payment_id, outcome, provider_transaction_id, state, provider)

@@ -11,7 +11,7 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::{CallbackError, Malformed, Secret};
+use crate::{CallbackError, Malformed, Secret, SignatureError};
 
 /// MoMo refuses wallet payments outside these limits (VND); checked before calling.
 pub const MIN_AMOUNT_VND: i64 = 10_000;
@@ -25,6 +25,25 @@ pub struct Credentials {
     pub partner_code: String,
     pub access_key: String,
     pub secret_key: Secret,
+}
+
+impl Credentials {
+    /// The signature of a message whose raw string `raw_signature` builds from our access
+    /// key (every MoMo message is signed alike): HMAC-SHA256 with the secret key, in hex.
+    fn signature(&self, raw_signature: impl FnOnce(&str) -> String) -> String {
+        self.secret_key
+            .hmac_sha256_hex(raw_signature(&self.access_key).as_bytes())
+    }
+
+    /// Checks a message's `signature` over its raw string, in constant time.
+    fn check(
+        &self,
+        raw_signature: impl FnOnce(&str) -> String,
+        signature: &str,
+    ) -> Result<(), SignatureError> {
+        self.secret_key
+            .verify_sha256_hex(raw_signature(&self.access_key).as_bytes(), signature)
+    }
 }
 
 fn raw(pairs: &[(&str, &str)]) -> String {
@@ -91,17 +110,12 @@ impl CreateRequest {
     }
 
     pub fn sign(mut self, credentials: &Credentials) -> Self {
-        self.signature = credentials
-            .secret_key
-            .hmac_sha256_hex(self.raw_signature(&credentials.access_key).as_bytes());
+        self.signature = credentials.signature(|access_key| self.raw_signature(access_key));
         self
     }
 
-    pub fn verify(&self, credentials: &Credentials) -> Result<(), crate::SignatureError> {
-        credentials.secret_key.verify_sha256_hex(
-            self.raw_signature(&credentials.access_key).as_bytes(),
-            &self.signature,
-        )
+    pub fn verify(&self, credentials: &Credentials) -> Result<(), SignatureError> {
+        credentials.check(|access_key| self.raw_signature(access_key), &self.signature)
     }
 }
 
@@ -164,9 +178,7 @@ impl Ipn {
     }
 
     pub fn sign(mut self, credentials: &Credentials) -> Self {
-        self.signature = credentials
-            .secret_key
-            .hmac_sha256_hex(self.raw_signature(&credentials.access_key).as_bytes());
+        self.signature = credentials.signature(|access_key| self.raw_signature(access_key));
         self
     }
 
@@ -190,12 +202,9 @@ pub fn parse_ipn(body: &[u8]) -> Result<Ipn, Malformed> {
 pub fn verify_ipn(credentials: &Credentials, body: &[u8]) -> Result<Ipn, CallbackError> {
     let ipn = parse_ipn(body)?;
     if ipn.signature.is_empty() {
-        return Err(crate::SignatureError::Missing.into());
+        return Err(SignatureError::Missing.into());
     }
-    credentials.secret_key.verify_sha256_hex(
-        ipn.raw_signature(&credentials.access_key).as_bytes(),
-        &ipn.signature,
-    )?;
+    credentials.check(|access_key| ipn.raw_signature(access_key), &ipn.signature)?;
     if ipn.partner_code != credentials.partner_code {
         return Err(Malformed::new("partnerCode is not ours").into());
     }
@@ -233,17 +242,12 @@ impl RefundRequest {
     }
 
     pub fn sign(mut self, credentials: &Credentials) -> Self {
-        self.signature = credentials
-            .secret_key
-            .hmac_sha256_hex(self.raw_signature(&credentials.access_key).as_bytes());
+        self.signature = credentials.signature(|access_key| self.raw_signature(access_key));
         self
     }
 
-    pub fn verify(&self, credentials: &Credentials) -> Result<(), crate::SignatureError> {
-        credentials.secret_key.verify_sha256_hex(
-            self.raw_signature(&credentials.access_key).as_bytes(),
-            &self.signature,
-        )
+    pub fn verify(&self, credentials: &Credentials) -> Result<(), SignatureError> {
+        credentials.check(|access_key| self.raw_signature(access_key), &self.signature)
     }
 }
 
@@ -286,10 +290,12 @@ impl QueryRequest {
     }
 
     pub fn sign(mut self, credentials: &Credentials) -> Self {
-        self.signature = credentials
-            .secret_key
-            .hmac_sha256_hex(self.raw_signature(&credentials.access_key).as_bytes());
+        self.signature = credentials.signature(|access_key| self.raw_signature(access_key));
         self
+    }
+
+    pub fn verify(&self, credentials: &Credentials) -> Result<(), SignatureError> {
+        credentials.check(|access_key| self.raw_signature(access_key), &self.signature)
     }
 }
 

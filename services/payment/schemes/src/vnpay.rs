@@ -265,6 +265,13 @@ impl From<RspCode> for IpnReply {
     }
 }
 
+/// What the merchant API (refund, querydr, and their answers) hashes: the fields joined
+/// by `|` as they are, in the order each message documents (unlike the payment URL's
+/// sorted, URL-encoded parameters).
+fn api_hash_data<const N: usize>(fields: [&String; N]) -> String {
+    fields.map(String::as_str).join("|")
+}
+
 /// A refund request (`vnp_Command=refund`).
 #[allow(non_snake_case)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,7 +298,7 @@ pub struct RefundRequest {
 /// `RequestId|Version|Command|TmnCode|TransactionType|TxnRef|Amount|TransactionNo|
 /// TransactionDate|CreateBy|CreateDate|IpAddr|OrderInfo`.
 pub fn refund_hash_data(r: &RefundRequest) -> String {
-    [
+    api_hash_data([
         &r.vnp_RequestId,
         &r.vnp_Version,
         &r.vnp_Command,
@@ -305,9 +312,7 @@ pub fn refund_hash_data(r: &RefundRequest) -> String {
         &r.vnp_CreateDate,
         &r.vnp_IpAddr,
         &r.vnp_OrderInfo,
-    ]
-    .map(String::as_str)
-    .join("|")
+    ])
 }
 
 /// A `querydr` request.
@@ -329,7 +334,7 @@ pub struct QueryRequest {
 
 /// `RequestId|Version|Command|TmnCode|TxnRef|TransactionDate|CreateDate|IpAddr|OrderInfo`.
 pub fn querydr_hash_data(r: &QueryRequest) -> String {
-    [
+    api_hash_data([
         &r.vnp_RequestId,
         &r.vnp_Version,
         &r.vnp_Command,
@@ -339,9 +344,7 @@ pub fn querydr_hash_data(r: &QueryRequest) -> String {
         &r.vnp_CreateDate,
         &r.vnp_IpAddr,
         &r.vnp_OrderInfo,
-    ]
-    .map(String::as_str)
-    .join("|")
+    ])
 }
 
 /// The answer to refund and querydr.
@@ -368,7 +371,7 @@ pub struct ApiResponse {
 /// `ResponseId|Command|ResponseCode|Message|TmnCode|TxnRef|Amount|BankCode|PayDate|
 /// TransactionNo|TransactionType|TransactionStatus|OrderInfo`.
 pub fn response_hash_data(r: &ApiResponse) -> String {
-    [
+    api_hash_data([
         &r.vnp_ResponseId,
         &r.vnp_Command,
         &r.vnp_ResponseCode,
@@ -382,9 +385,7 @@ pub fn response_hash_data(r: &ApiResponse) -> String {
         &r.vnp_TransactionType,
         &r.vnp_TransactionStatus,
         &r.vnp_OrderInfo,
-    ]
-    .map(String::as_str)
-    .join("|")
+    ])
 }
 
 #[cfg(test)]

@@ -158,13 +158,19 @@ pub trait ProviderAdapter: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Our page where the shopper pays `payment_id`: it shows how to pay, or sends the
+    /// shopper on to the provider ([`checkout`](Self::checkout)).
+    fn pay_page(&self, payment_id: Uuid) -> String;
+
     /// What the shopper is told when the intent is created (no I/O: this runs in the
-    /// consumer's transaction).
+    /// consumer's transaction): unless the provider says otherwise, our pay page.
     fn instructions(
         &self,
         payment_id: Uuid,
-        request: &PaymentRequest,
-    ) -> anyhow::Result<Instructions>;
+        _request: &PaymentRequest,
+    ) -> anyhow::Result<Instructions> {
+        Ok(Instructions::PayUrl(self.pay_page(payment_id)))
+    }
 
     /// Where the shopper's browser goes to pay: may call the provider's create API.
     async fn checkout(&self, intent: &IntentRecord) -> Result<String, Unavailable>;
@@ -225,8 +231,14 @@ impl ProviderSettings {
 
     /// Our page for a payment: redirects to the provider, or shows the result.
     pub fn pay_url(&self, payment_id: Uuid) -> String {
-        format!("{}/pay/{payment_id}", self.public_url)
+        pay_page(&self.public_url, payment_id)
     }
+}
+
+/// Our page for a payment, under `public_url`: the real providers' pay page (the
+/// sandbox's is its own).
+pub(crate) fn pay_page(public_url: &str, payment_id: Uuid) -> String {
+    format!("{public_url}/pay/{payment_id}")
 }
 
 pub(crate) fn http_client() -> anyhow::Result<reqwest::Client> {
@@ -329,6 +341,21 @@ fn truncate(text: &str, max: usize) -> &str {
         Some((end, _)) => &text[..end],
         None => text,
     }
+}
+
+/// The provider's numeric id (`what`) of the captured payment, which its refund API names
+/// (MoMo's `transId`, ZaloPay's `zp_trans_id`).
+pub(crate) fn numeric_transaction_id(
+    intent: &IntentRecord,
+    provider: Provider,
+    what: &str,
+) -> Result<i64, Unavailable> {
+    intent
+        .provider_transaction_id
+        .as_deref()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| Unavailable::new(provider, format!("the payment has no {what}")))
 }
 
 /// Our payment id from the reference a provider echoes (hyphenated or simple UUID).

@@ -17,14 +17,14 @@ use ocop_payment_schemes::{
 use uuid::Uuid;
 
 use super::{
-    CallbackRequest, Instructions, ProviderAdapter, ProviderSettings, RefundOutcome, Refusal,
-    Unavailable, payment_id_from, read_json,
+    CallbackRequest, ProviderAdapter, ProviderSettings, RefundOutcome, Refusal, Unavailable,
+    numeric_transaction_id, pay_page, payment_id_from, read_json,
 };
 use crate::{
     callbacks::Reply,
     domain::{
         callback::{PaymentRef, ProviderReport, ProviderResult, VND},
-        intent::{PaymentRequest, Provider},
+        intent::Provider,
     },
     store::{IntentRecord, RefundRecord},
 };
@@ -77,15 +77,8 @@ impl ProviderAdapter for MoMoAdapter {
         momo::check_amount(amount_vnd).map_err(|message| ("amount_out_of_range".into(), message))
     }
 
-    fn instructions(
-        &self,
-        payment_id: Uuid,
-        _request: &PaymentRequest,
-    ) -> anyhow::Result<Instructions> {
-        Ok(Instructions::PayUrl(format!(
-            "{}/pay/{payment_id}",
-            self.public_url
-        )))
+    fn pay_page(&self, payment_id: Uuid) -> String {
+        pay_page(&self.public_url, payment_id)
     }
 
     async fn checkout(&self, intent: &IntentRecord) -> Result<String, Unavailable> {
@@ -98,7 +91,7 @@ impl ProviderAdapter for MoMoAdapter {
             amount: intent.amount_vnd,
             order_id: intent.id.to_string(),
             order_info: format!("Thanh toan don hang {}", intent.order_code),
-            redirect_url: format!("{}/pay/{}", self.public_url, intent.id),
+            redirect_url: self.pay_page(intent.id),
             ipn_url: self.ipn_url.clone(),
             request_type: momo::CAPTURE_WALLET.into(),
             extra_data: momo::encode_extra_data(extra.as_bytes()),
@@ -216,12 +209,7 @@ impl ProviderAdapter for MoMoAdapter {
         intent: &IntentRecord,
         refund: &RefundRecord,
     ) -> Result<RefundOutcome, Unavailable> {
-        let trans_id: i64 = intent
-            .provider_transaction_id
-            .as_deref()
-            .unwrap_or_default()
-            .parse()
-            .map_err(|_| Unavailable::new(Provider::MoMo, "the payment has no MoMo transId"))?;
+        let trans_id = numeric_transaction_id(intent, Provider::MoMo, "MoMo transId")?;
         let request = momo::RefundRequest {
             partner_code: self.credentials.partner_code.clone(),
             order_id: refund.id.to_string(),

@@ -11,14 +11,14 @@ use ocop_payment_schemes::{
 use uuid::Uuid;
 
 use super::{
-    CallbackRequest, Instructions, ProviderAdapter, ProviderSettings, RefundOutcome, Refusal,
-    Unavailable, read_json,
+    CallbackRequest, ProviderAdapter, ProviderSettings, RefundOutcome, Refusal, Unavailable,
+    read_json,
 };
 use crate::{
     callbacks::Reply,
     domain::{
         callback::{PaymentRef, ProviderReport, ProviderResult, VND},
-        intent::{PaymentRequest, Provider},
+        intent::Provider,
     },
     store::{IntentRecord, RefundRecord},
 };
@@ -88,19 +88,12 @@ impl ProviderAdapter for SandboxAdapter {
         Provider::Sandbox
     }
 
-    fn instructions(
-        &self,
-        payment_id: Uuid,
-        _request: &PaymentRequest,
-    ) -> anyhow::Result<Instructions> {
-        Ok(Instructions::PayUrl(format!(
-            "{}/sandbox/pay/{payment_id}",
-            self.public_url
-        )))
+    fn pay_page(&self, payment_id: Uuid) -> String {
+        format!("{}/sandbox/pay/{payment_id}", self.public_url)
     }
 
     async fn checkout(&self, intent: &IntentRecord) -> Result<String, Unavailable> {
-        Ok(format!("{}/sandbox/pay/{}", self.public_url, intent.id))
+        Ok(self.pay_page(intent.id))
     }
 
     fn verify(&self, request: &CallbackRequest) -> Result<ProviderReport, Refusal> {

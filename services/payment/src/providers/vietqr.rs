@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{
     CallbackRequest, Instructions, ProviderAdapter, ProviderSettings, RefundOutcome, Refusal,
-    Unavailable, VietQrInstructions,
+    Unavailable, VietQrInstructions, pay_page,
 };
 use crate::{
     callbacks::Reply,
@@ -61,6 +61,10 @@ impl ProviderAdapter for VietQrAdapter {
         Provider::VietQr
     }
 
+    fn pay_page(&self, payment_id: Uuid) -> String {
+        pay_page(&self.public_url, payment_id)
+    }
+
     fn instructions(
         &self,
         payment_id: Uuid,
@@ -74,7 +78,7 @@ impl ProviderAdapter for VietQrAdapter {
         };
         Ok(Instructions::VietQr(VietQrInstructions {
             payload: transfer.payload()?,
-            image_url: format!("{}/pay/{payment_id}/qr.svg", self.public_url),
+            image_url: format!("{}/qr.svg", self.pay_page(payment_id)),
             bank_bin: transfer.bank_bin,
             account_number: transfer.account_number,
             account_name: self.settings.account_name.clone(),
@@ -84,7 +88,7 @@ impl ProviderAdapter for VietQrAdapter {
 
     async fn checkout(&self, intent: &IntentRecord) -> Result<String, Unavailable> {
         // Nothing to create: our own page shows the code.
-        Ok(format!("{}/pay/{}", self.public_url, intent.id))
+        Ok(self.pay_page(intent.id))
     }
 
     fn verify(&self, request: &CallbackRequest) -> Result<ProviderReport, Refusal> {

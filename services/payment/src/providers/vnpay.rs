@@ -19,14 +19,14 @@ use ocop_payment_schemes::{
 use uuid::Uuid;
 
 use super::{
-    CallbackRequest, Instructions, ProviderAdapter, ProviderSettings, RefundOutcome, Refusal,
-    Unavailable, payment_id_from, read_json,
+    CallbackRequest, ProviderAdapter, ProviderSettings, RefundOutcome, Refusal, Unavailable,
+    pay_page, payment_id_from, read_json,
 };
 use crate::{
     callbacks::Reply,
     domain::{
         callback::{PaymentRef, ProviderReport, ProviderResult, VND},
-        intent::{PaymentRequest, Provider},
+        intent::Provider,
     },
     store::{IntentRecord, RefundRecord},
 };
@@ -107,6 +107,32 @@ impl VnPayAdapter {
         })
     }
 
+    /// The `vnp_SecureHash` of a merchant-API request's hash data.
+    fn secure_hash(&self, hash_data: &str) -> String {
+        self.settings
+            .hash_secret
+            .hmac_sha512_hex(hash_data.as_bytes())
+    }
+
+    /// Sends a hashed `command` request (refund, querydr) to the merchant API and checks
+    /// the answer's hash: an answer that is not VNPay's is no answer.
+    async fn call_api(
+        &self,
+        request: &impl serde::Serialize,
+        command: &str,
+    ) -> Result<ApiResponse, Unavailable> {
+        let sent = self.client.post(&self.api_url).json(request).send().await;
+        let answer: ApiResponse = read_json(Provider::VnPay, sent).await?;
+        self.settings
+            .hash_secret
+            .verify_sha512_hex(
+                vnpay::response_hash_data(&answer).as_bytes(),
+                &answer.vnp_SecureHash,
+            )
+            .map_err(|err| Unavailable::new(Provider::VnPay, format!("{command} answer: {err}")))?;
+        Ok(answer)
+    }
+
     pub fn verify_query(&self, query: &str) -> Result<vnpay::PaymentResult, Refusal> {
         vnpay::verify_ipn(&self.settings.hash_secret, query).map_err(Refusal::from_callback_error)
     }
@@ -130,15 +156,8 @@ impl ProviderAdapter for VnPayAdapter {
         Provider::VnPay
     }
 
-    fn instructions(
-        &self,
-        payment_id: Uuid,
-        _request: &PaymentRequest,
-    ) -> anyhow::Result<Instructions> {
-        Ok(Instructions::PayUrl(format!(
-            "{}/pay/{payment_id}",
-            self.public_url
-        )))
+    fn pay_page(&self, payment_id: Uuid) -> String {
+        pay_page(&self.public_url, payment_id)
     }
 
     async fn checkout(&self, intent: &IntentRecord) -> Result<String, Unavailable> {
@@ -178,19 +197,8 @@ impl ProviderAdapter for VnPayAdapter {
             vnp_IpAddr: "127.0.0.1".into(),
             vnp_SecureHash: String::new(),
         };
-        request.vnp_SecureHash = self
-            .settings
-            .hash_secret
-            .hmac_sha512_hex(vnpay::querydr_hash_data(&request).as_bytes());
-        let sent = self.client.post(&self.api_url).json(&request).send().await;
-        let answer: ApiResponse = read_json(Provider::VnPay, sent).await?;
-        self.settings
-            .hash_secret
-            .verify_sha512_hex(
-                vnpay::response_hash_data(&answer).as_bytes(),
-                &answer.vnp_SecureHash,
-            )
-            .map_err(|err| Unavailable::new(Provider::VnPay, format!("querydr answer: {err}")))?;
+        request.vnp_SecureHash = self.secure_hash(&vnpay::querydr_hash_data(&request));
+        let answer = self.call_api(&request, "querydr").await?;
         let result = match (
             answer.vnp_ResponseCode.as_str(),
             answer.vnp_TransactionStatus.as_str(),
@@ -248,19 +256,8 @@ impl ProviderAdapter for VnPayAdapter {
             vnp_IpAddr: "127.0.0.1".into(),
             vnp_SecureHash: String::new(),
         };
-        request.vnp_SecureHash = self
-            .settings
-            .hash_secret
-            .hmac_sha512_hex(vnpay::refund_hash_data(&request).as_bytes());
-        let sent = self.client.post(&self.api_url).json(&request).send().await;
-        let answer: ApiResponse = read_json(Provider::VnPay, sent).await?;
-        self.settings
-            .hash_secret
-            .verify_sha512_hex(
-                vnpay::response_hash_data(&answer).as_bytes(),
-                &answer.vnp_SecureHash,
-            )
-            .map_err(|err| Unavailable::new(Provider::VnPay, format!("refund answer: {err}")))?;
+        request.vnp_SecureHash = self.secure_hash(&vnpay::refund_hash_data(&request));
+        let answer = self.call_api(&request, "refund").await?;
         Ok(if answer.vnp_ResponseCode == "00" {
             RefundOutcome::Succeeded {
                 provider_refund_id: answer.vnp_TransactionNo,

@@ -19,14 +19,14 @@ use ocop_payment_schemes::{
 use uuid::Uuid;
 
 use super::{
-    CallbackRequest, Instructions, ProviderAdapter, ProviderSettings, RefundOutcome, Refusal,
-    Unavailable, payment_id_from, read_json,
+    CallbackRequest, ProviderAdapter, ProviderSettings, RefundOutcome, Refusal, Unavailable,
+    numeric_transaction_id, pay_page, payment_id_from, read_json,
 };
 use crate::{
     callbacks::Reply,
     domain::{
         callback::{PaymentRef, ProviderReport, ProviderResult, VND},
-        intent::{PaymentRequest, Provider},
+        intent::Provider,
     },
     store::{IntentRecord, RefundRecord},
 };
@@ -83,7 +83,7 @@ impl ZaloPayAdapter {
     }
 
     /// Asks ZaloPay where a payment is (for a callback that never came).
-    pub async fn query(
+    pub async fn query_status(
         &self,
         intent: &IntentRecord,
     ) -> Result<zalopay::QueryResponse, Unavailable> {
@@ -108,20 +108,13 @@ impl ProviderAdapter for ZaloPayAdapter {
         Provider::ZaloPay
     }
 
-    fn instructions(
-        &self,
-        payment_id: Uuid,
-        _request: &PaymentRequest,
-    ) -> anyhow::Result<Instructions> {
-        Ok(Instructions::PayUrl(format!(
-            "{}/pay/{payment_id}",
-            self.public_url
-        )))
+    fn pay_page(&self, payment_id: Uuid) -> String {
+        pay_page(&self.public_url, payment_id)
     }
 
     async fn checkout(&self, intent: &IntentRecord) -> Result<String, Unavailable> {
         let embed = serde_json::json!({
-            "redirecturl": format!("{}/pay/{}", self.public_url, intent.id),
+            "redirecturl": self.pay_page(intent.id),
         })
         .to_string();
         let request = zalopay::CreateRequest {
@@ -181,18 +174,7 @@ impl ProviderAdapter for ZaloPayAdapter {
         &self,
         intent: &IntentRecord,
     ) -> Result<Option<(ProviderReport, String)>, Unavailable> {
-        let request = zalopay::QueryRequest::signed(
-            self.credentials.app_id,
-            &app_trans_id(intent),
-            &self.credentials.key1,
-        );
-        let sent = self
-            .client
-            .post(format!("{}/v2/query", self.endpoint))
-            .json(&request)
-            .send()
-            .await;
-        let answer: zalopay::QueryResponse = read_json(Provider::ZaloPay, sent).await?;
+        let answer = self.query_status(intent).await?;
         let raw = serde_json::to_string(&answer).unwrap_or_default();
         let result = match answer.return_code {
             1 => ProviderResult::Success,
@@ -242,12 +224,7 @@ impl ProviderAdapter for ZaloPayAdapter {
         intent: &IntentRecord,
         refund: &RefundRecord,
     ) -> Result<RefundOutcome, Unavailable> {
-        let zp_trans_id: i64 = intent
-            .provider_transaction_id
-            .as_deref()
-            .unwrap_or_default()
-            .parse()
-            .map_err(|_| Unavailable::new(Provider::ZaloPay, "the payment has no zp_trans_id"))?;
+        let zp_trans_id = numeric_transaction_id(intent, Provider::ZaloPay, "zp_trans_id")?;
         let m_refund_id = format!(
             "{}_{}_{}",
             Utc::now()

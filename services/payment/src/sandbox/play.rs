@@ -147,6 +147,19 @@ impl Gateway {
     }
 }
 
+/// The sandbox's settlement of `payment_id` (the payment a provider's reference names),
+/// for the providers' status queries: none when the reference names no payment.
+async fn settlement_named(
+    gateway: &Gateway,
+    payment_id: Option<Uuid>,
+) -> Result<Option<settlements::Claim>, sqlx::Error> {
+    let Some(payment_id) = payment_id else {
+        return Ok(None);
+    };
+    let mut conn = gateway.pool.acquire().await?;
+    settlements::peek(&mut conn, payment_id).await
+}
+
 fn internal(err: sqlx::Error) -> Response {
     tracing::error!(error = %err, "sandbox provider API failed");
     StatusCode::INTERNAL_SERVER_ERROR.into_response()
@@ -301,19 +314,13 @@ async fn vnpay_transaction(State(gateway): State<Gateway>, body: Bytes) -> Respo
                 answer.vnp_ResponseCode = "97".into();
                 answer.vnp_Message = "Invalid Checksum".into();
             } else {
-                let found = match Uuid::parse_str(&request.vnp_TxnRef) {
-                    Ok(id) => {
-                        let mut conn = match gateway.pool.acquire().await {
-                            Ok(conn) => conn,
-                            Err(err) => return internal(err),
-                        };
-                        match settlements::peek(&mut conn, id).await {
-                            Ok(found) => found,
-                            Err(err) => return internal(err),
-                        }
-                    }
-                    Err(_) => None,
-                };
+                let found =
+                    match settlement_named(&gateway, Uuid::parse_str(&request.vnp_TxnRef).ok())
+                        .await
+                    {
+                        Ok(found) => found,
+                        Err(err) => return internal(err),
+                    };
                 match found {
                     Some(claim) => {
                         let paid = claim.outcome == CallbackStatus::Success;
@@ -408,27 +415,14 @@ async fn momo_query(State(gateway): State<Gateway>, body: Bytes) -> Response {
         response_time: Utc::now().timestamp_millis(),
         ..Default::default()
     };
-    let verified = credentials.secret_key.verify_sha256_hex(
-        request.raw_signature(&credentials.access_key).as_bytes(),
-        &request.signature,
-    );
-    if verified.is_err() {
+    if request.verify(&credentials).is_err() {
         answer.result_code = 11;
         answer.message = "Access denied: bad signature".into();
         return Json(answer).into_response();
     }
-    let found = match Uuid::parse_str(&request.order_id) {
-        Ok(id) => {
-            let mut conn = match gateway.pool.acquire().await {
-                Ok(conn) => conn,
-                Err(err) => return internal(err),
-            };
-            match settlements::peek(&mut conn, id).await {
-                Ok(found) => found,
-                Err(err) => return internal(err),
-            }
-        }
-        Err(_) => None,
+    let found = match settlement_named(&gateway, Uuid::parse_str(&request.order_id).ok()).await {
+        Ok(found) => found,
+        Err(err) => return internal(err),
     };
     match found {
         Some(claim) if claim.outcome == CallbackStatus::Success => {
@@ -559,18 +553,9 @@ async fn zalopay_query(State(gateway): State<Gateway>, body: Bytes) -> Response 
         })
         .into_response();
     }
-    let found = match payment_of(&request.app_trans_id) {
-        Ok(id) => {
-            let mut conn = match gateway.pool.acquire().await {
-                Ok(conn) => conn,
-                Err(err) => return internal(err),
-            };
-            match settlements::peek(&mut conn, id).await {
-                Ok(found) => found,
-                Err(err) => return internal(err),
-            }
-        }
-        Err(_) => None,
+    let found = match settlement_named(&gateway, payment_of(&request.app_trans_id).ok()).await {
+        Ok(found) => found,
+        Err(err) => return internal(err),
     };
     Json(match found {
         Some(claim) if claim.outcome == CallbackStatus::Success => zalopay::QueryResponse {
