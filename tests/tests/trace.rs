@@ -181,6 +181,7 @@ async fn one_order_is_one_trace_across_all_four_services() {
     for database_call in [
         "INSERT orders",
         "SELECT stock",
+        "INSERT payment_intents",
         "INSERT inbox",
         "INSERT notifications",
     ] {

@@ -33,6 +33,7 @@ impl Kind {
 }
 
 /// Posts one balanced transaction of `amount_vnd` (> 0) for `intent`'s order.
+#[tracing::instrument(name = "INSERT ledger_entries", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "ledger_entries"))]
 pub async fn post(
     tx: &mut Tx,
     intent: &IntentRecord,
@@ -64,6 +65,7 @@ pub async fn post(
 }
 
 /// The balance of an order: captured − refunded, from the ledger.
+#[tracing::instrument(name = "SELECT ledger_entries", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "ledger_entries"))]
 pub async fn order_balance(pool: &PgPool, order_id: Uuid) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT COALESCE(-sum(amount_vnd), 0)::bigint FROM ledger_entries

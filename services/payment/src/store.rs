@@ -56,6 +56,7 @@ macro_rules! intent_columns {
 
 /// Creates the intent of `request` unless the order has one. `None`: it had one, and
 /// nothing was written.
+#[tracing::instrument(name = "INSERT payment_intents", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "payment_intents"))]
 pub async fn insert_intent(
     tx: &mut Tx,
     id: Uuid,
@@ -102,6 +103,7 @@ pub async fn insert_intent(
 }
 
 /// The intent of `order_id`.
+#[tracing::instrument(name = "SELECT payment_intents", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "payment_intents"))]
 pub async fn intent_by_order(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -116,6 +118,7 @@ pub async fn intent_by_order(
 }
 
 /// The intent of `order_id`, locked for update.
+#[tracing::instrument(name = "SELECT payment_intents", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "payment_intents"))]
 pub async fn intent_by_order_for_update(
     tx: &mut Tx,
     order_id: Uuid,
@@ -130,6 +133,7 @@ pub async fn intent_by_order_for_update(
 }
 
 /// The intent `id`, locked for update.
+#[tracing::instrument(name = "SELECT payment_intents", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "payment_intents"))]
 pub async fn intent_for_update(tx: &mut Tx, id: Uuid) -> Result<Option<IntentRecord>, sqlx::Error> {
     sqlx::query_as(intent_columns!(
         "SELECT",
@@ -143,6 +147,7 @@ pub async fn intent_for_update(tx: &mut Tx, id: Uuid) -> Result<Option<IntentRec
 /// The VietQR intent whose order code the transfer memo contains (compared without
 /// punctuation or case, as banks rewrite memos), locked for update. The newest wins if
 /// several match.
+#[tracing::instrument(name = "SELECT payment_intents", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "payment_intents"))]
 pub async fn vietqr_intent_by_memo_for_update(
     tx: &mut Tx,
     memo: &str,
@@ -162,6 +167,7 @@ pub async fn vietqr_intent_by_memo_for_update(
 }
 
 /// Remembers the provider's payment page of `id`.
+#[tracing::instrument(name = "UPDATE payment_intents", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "payment_intents"))]
 pub async fn set_checkout_url(
     conn: &mut PgConnection,
     id: Uuid,
@@ -176,6 +182,7 @@ pub async fn set_checkout_url(
 }
 
 /// The intent `id`.
+#[tracing::instrument(name = "SELECT payment_intents", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "payment_intents"))]
 pub async fn intent(
     conn: &mut PgConnection,
     id: Uuid,
@@ -200,6 +207,7 @@ pub struct StatusChange<'a> {
 }
 
 /// Moves a locked intent (the caller checked the transition) and records the move.
+#[tracing::instrument(name = "UPDATE payment_intents", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "payment_intents"))]
 pub async fn change_status(
     tx: &mut Tx,
     id: Uuid,
@@ -224,6 +232,7 @@ pub async fn change_status(
     Ok(record)
 }
 
+#[tracing::instrument(name = "INSERT payment_transitions", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "payment_transitions"))]
 async fn record_transition(
     tx: &mut Tx,
     id: Uuid,
@@ -277,6 +286,7 @@ pub struct CallbackRecord<'a> {
 }
 
 /// Stores a callback with its verdict (in the transaction of its effect, if any).
+#[tracing::instrument(name = "INSERT provider_callbacks", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "provider_callbacks"))]
 pub async fn record_callback(
     conn: &mut PgConnection,
     callback: &CallbackRecord<'_>,
@@ -335,6 +345,7 @@ macro_rules! refund_columns {
 }
 
 /// The refund asked with `idempotency_key`, if any.
+#[tracing::instrument(name = "SELECT refunds", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "refunds"))]
 pub async fn refund_by_key(
     conn: &mut PgConnection,
     idempotency_key: &str,
@@ -349,6 +360,7 @@ pub async fn refund_by_key(
 }
 
 /// The refunds of a payment, oldest first.
+#[tracing::instrument(name = "SELECT refunds", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "refunds"))]
 pub async fn refunds_of(
     conn: &mut PgConnection,
     payment_id: Uuid,
@@ -363,6 +375,7 @@ pub async fn refunds_of(
 }
 
 /// Refunded or being refunded (succeeded + pending) for a payment.
+#[tracing::instrument(name = "SELECT refunds", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "refunds"))]
 pub async fn committed_refunds(tx: &mut Tx, payment_id: Uuid) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT COALESCE(sum(amount_vnd), 0)::bigint FROM refunds
@@ -374,6 +387,7 @@ pub async fn committed_refunds(tx: &mut Tx, payment_id: Uuid) -> Result<i64, sql
 }
 
 /// A new pending refund.
+#[tracing::instrument(name = "INSERT refunds", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "refunds"))]
 pub async fn insert_refund(
     tx: &mut Tx,
     id: Uuid,
@@ -397,6 +411,7 @@ pub async fn insert_refund(
 }
 
 /// The refund `id`, locked for update.
+#[tracing::instrument(name = "SELECT refunds", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "refunds"))]
 pub async fn refund_for_update(tx: &mut Tx, id: Uuid) -> Result<Option<RefundRecord>, sqlx::Error> {
     sqlx::query_as(refund_columns!(
         "SELECT",
@@ -408,6 +423,7 @@ pub async fn refund_for_update(tx: &mut Tx, id: Uuid) -> Result<Option<RefundRec
 }
 
 /// Counts one more attempt at asking the provider.
+#[tracing::instrument(name = "UPDATE refunds", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "refunds"))]
 pub async fn count_refund_attempt(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE refunds SET attempts = attempts + 1, updated_at = now() WHERE id = $1")
         .bind(id)
@@ -434,6 +450,7 @@ pub async fn stale_pending_refunds(
 }
 
 /// Settles a locked pending refund.
+#[tracing::instrument(name = "UPDATE refunds", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "refunds"))]
 pub async fn finish_refund(
     tx: &mut Tx,
     id: Uuid,
@@ -460,6 +477,7 @@ pub async fn finish_refund(
 
 /// Adds a succeeded refund to its (locked) intent. The table's check refuses a total
 /// above what was captured.
+#[tracing::instrument(name = "UPDATE payment_intents", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "payment_intents"))]
 pub async fn add_refunded(
     tx: &mut Tx,
     payment_id: Uuid,
