@@ -10,7 +10,7 @@ use std::{collections::HashMap, time::Duration};
 
 use ocop_e2e::{
     PAYMENT_PROVIDERS, SECRET, WAIT, place_request,
-    processes::{Options, ProcessPlatform, SANDBOX_SECRET},
+    processes::{Options, ProcessPlatform, SANDBOX_SECRET, SERVICES},
 };
 use ocop_proto::{
     catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient},
@@ -39,12 +39,13 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
         "observe",
         Options {
             env: vec![("RUST_LOG".to_owned(), "info".to_owned())],
-            flags: ["catalog", "order", "payment", "notification"]
+            flags: SERVICES
                 .into_iter()
                 .map(|name| {
                     let mut flags = vec![brokers.clone()];
                     if name == "order" {
-                        flags.push("--payment-ttl=2s".to_owned());
+                        // Short, for the stuck-saga step; long enough for the paid ones.
+                        flags.push("--payment-ttl=4s".to_owned());
                     }
                     (name, flags)
                 })
@@ -122,7 +123,7 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
         .unwrap();
     metric_above_zero(&platform, "catalog", "ocop_outbox_oldest_age_seconds").await;
     let mut scraped = HashMap::new();
-    for service in ["catalog", "order", "payment", "notification"] {
+    for service in SERVICES {
         scraped.extend(samples(&platform.scrape(service).await));
     }
     broker.thaw();
