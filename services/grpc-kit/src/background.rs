@@ -8,6 +8,8 @@ use std::future::Future;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
+use crate::server::{ServeOptions, serve};
+
 /// Background tasks of one service.
 #[derive(Default)]
 pub struct Background {
@@ -49,16 +51,23 @@ impl Background {
         });
     }
 
-    /// A future that resolves with `shutdown` after stopping the intake.
-    pub fn on_shutdown(
-        &self,
+    /// Serves the gRPC `routes` on `listener` until `shutdown` (event intake stops as it
+    /// begins), then stops the rest once the calls in flight have drained.
+    pub async fn serve_grpc(
+        self,
+        listener: TcpListener,
+        routes: tonic::service::Routes,
+        options: ServeOptions,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = ()> + Send + 'static {
+    ) -> anyhow::Result<()> {
         let intake = self.intake.clone();
-        async move {
+        let shutdown = async move {
             shutdown.await;
             intake.cancel();
-        }
+        };
+        let served = serve(listener, routes, options, shutdown).await;
+        self.stop().await;
+        served
     }
 
     /// Stops everything and waits for each task to finish its round.

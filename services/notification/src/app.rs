@@ -11,7 +11,7 @@ use ocop_events::{
 use ocop_grpc_kit::{
     auth::TokenVerifier,
     background::Background,
-    server::{Listeners, ServeOptions, serve},
+    server::{Listeners, ServeOptions},
 };
 use ocop_proto::notification::v1::notification_service_server::{
     NotificationServiceServer, SERVICE_NAME,
@@ -146,14 +146,8 @@ impl App {
             policy: grpc::policy,
             shutdown: self.config.shutdown,
         };
-        let served = serve(
-            self.listeners.grpc,
-            routes,
-            options,
-            background.on_shutdown(shutdown),
-        )
-        .await;
-        background.stop().await;
-        served
+        background
+            .serve_grpc(self.listeners.grpc, routes, options, shutdown)
+            .await
     }
 }

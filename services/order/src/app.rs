@@ -11,7 +11,7 @@ use ocop_grpc_kit::{
     auth::TokenVerifier,
     background::Background,
     client::traced_channel,
-    server::{Listeners, ServeOptions, serve},
+    server::{Listeners, ServeOptions},
 };
 use ocop_proto::{
     catalog::v1::catalog_service_client::CatalogServiceClient,
@@ -106,15 +106,9 @@ impl App {
             policy: grpc::policy,
             shutdown: self.config.shutdown,
         };
-        let served = serve(
-            self.listeners.grpc,
-            routes,
-            options,
-            background.on_shutdown(shutdown),
-        )
-        .await;
-        background.stop().await;
-        served
+        background
+            .serve_grpc(self.listeners.grpc, routes, options, shutdown)
+            .await
     }
 }
 

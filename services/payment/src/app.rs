@@ -13,7 +13,7 @@ use ocop_events::{
 use ocop_grpc_kit::{
     auth::TokenVerifier,
     background::Background,
-    server::{Listeners, ServeOptions, serve},
+    server::{Listeners, ServeOptions},
 };
 use ocop_proto::payment::v1::payment_service_server::{PaymentServiceServer, SERVICE_NAME};
 use tokio_util::sync::CancellationToken;
@@ -198,15 +198,9 @@ impl App {
             policy: grpc::policy,
             shutdown: self.config.shutdown,
         };
-        let served = serve(
-            self.listeners.grpc,
-            routes,
-            options,
-            background.on_shutdown(shutdown),
-        )
-        .await;
-        background.stop().await;
-        served
+        background
+            .serve_grpc(self.listeners.grpc, routes, options, shutdown)
+            .await
     }
 }
 
