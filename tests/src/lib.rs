@@ -292,6 +292,8 @@ impl Platform {
             let port = free_port();
             args.retain(|arg| !arg.starts_with("--grpc-addr"));
             args.push(format!("--grpc-addr=127.0.0.1:{port}"));
+            // Restarted, it rejoins its consumer group as the same static member.
+            args.push("--kafka-group-instance-id=order".to_owned());
             let mut process = OrderProcess::new("order", args, Vec::new());
             process.start(port).await;
             order_process = Some((process, port));

@@ -49,6 +49,13 @@ pub struct KafkaConfig {
     )]
     pub topic_prefix: String,
 
+    /// A name for this process that stays the same across its restarts (e.g. a StatefulSet
+    /// pod's name). With it each consumer joins as a static member (`group.instance.id`),
+    /// so a restarted process takes its partitions straight back instead of waiting for
+    /// the group to give up on the member that died. Two live processes must not share it.
+    #[arg(long = "kafka-group-instance-id", env = "KAFKA_GROUP_INSTANCE_ID")]
+    pub group_instance_id: Option<String>,
+
     /// Create the service's topics at start-up (local stacks; on Kubernetes Strimzi owns
     /// the topics and this stays off).
     #[arg(
@@ -72,6 +79,7 @@ impl std::fmt::Debug for KafkaConfig {
             )
             .field("ssl_ca_location", &self.ssl_ca_location)
             .field("topic_prefix", &self.topic_prefix)
+            .field("group_instance_id", &self.group_instance_id)
             .field("create_topics", &self.create_topics)
             .finish()
     }
@@ -88,6 +96,7 @@ impl KafkaConfig {
             sasl_password: None,
             ssl_ca_location: None,
             topic_prefix: String::new(),
+            group_instance_id: None,
             create_topics: true,
         }
     }

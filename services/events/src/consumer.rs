@@ -111,8 +111,12 @@ impl EventConsumer {
     /// group has none committed.
     pub fn new(kafka: &KafkaConfig, pool: PgPool, config: ConsumerConfig) -> anyhow::Result<Self> {
         let group = kafka.topic(&config.group);
-        let consumer: StreamConsumer<LagReporter> = kafka
-            .client_config(&group)
+        let mut client = kafka.client_config(&group);
+        if let Some(instance) = &kafka.group_instance_id {
+            // One static member per group: a process may consume in several groups.
+            client.set("group.instance.id", format!("{instance}.{group}"));
+        }
+        let consumer: StreamConsumer<LagReporter> = client
             .set("group.id", &group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
