@@ -15,20 +15,33 @@ pub(super) fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// Parses a provider endpoint. This build has no TLS stack (the workspace's reqwest
-/// has no TLS feature), so an `https` endpoint is refused at start-up with the way out,
-/// rather than failing every message later.
+/// Parses a provider endpoint (`http` or `https`; TLS goes through the system OpenSSL).
 pub(super) fn endpoint(variable: &str, raw: &str) -> anyhow::Result<Url> {
     let url = Url::parse(raw)
         .map_err(|err| anyhow::anyhow!("{variable}: `{raw}` is not a URL: {err}"))?;
     match url.scheme() {
-        "http" => Ok(url),
-        "https" => anyhow::bail!(
-            "{variable}: https endpoints need a TLS-enabled build (reqwest with rustls); \
-             until then point it at an http egress proxy that adds TLS"
-        ),
-        other => anyhow::bail!("{variable}: scheme `{other}` is not http"),
+        "http" | "https" => Ok(url),
+        other => anyhow::bail!("{variable}: scheme `{other}` is neither http nor https"),
     }
+}
+
+/// Sends `request` to `provider` and returns the body of a successful answer; anything
+/// else is read as try again / give up.
+pub(super) async fn send(
+    client: &reqwest::Client,
+    provider: &str,
+    request: reqwest::Request,
+) -> Result<String, ChannelError> {
+    let response = client
+        .execute(request)
+        .await
+        .map_err(|err| transport_error(provider, &err))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(status_error(provider, status, &body));
+    }
+    Ok(body)
 }
 
 /// A request that got no answer: worth another try (the provider may be briefly away,
@@ -53,7 +66,7 @@ pub(super) fn transport_error(provider: &str, err: &reqwest::Error) -> ChannelEr
 
 /// An HTTP status that is not success: overload, timeouts and server errors pass;
 /// other client errors will not.
-pub(super) fn status_error(provider: &str, status: StatusCode, body: &str) -> ChannelError {
+fn status_error(provider: &str, status: StatusCode, body: &str) -> ChannelError {
     let excerpt: String = body.chars().take(200).collect();
     let message = format!("{provider} answered {status}: {excerpt}");
     if status.is_server_error()
@@ -98,15 +111,13 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_must_be_plain_http_in_this_build() {
+    fn endpoints_are_http_or_https_urls() {
         assert!(endpoint("SMS_API_URL", "http://sms-gw.internal/send").is_ok());
-        let err = endpoint("SMS_API_URL", "https://api.example.vn/send")
+        assert!(endpoint("SMS_API_URL", "https://api.example.vn/send").is_ok());
+        let err = endpoint("SMS_API_URL", "ftp://api.example.vn/send")
             .unwrap_err()
             .to_string();
-        assert!(
-            err.starts_with("SMS_API_URL: https endpoints need"),
-            "{err}"
-        );
+        assert!(err.starts_with("SMS_API_URL: scheme `ftp`"), "{err}");
         assert!(endpoint("ZALO_ZNS_URL", "not a url").is_err());
     }
 }

@@ -70,17 +70,7 @@ impl Channel for SmsChannel {
 
     fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<Receipt, ChannelError>> {
         Box::pin(async move {
-            let request = self.request(message)?;
-            let response = self
-                .client
-                .execute(request)
-                .await
-                .map_err(|err| http::transport_error("sms gateway", &err))?;
-            let status = response.status();
-            let body = response.text().await.unwrap_or_default();
-            if !status.is_success() {
-                return Err(http::status_error("sms gateway", status, &body));
-            }
+            let body = http::send(&self.client, "sms gateway", self.request(message)?).await?;
             Ok(Receipt {
                 provider_ref: provider_ref(&body),
             })

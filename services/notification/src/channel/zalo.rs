@@ -93,17 +93,7 @@ impl Channel for ZaloZnsChannel {
 
     fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<Receipt, ChannelError>> {
         Box::pin(async move {
-            let request = self.request(message)?;
-            let response = self
-                .client
-                .execute(request)
-                .await
-                .map_err(|err| http::transport_error("zalo zns", &err))?;
-            let status = response.status();
-            let body = response.text().await.unwrap_or_default();
-            if !status.is_success() {
-                return Err(http::status_error("zalo zns", status, &body));
-            }
+            let body = http::send(&self.client, "zalo zns", self.request(message)?).await?;
             read_answer(&body)
         })
     }
