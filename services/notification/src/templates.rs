@@ -80,7 +80,7 @@ fn embedded(kind: TemplateKind) -> &'static str {
 
 /// The `vnd` filter: `1250000 | vnd` → `1.250.000 ₫`.
 fn vnd_filter(amount: i64) -> String {
-    format::vnd(amount)
+    ocop_proto::money::format_vnd(amount)
 }
 
 impl Templates {

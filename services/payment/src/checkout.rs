@@ -11,6 +11,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
+use ocop_proto::money::format_vnd;
 use qrcode::{QrCode, render::svg};
 use uuid::Uuid;
 
@@ -18,7 +19,7 @@ use crate::{
     domain::intent::{PaymentStatus, Provider},
     error::PaymentError,
     providers::vnpay::VnPayAdapter,
-    sandbox::pages::{escape, format_vnd, page, provider_name},
+    sandbox::pages::{escape, page, provider_name},
     service::{Checkout, Payments},
     store::{self, IntentRecord},
 };

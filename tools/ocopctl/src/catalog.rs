@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use ocop_proto::catalog::v1::{self as pb, catalog_service_client::CatalogServiceClient};
+use ocop_proto::money::format_vnd;
 use tonic::transport::Channel;
 
 #[derive(Debug, clap::Subcommand)]
@@ -39,19 +40,6 @@ pub enum ProductsCommand {
     },
 }
 
-/// `1.250.000 ₫`: dots between thousands, the đồng sign after.
-pub fn vnd(amount: i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut grouped = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            grouped.push('.');
-        }
-        grouped.push(digit);
-    }
-    format!("{}{grouped} ₫", if amount < 0 { "-" } else { "" })
-}
-
 fn print_product(product: &pb::Product) {
     let district = product
         .producer
@@ -63,7 +51,7 @@ fn print_product(product: &pb::Product) {
         product.id,
         product.name,
         product.stars,
-        vnd(product.price_vnd),
+        format_vnd(product.price_vnd),
         product.unit,
         product.available,
         district,
@@ -133,17 +121,14 @@ pub async fn run(
             println!("{product:#?}");
         }
         ProductsCommand::AdjustStock { id, delta, reason } => {
-            let mut request = tonic::Request::new(pb::AdjustStockRequest {
-                product_id: id.clone(),
-                delta: *delta,
-                reason: reason.clone(),
-            });
-            request.metadata_mut().insert(
-                "authorization",
-                format!("Bearer {}", operator_token()?)
-                    .parse()
-                    .context("token is not a valid header")?,
-            );
+            let request = crate::authorized(
+                pb::AdjustStockRequest {
+                    product_id: id.clone(),
+                    delta: *delta,
+                    reason: reason.clone(),
+                },
+                &operator_token()?,
+            )?;
             let product = client
                 .adjust_stock(request)
                 .await?
@@ -154,14 +139,4 @@ pub async fn run(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn vnd_uses_dot_thousands_and_the_dong_sign() {
-        assert_eq!(super::vnd(1_250_000), "1.250.000 ₫");
-        assert_eq!(super::vnd(75_000), "75.000 ₫");
-        assert_eq!(super::vnd(500), "500 ₫");
-    }
 }

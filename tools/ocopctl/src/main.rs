@@ -117,6 +117,18 @@ impl Cli {
     }
 }
 
+/// `message` with `authorization: Bearer <token>`, for the operator calls.
+fn authorized<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}")
+            .parse()
+            .context("token is not a valid header")?,
+    );
+    Ok(request)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use ocop_proto::order::v1::{self as pb, order_service_client::OrderServiceClient};
 use tonic::transport::Channel;
 
-use crate::catalog::vnd;
+use ocop_proto::money::format_vnd;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum OrderCommand {
@@ -98,15 +98,15 @@ fn print_order(order: &pb::Order) {
         order.id,
         order.code,
         status_name(order.status),
-        vnd(order.total_vnd)
+        format_vnd(order.total_vnd)
     );
     for line in &order.lines {
         println!(
             "  {:>3} × {:<40} {:>12}  = {}",
             line.quantity,
             line.name,
-            vnd(line.unit_price_vnd),
-            vnd(line.line_total_vnd)
+            format_vnd(line.unit_price_vnd),
+            format_vnd(line.line_total_vnd)
         );
     }
     if let Some(instructions) = &order.payment_instructions {

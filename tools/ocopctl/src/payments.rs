@@ -2,9 +2,9 @@
 
 use anyhow::Context as _;
 use ocop_proto::payment::v1::{self as pb, payment_service_client::PaymentServiceClient};
-use tonic::{Request, transport::Channel};
+use tonic::transport::Channel;
 
-use crate::catalog::vnd;
+use ocop_proto::money::format_vnd;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PaymentCommand {
@@ -57,7 +57,7 @@ fn print_refund(refund: &pb::Refund) {
         "  refund {}  {}  {}  {}{}",
         refund.id,
         refund_status(refund.status),
-        vnd(refund.amount_vnd),
+        format_vnd(refund.amount_vnd),
         refund.reason,
         if refund.provider_refund_id.is_empty() {
             String::new()
@@ -77,9 +77,9 @@ fn print_payment(payment: &pb::Payment, payment_http: &str) {
     );
     println!(
         "  amount {}  captured {}  refunded {}",
-        vnd(payment.amount_vnd),
-        vnd(payment.captured_vnd),
-        vnd(payment.refunded_vnd)
+        format_vnd(payment.amount_vnd),
+        format_vnd(payment.captured_vnd),
+        format_vnd(payment.refunded_vnd)
     );
     // The payment's own link; a VietQR payment has none (the code is the instruction),
     // but our page shows its QR code.
@@ -106,17 +106,6 @@ fn print_payment(payment: &pb::Payment, payment_http: &str) {
     }
 }
 
-fn with_token<T>(message: T, token: &str) -> anyhow::Result<Request<T>> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}")
-            .parse()
-            .context("token is not a valid header")?,
-    );
-    Ok(request)
-}
-
 pub async fn run(
     address: &str,
     payment_http: &str,
@@ -129,7 +118,7 @@ pub async fn run(
     match command {
         PaymentCommand::Get { order_id } => {
             let payment = client
-                .get_payment(with_token(
+                .get_payment(crate::authorized(
                     pb::GetPaymentRequest {
                         order_id: order_id.clone(),
                     },
@@ -151,7 +140,7 @@ pub async fn run(
                 .clone()
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             let refund = client
-                .refund(with_token(
+                .refund(crate::authorized(
                     pb::RefundRequest {
                         order_id: order_id.clone(),
                         amount_vnd: *amount,

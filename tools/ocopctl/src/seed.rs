@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use ocop_proto::catalog::v1::{self as pb, catalog_service_client::CatalogServiceClient};
 use serde::Deserialize;
-use tonic::{Request, transport::Channel};
+use tonic::transport::Channel;
 
 #[derive(Debug, clap::Args)]
 pub struct SeedArgs {
@@ -56,17 +56,6 @@ fn producer_kind(raw: &str) -> anyhow::Result<pb::ProducerKind> {
     }
 }
 
-fn authorized<T>(message: T, token: &str) -> anyhow::Result<Request<T>> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}")
-            .parse()
-            .context("token is not a valid header")?,
-    );
-    Ok(request)
-}
-
 pub async fn run(catalog: &str, token: &str, args: &SeedArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("read {}", args.file.display()))?;
@@ -103,7 +92,7 @@ pub async fn run(catalog: &str, token: &str, args: &SeedArgs) -> anyhow::Result<
             province: producer.province.clone(),
         };
         let response = client
-            .upsert_producer(authorized(request, token)?)
+            .upsert_producer(crate::authorized(request, token)?)
             .await
             .with_context(|| format!("producer {}", producer.code))?
             .into_inner();
@@ -126,7 +115,7 @@ pub async fn run(catalog: &str, token: &str, args: &SeedArgs) -> anyhow::Result<
             initial_stock: product.stock,
         };
         let response = client
-            .upsert_product(authorized(request, token)?)
+            .upsert_product(crate::authorized(request, token)?)
             .await
             .with_context(|| format!("product {}", product.sku))?
             .into_inner();

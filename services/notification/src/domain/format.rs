@@ -1,24 +1,6 @@
-//! How money and times read in a Vietnamese message.
+//! How times read in a Vietnamese message (money: `ocop_proto::money`).
 
 use chrono::{DateTime, FixedOffset, Utc};
-
-/// `1.250.000 ₫`: dots between thousands, a space, then the đồng sign (VND has no minor
-/// unit, so there are no decimals).
-pub fn vnd(amount: i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3 + 6);
-    if amount < 0 {
-        grouped.push('-');
-    }
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            grouped.push('.');
-        }
-        grouped.push(digit);
-    }
-    grouped.push_str(" ₫");
-    grouped
-}
 
 /// Vietnam keeps UTC+7 all year (no daylight saving).
 fn vietnam() -> FixedOffset {
@@ -35,18 +17,6 @@ pub fn time(at: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vnd_groups_thousands_with_dots_and_ends_with_the_dong_sign() {
-        assert_eq!(vnd(1_250_000), "1.250.000 ₫");
-        assert_eq!(vnd(75_000), "75.000 ₫");
-        assert_eq!(vnd(999), "999 ₫");
-        assert_eq!(vnd(1_000), "1.000 ₫");
-        assert_eq!(vnd(0), "0 ₫");
-        assert_eq!(vnd(-30_000), "-30.000 ₫");
-        assert_eq!(vnd(1_000_000_000), "1.000.000.000 ₫");
-        assert_eq!(vnd(i64::MIN), "-9.223.372.036.854.775.808 ₫");
-    }
 
     #[test]
     fn time_is_shown_in_vietnam_time() {

@@ -9,6 +9,7 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::{get, post},
 };
+use ocop_proto::money::format_vnd;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -394,30 +395,9 @@ pub fn escape(text: &str) -> String {
     escaped
 }
 
-/// `1250000` → `1.250.000 ₫` (Vietnamese grouping).
-pub fn format_vnd(amount: i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut grouped = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            grouped.push('.');
-        }
-        grouped.push(digit);
-    }
-    let sign = if amount < 0 { "-" } else { "" };
-    format!("{sign}{grouped} ₫")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn amounts_use_vietnamese_grouping() {
-        assert_eq!(format_vnd(75_000), "75.000 ₫");
-        assert_eq!(format_vnd(1_250_000), "1.250.000 ₫");
-        assert_eq!(format_vnd(500), "500 ₫");
-    }
 
     #[test]
     fn markup_in_order_codes_is_escaped() {
