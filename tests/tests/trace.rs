@@ -15,7 +15,10 @@ use ocop_proto::{
     catalog::v1::catalog_service_client::CatalogServiceClient,
     order::v1::{self as order, order_service_client::OrderServiceClient},
 };
-use ocop_testkit::eventually;
+use ocop_testkit::{
+    eventually,
+    fixtures::{place_order, wait_for_status},
+};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -116,38 +119,13 @@ async fn one_order_is_one_trace_across_all_four_services() {
     let orders = OrderServiceClient::connect(platform.grpc_url("order"))
         .await
         .unwrap();
-    let placed = orders
-        .clone()
-        .place_order(place_request("trace-1", &product_id, 1))
-        .await
-        .unwrap()
-        .into_inner()
-        .order
-        .unwrap();
-    let spool = platform.spool.clone();
-    eventually(
-        "the order to be confirmed and the shopper told",
-        WAIT,
-        || {
-            let mut orders = orders.clone();
-            let id = placed.id.clone();
-            let spool = spool.clone();
-            async move {
-                let status = orders
-                    .get_order(order::GetOrderRequest { order_id: id })
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .order?
-                    .status;
-                let told = std::fs::read_to_string(spool.join("notifications.jsonl"))
-                    .unwrap_or_default()
-                    .lines()
-                    .count();
-                (status == order::OrderStatus::Confirmed as i32 && told >= 3).then_some(())
-            }
-        },
-    )
+    let placed = place_order(&orders, place_request("trace-1", &product_id, 1)).await;
+    wait_for_status(&orders, &placed.id, order::OrderStatus::Confirmed, WAIT).await;
+    let spool = platform.spool.join("notifications.jsonl");
+    eventually("the shopper told three times", WAIT, || async {
+        let told = std::fs::read_to_string(&spool).unwrap_or_default();
+        (told.lines().count() >= 3).then_some(())
+    })
     .await;
 
     // A graceful stop flushes every exporter.

@@ -9,12 +9,10 @@ use ocop_events::{
     topics::{TopicSpec, dead_letter_topic, ensure_topics},
 };
 use ocop_testkit::{
-    PrivateBroker, eventually, find_record, fresh_pool, header, kafka_brokers, key_text, unique,
+    PrivateBroker, eventually, find_record, fresh_pool, header, kafka_brokers, key_text, produce,
+    unique,
 };
-use rdkafka::{
-    Message as _,
-    producer::{FutureProducer, FutureRecord},
-};
+use rdkafka::{Message as _, message::OwnedHeaders};
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
@@ -279,15 +277,8 @@ async fn start_consumer(pool: &PgPool, group: &str, topic: &str) -> RunningConsu
 }
 
 async fn publish_raw(topic: &str, key: &str, event: Option<&CloudEvent>, payload: &[u8]) {
-    let producer: FutureProducer = kafka().client_config("test-producer").create().unwrap();
-    let mut record = FutureRecord::to(topic).key(key).payload(payload);
-    if let Some(event) = event {
-        record = record.headers(event.headers());
-    }
-    producer
-        .send(record, Duration::from_secs(10))
-        .await
-        .expect("produce");
+    let headers = event.map_or_else(OwnedHeaders::new, CloudEvent::headers);
+    produce(topic, key, payload, headers).await;
 }
 
 async fn effects(pool: &PgPool) -> Vec<(uuid::Uuid, i64)> {

@@ -16,14 +16,9 @@ use ocop_proto::{
     order::v1 as order_pb,
     payment::v1 as payment_pb,
 };
-use ocop_testkit::{
-    eventually, find_record, fresh_database_url, header, kafka_brokers, key_text, unique,
-};
+use ocop_testkit::{eventually, find_record, fresh_database_url, header, key_text, unique};
 use prost::Message as _;
-use rdkafka::{
-    ClientConfig, Message as _,
-    producer::{FutureProducer, FutureRecord},
-};
+use rdkafka::Message as _;
 use tokio::sync::oneshot;
 use tonic::{Code, Request, transport::Channel};
 use uuid::Uuid;
@@ -38,7 +33,6 @@ struct TestService {
     prefix: String,
     spool: PathBuf,
     http_addr: std::net::SocketAddr,
-    producer: FutureProducer,
     shutdown: Option<oneshot::Sender<()>>,
     running: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -67,18 +61,12 @@ async fn spawn_service_with(extra: &[&str]) -> TestService {
     let client = NotificationServiceClient::connect(format!("http://{grpc_addr}"))
         .await
         .expect("connect to the notification service");
-    let producer = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
-        .set("message.timeout.ms", "10000")
-        .create()
-        .expect("create test producer");
     TestService {
         client,
         notifications,
         prefix,
         spool,
         http_addr,
-        producer,
         shutdown: Some(shutdown),
         running,
     }
@@ -240,16 +228,7 @@ impl TestService {
 
     async fn publish(&self, logical_topic: &str, event: &CloudEvent) {
         let topic = self.topic(logical_topic);
-        self.producer
-            .send(
-                FutureRecord::to(&topic)
-                    .key(event.key.as_bytes())
-                    .payload(event.data.as_slice())
-                    .headers(event.headers()),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap_or_else(|(err, _)| panic!("publish to {topic}: {err}"));
+        ocop_testkit::produce(&topic, &event.key, &event.data, event.headers()).await;
     }
 
     async fn list(

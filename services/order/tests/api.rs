@@ -12,7 +12,7 @@ use ocop_proto::{
 };
 use ocop_testkit::{
     eventually, find_record,
-    fixtures::{SHOPPER_PERSONAL_DATA, place_request, seed_product, wait_for_status},
+    fixtures::{SHOPPER_PERSONAL_DATA, place_order, place_request, seed_product, wait_for_status},
     fresh_database_url, key_text, service_args, unique,
 };
 use prost::Message as _;
@@ -280,14 +280,7 @@ async fn silent_catalog_is_unavailable_and_nothing_is_stored() {
 async fn out_of_stock_order_is_cancelled_with_nothing_reserved() {
     let mut stack = stack_with(None).await;
     let product = stack.product(2).await;
-    let order = stack
-        .orders
-        .place_order(place_request("k", &product, 5))
-        .await
-        .unwrap()
-        .into_inner()
-        .order
-        .unwrap();
+    let order = place_order(&stack.orders, place_request("k", &product, 5)).await;
     let cancelled = stack.wait_for(&order.id, pb::OrderStatus::Cancelled).await;
     assert_eq!(
         cancelled.cancellation_reason,
@@ -308,14 +301,7 @@ async fn out_of_stock_order_is_cancelled_with_nothing_reserved() {
 async fn cancelling_before_payment_gives_the_stock_back_and_shipping_it_is_refused() {
     let mut stack = stack_with(None).await;
     let product = stack.product(10).await;
-    let order = stack
-        .orders
-        .place_order(place_request("k", &product, 4))
-        .await
-        .unwrap()
-        .into_inner()
-        .order
-        .unwrap();
+    let order = place_order(&stack.orders, place_request("k", &product, 4)).await;
     stack
         .wait_for(&order.id, pb::OrderStatus::AwaitingPayment)
         .await;
@@ -395,14 +381,7 @@ async fn partner_feed_carries_the_lifecycle_without_personal_data() {
     let product = stack.product(10).await;
     let mut request = place_request("k", &product, 1);
     request.sales_channel = pb::SalesChannel::Postmart as i32;
-    let order = stack
-        .orders
-        .place_order(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .order
-        .unwrap();
+    let order = place_order(&stack.orders, request).await;
     stack
         .orders
         .cancel_order(pb::CancelOrderRequest {
@@ -436,14 +415,7 @@ async fn partner_feed_carries_the_lifecycle_without_personal_data() {
 async fn metrics_expose_orders_by_status_and_pool_usage() {
     let mut stack = stack_with(None).await;
     let product = stack.product(10).await;
-    let order = stack
-        .orders
-        .place_order(place_request("k", &product, 1))
-        .await
-        .unwrap()
-        .into_inner()
-        .order
-        .unwrap();
+    let order = place_order(&stack.orders, place_request("k", &product, 1)).await;
     stack
         .wait_for(&order.id, pb::OrderStatus::AwaitingPayment)
         .await;
@@ -462,22 +434,8 @@ async fn metrics_expose_orders_by_status_and_pool_usage() {
 
 /// Publishes a payment-service event about `order_id` on the test's payments topic.
 async fn publish_payment_event(stack: &Stack, event: &ocop_events::CloudEvent) {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", ocop_testkit::kafka_brokers())
-        .create()
-        .unwrap();
-    producer
-        .send(
-            FutureRecord::to(&format!("{}ocop.payments.v1", stack.prefix))
-                .key(&event.key)
-                .payload(&event.data)
-                .headers(event.headers()),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(err, _)| err)
-        .unwrap();
+    let topic = format!("{}ocop.payments.v1", stack.prefix);
+    ocop_testkit::produce(&topic, &event.key, &event.data, event.headers()).await;
 }
 
 fn payment_event<M: prost::Name>(order_id: &str, message: &M) -> ocop_events::CloudEvent {
@@ -517,14 +475,7 @@ async fn refund_events_move_a_paid_order_to_partially_refunded_then_refunded_onc
     use ocop_proto::payment::v1 as payment;
     let mut stack = stack_with(None).await;
     let product = stack.product(10).await;
-    let order = stack
-        .orders
-        .place_order(place_request("refunds", &product, 2))
-        .await
-        .unwrap()
-        .into_inner()
-        .order
-        .unwrap();
+    let order = place_order(&stack.orders, place_request("refunds", &product, 2)).await;
     stack
         .wait_for(&order.id, pb::OrderStatus::AwaitingPayment)
         .await;

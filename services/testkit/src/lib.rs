@@ -9,7 +9,8 @@ use std::{future::Future, time::Duration};
 use rdkafka::{
     ClientConfig, Message as _,
     consumer::{Consumer as _, StreamConsumer},
-    message::OwnedMessage,
+    message::{OwnedHeaders, OwnedMessage},
+    producer::{FutureProducer, FutureRecord},
 };
 use sqlx::{Connection as _, PgConnection, PgPool};
 
@@ -280,4 +281,24 @@ pub async fn scrape_metrics(address: std::net::SocketAddr) -> Result<String, Str
         Some((head, body)) if head.contains(" 200 ") => Ok(body.to_owned()),
         _ => Err(format!("{address} answered: {response}")),
     }
+}
+
+/// Produces one record on the test broker, as a service or a partner would see it
+/// (pass `event.headers()` for a CloudEvent, `OwnedHeaders::new()` for none).
+pub async fn produce(topic: &str, key: &str, payload: &[u8], headers: OwnedHeaders) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("message.timeout.ms", "10000")
+        .create()
+        .expect("create the test producer");
+    producer
+        .send(
+            FutureRecord::to(topic)
+                .key(key)
+                .payload(payload)
+                .headers(headers),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|(err, _)| panic!("produce to {topic}: {err}"));
 }

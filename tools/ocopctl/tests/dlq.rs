@@ -7,11 +7,7 @@ use ocop_events::{
     topics::{TopicSpec, ensure_topics},
 };
 use ocop_testkit::{find_record, header, kafka_brokers, unique};
-use rdkafka::{
-    Message as _,
-    message::Header,
-    producer::{FutureProducer, FutureRecord},
-};
+use rdkafka::{Message as _, message::Header};
 
 #[tokio::test]
 async fn replay_sends_dead_letters_back_to_their_topic_once_without_dlq_headers() {
@@ -48,17 +44,8 @@ async fn replay_sends_dead_letters_back_to_their_topic_once_without_dlq_headers(
             value: Some(value.as_bytes()),
         });
     }
-    let producer: FutureProducer = kafka.client_config("test").create().unwrap();
-    producer
-        .send(
-            FutureRecord::to(&format!("{prefix}ocop.catalog.orders.dlq"))
-                .key("order-1")
-                .payload(&event.data)
-                .headers(headers),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
+    let dead_letters = format!("{prefix}ocop.catalog.orders.dlq");
+    ocop_testkit::produce(&dead_letters, "order-1", &event.data, headers).await;
 
     let replay = |kafka_prefix: String| {
         Command::new(env!("CARGO_BIN_EXE_ocopctl"))

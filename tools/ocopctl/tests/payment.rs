@@ -10,13 +10,7 @@ use ocop_proto::{
     order::v1 as order_pb,
     payment::v1::{self as pb, payment_service_client::PaymentServiceClient},
 };
-use ocop_testkit::{
-    authorized, eventually, fresh_database_url, kafka_brokers, service_args, unique,
-};
-use rdkafka::{
-    ClientConfig,
-    producer::{FutureProducer, FutureRecord},
-};
+use ocop_testkit::{authorized, eventually, fresh_database_url, service_args, unique};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -81,21 +75,8 @@ async fn payment_refund_gives_money_back_once_per_key_and_payment_get_shows_it()
             occurred_at: None,
         },
     );
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
-        .create()
-        .unwrap();
-    producer
-        .send(
-            FutureRecord::to(&format!("{prefix}ocop.orders.v1"))
-                .key(&event.key)
-                .payload(&event.data)
-                .headers(event.headers()),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(err, _)| err)
-        .unwrap();
+    let topic = format!("{prefix}ocop.orders.v1");
+    ocop_testkit::produce(&topic, &event.key, &event.data, event.headers()).await;
     let client = PaymentServiceClient::connect(address.clone())
         .await
         .unwrap();

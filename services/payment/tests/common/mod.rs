@@ -12,11 +12,7 @@ use clap::Parser as _;
 use ocop_events::CloudEvent;
 use ocop_payment::{App, Config, service::Payments};
 use ocop_proto::payment::v1::{self as pb, payment_service_client::PaymentServiceClient};
-use ocop_testkit::{eventually, fresh_database_url, kafka_brokers, unique};
-use rdkafka::{
-    ClientConfig,
-    producer::{FutureProducer, FutureRecord},
-};
+use ocop_testkit::{eventually, fresh_database_url, unique};
 use tokio::sync::oneshot;
 use tonic::{Request, transport::Channel};
 use uuid::Uuid;
@@ -83,23 +79,8 @@ pub fn with_token<T>(message: T, scopes: &[&str]) -> Request<T> {
 impl TestPayment {
     /// Publishes an order event where the service consumes them.
     pub async fn publish(&self, event: &CloudEvent) {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", kafka_brokers())
-            .set("message.timeout.ms", "10000")
-            .create()
-            .expect("create test producer");
         let topic = format!("{}ocop.orders.v1", self.prefix);
-        producer
-            .send(
-                FutureRecord::to(&topic)
-                    .key(&event.key)
-                    .payload(&event.data)
-                    .headers(event.headers()),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(err, _)| err)
-            .expect("publish order event");
+        ocop_testkit::produce(&topic, &event.key, &event.data, event.headers()).await;
     }
 
     pub async fn get_payment(&self, order_id: Uuid) -> Result<pb::Payment, tonic::Status> {
