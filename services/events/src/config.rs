@@ -64,6 +64,16 @@ pub struct KafkaConfig {
         default_value_t = false
     )]
     pub create_topics: bool,
+
+    /// The longest a consumer's fetch waits at the broker for new records, in ms. Apache
+    /// Kafka answers as soon as a record arrives; some brokers (tansu) always hold a fetch
+    /// this long, so it bounds each saga hop's latency there. Lower costs idle requests.
+    #[arg(
+        long = "kafka-fetch-wait-max-ms",
+        env = "KAFKA_FETCH_WAIT_MAX_MS",
+        default_value_t = 10
+    )]
+    pub fetch_wait_max_ms: u32,
 }
 
 impl std::fmt::Debug for KafkaConfig {
@@ -81,6 +91,7 @@ impl std::fmt::Debug for KafkaConfig {
             .field("topic_prefix", &self.topic_prefix)
             .field("group_instance_id", &self.group_instance_id)
             .field("create_topics", &self.create_topics)
+            .field("fetch_wait_max_ms", &self.fetch_wait_max_ms)
             .finish()
     }
 }
@@ -98,6 +109,7 @@ impl KafkaConfig {
             topic_prefix: String::new(),
             group_instance_id: None,
             create_topics: true,
+            fetch_wait_max_ms: 10,
         }
     }
 

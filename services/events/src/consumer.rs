@@ -1,19 +1,28 @@
 //! The consumer loop every service runs for the events it reacts to.
 //!
-//! For each record, in partition order: decode the CloudEvent, open a transaction,
-//! record the event in the inbox (a redelivery stops here), apply the handler's effect,
-//! commit, and only then commit the Kafka offset. A failing handler is retried with
-//! backoff a bounded number of times; after that, or at once for a record that cannot
-//! be decoded, the record goes to the group's dead-letter topic and the partition moves
-//! on. Nothing is dropped silently: either the effect commits, or the record is in the
-//! dead-letter topic.
+//! Records are taken in batches: whatever the client has fetched, up to
+//! [`ConsumerConfig::max_batch`]. A batch is applied in one transaction, each record in
+//! partition order: record the event in the inbox (a redelivery stops there), apply the
+//! handler's effect; then one commit, and only after it the records' offsets are stored
+//! (librdkafka commits stored offsets to the broker every `auto.commit.interval.ms` and
+//! on shutdown). One commit and one offset commit per batch instead of per record is
+//! what lets the saga keep up (CONVENTIONS, "Per-record round trips").
+//!
+//! When anything in a batch fails, its transaction rolls back and the batch is applied
+//! again record by record, each in its own transaction: a failing handler is retried
+//! with backoff a bounded number of times; after that, or at once for a record that
+//! cannot be decoded, the record goes to the group's dead-letter topic and the partition
+//! moves on. Nothing is dropped silently: either the effect commits, or the record is in
+//! the dead-letter topic.
 
 use std::{future::Future, time::Duration};
 
 use anyhow::Context as _;
+use futures::{FutureExt as _, StreamExt as _};
 use rdkafka::{
     Message as _,
     consumer::{CommitMode, Consumer as _, StreamConsumer},
+    error::{KafkaError, RDKafkaErrorCode},
     message::{BorrowedMessage, Header, OwnedHeaders},
     producer::FutureRecord,
 };
@@ -22,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::{
-    CloudEvent, KafkaConfig, cloudevent::DecodeError, inbox, lag::LagReporter,
-    outbox::idempotent_producer, topics::dead_letter_topic,
+    CloudEvent, KafkaConfig, cloudevent::DecodeError, inbox, lag, outbox::idempotent_producer,
+    topics::dead_letter_topic,
 };
 
 /// What went wrong while handling an event.
@@ -75,26 +84,32 @@ pub struct ConsumerConfig {
     pub max_attempts: u32,
     /// Pause before the second attempt; doubled each time.
     pub initial_backoff: Duration,
-    /// How often the consumer's lag gauge is refreshed.
-    pub statistics_interval: Duration,
+    /// How often the group's lag gauge is refreshed.
+    pub lag_interval: Duration,
+    /// Records applied in one transaction at most.
+    pub max_batch: usize,
 }
 
 impl ConsumerConfig {
-    /// Five attempts, from 100 ms apart; lag refreshed every 5 s.
+    /// Five attempts, from 100 ms apart; lag refreshed every 5 s; batches of up to 256.
     pub fn new(group: impl Into<String>, topics: &[&str]) -> Self {
         Self {
             group: group.into(),
             topics: topics.iter().map(|topic| (*topic).to_owned()).collect(),
             max_attempts: 5,
             initial_backoff: Duration::from_millis(100),
-            statistics_interval: Duration::from_secs(5),
+            lag_interval: Duration::from_secs(5),
+            max_batch: 256,
         }
     }
 }
 
 /// A running consumer group member.
 pub struct EventConsumer {
-    consumer: StreamConsumer<LagReporter>,
+    consumer: StreamConsumer,
+    /// The broker-side group and topic names.
+    group: String,
+    topics: Vec<String>,
     kafka: KafkaConfig,
     pool: PgPool,
     config: ConsumerConfig,
@@ -116,44 +131,53 @@ impl EventConsumer {
             // One static member per group: a process may consume in several groups.
             client.set("group.instance.id", format!("{instance}.{group}"));
         }
-        let consumer: StreamConsumer<LagReporter> = client
+        let consumer: StreamConsumer = client
             .set("group.id", &group)
-            .set("enable.auto.commit", "false")
+            // Offsets are stored by hand once a batch's effects have committed, and the
+            // client commits what is stored every second (and on shutdown): one broker
+            // write per second per member, not one per record.
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "1000")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
-            .set("session.timeout.ms", "10000")
+            // A busy broker answers heartbeats late; 10 s was seen to expire every
+            // session of a group under a burst, and a group that rejoins under load
+            // can stay broken on some brokers.
+            .set("session.timeout.ms", "30000")
+            .set("heartbeat.interval.ms", "3000")
             // Bounds how long a rebalance waits for a member that died without leaving
-            // (SIGKILL, OOM): some brokers wait the whole rebalance timeout, which is this.
-            // A record's retries stay well below it.
-            .set("max.poll.interval.ms", "20000")
-            // A saga step waits on each hop; librdkafka's default of 500 ms per fetch
-            // would add up to most of an order's latency.
-            .set("fetch.wait.max.ms", "50")
-            // Lag comes from librdkafka's statistics (see `LagReporter`).
-            .set(
-                "statistics.interval.ms",
-                config.statistics_interval.as_millis().to_string(),
-            )
-            .create_with_context(LagReporter::new(&config.group))
+            // (SIGKILL, OOM): some brokers wait the whole rebalance timeout, which is this
+            // (librdkafka requires it to be at least the session timeout). A record's
+            // retries stay well below it.
+            .set("max.poll.interval.ms", "30000")
+            // A saga step waits on each hop for the fetch in flight: Apache Kafka answers
+            // a fetch as soon as a record arrives, but some brokers (tansu) always wait
+            // the full time, so this bounds each hop's latency.
+            .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
+            .create()
             .context("create kafka consumer")?;
         let topics: Vec<String> = config
             .topics
             .iter()
             .map(|topic| kafka.topic(topic))
             .collect();
-        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
-            .subscribe(&topics)
-            .with_context(|| format!("subscribe to {topics:?}"))?;
+            .subscribe(&names)
+            .with_context(|| format!("subscribe to {names:?}"))?;
         Ok(Self {
             consumer,
+            group,
+            topics,
             kafka: kafka.clone(),
             pool,
             config,
         })
     }
 
-    /// Handles records until `stop` is cancelled; the record in hand is finished first.
+    /// Handles records until `stop` is cancelled; the batch in hand is finished first,
+    /// and the offsets stored so far are committed before returning.
     pub async fn run<H: Handler>(self, handler: H, stop: CancellationToken) {
         tracing::info!(group = %self.config.group, topics = ?self.config.topics, "consumer started");
         // Exported from the start, so `increase()` and alerts see a zero, not a gap.
@@ -163,67 +187,152 @@ impl EventConsumer {
         ] {
             metrics::counter!(name, "group" => self.config.group.clone()).increment(0);
         }
+        let lag_stop = stop.child_token();
+        let lag = lag::spawn(
+            &self.kafka,
+            &self.group,
+            &self.config.group,
+            self.topics.clone(),
+            self.config.lag_interval,
+            lag_stop.clone(),
+        )
+        .inspect_err(|err| tracing::warn!(group = %self.config.group, error = format!("{err:#}"), "consumer lag not measured"))
+        .ok();
+        let mut stream = self.consumer.stream();
         loop {
-            let message = tokio::select! {
+            let first = tokio::select! {
                 _ = stop.cancelled() => break,
-                message = self.consumer.recv() => message,
+                message = stream.next() => message.expect("kafka streams never end"),
             };
-            let message = match message {
-                Ok(message) => message,
+            let mut batch = match first {
+                Ok(message) => vec![message],
                 Err(err) => {
                     tracing::warn!(group = %self.config.group, error = %err, "kafka receive failed");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
                 }
             };
-            let span = tracing::info_span!(
-                "consume",
-                otel.name = format!("{} process", message.topic()),
-                otel.kind = "consumer",
-                messaging.system = "kafka",
-                messaging.operation.type = "process",
-                messaging.destination.name = message.topic(),
-                messaging.consumer.group.name = %self.config.group,
-                messaging.destination.partition.id = message.partition(),
-                messaging.kafka.offset = message.offset(),
-                event_id = tracing::field::Empty,
-                event_type = tracing::field::Empty,
-            );
-            let event = CloudEvent::from_message(&message);
-            if let Ok(event) = &event {
-                // Before the span is first entered: a started span can't take a parent.
-                ocop_telemetry::propagation::set_parent_from_pairs(
-                    &span,
-                    event
-                        .trace_headers
-                        .iter()
-                        .map(|(name, value)| (name.as_str(), value.as_str())),
-                );
-                span.record("event_id", tracing::field::display(event.id));
-                span.record("event_type", event.event_type.as_str());
+            // Whatever else the client has already fetched joins the batch, without waiting.
+            while batch.len() < self.config.max_batch {
+                match stream.next().now_or_never() {
+                    Some(Some(Ok(message))) => batch.push(message),
+                    Some(Some(Err(err))) => {
+                        tracing::warn!(group = %self.config.group, error = %err, "kafka receive failed");
+                        break;
+                    }
+                    Some(None) | None => break,
+                }
             }
-            let outcome = self
-                .process(&handler, &message, event)
-                .instrument(span)
-                .await;
-            metrics::counter!(
-                "ocop_consumer_messages_total",
-                "group" => self.config.group.clone(),
-                "topic" => message.topic().to_owned(),
-                "outcome" => match outcome {
-                    Outcome::Applied => "applied",
-                    Outcome::Duplicate => "duplicate",
-                    Outcome::DeadLettered => "dead_lettered",
-                },
-            )
-            .increment(1);
-            if let Err(err) = self.consumer.commit_message(&message, CommitMode::Async) {
-                // The effect is committed and recorded in the inbox: a redelivery after a
-                // lost offset commit is harmless.
-                tracing::warn!(error = %err, "offset commit failed");
+            self.handle_batch(&handler, &batch).await;
+            for message in &batch {
+                if let Err(err) = self.consumer.store_offset_from_message(message) {
+                    // The partition was revoked meanwhile: its new owner starts from the
+                    // last committed offset, and the inbox folds the redelivery.
+                    tracing::debug!(error = %err, "offset not stored");
+                }
             }
         }
+        drop(stream);
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(err) => {
+                tracing::warn!(group = %self.config.group, error = %err, "final offset commit failed")
+            }
+        }
+        lag_stop.cancel();
+        if let Some(lag) = lag {
+            let _ = lag.await;
+        }
         tracing::info!(group = %self.config.group, "consumer stopped");
+    }
+
+    /// Applies a batch in one transaction; if anything in it fails, applies its records
+    /// one by one instead (bounded retries, dead letters).
+    async fn handle_batch<H: Handler>(&self, handler: &H, batch: &[BorrowedMessage<'_>]) {
+        let records: Vec<_> = batch
+            .iter()
+            .map(|message| {
+                let event = CloudEvent::from_message(message);
+                let span = consume_span(message, &self.config.group, event.as_ref().ok());
+                (message, event, span)
+            })
+            .collect();
+        if records.len() > 1 && records.iter().all(|(_, event, _)| event.is_ok()) {
+            let started = std::time::Instant::now();
+            match self.apply_all(handler, &records).await {
+                Ok(applied) => {
+                    metrics::histogram!("ocop_consumer_batch_size", "group" => self.config.group.clone())
+                        .record(records.len() as f64);
+                    let elapsed = started.elapsed().as_secs_f64() / records.len() as f64;
+                    for ((message, _, _), fresh) in records.iter().zip(applied) {
+                        metrics::histogram!("ocop_consumer_handler_seconds", "group" => self.config.group.clone())
+                            .record(elapsed);
+                        self.count(
+                            message,
+                            if fresh {
+                                Outcome::Applied
+                            } else {
+                                Outcome::Duplicate
+                            },
+                        );
+                    }
+                    return;
+                }
+                Err(err) => tracing::debug!(
+                    group = %self.config.group,
+                    records = records.len(),
+                    error = %err,
+                    "batch failed; applying its records one by one"
+                ),
+            }
+        }
+        for (message, event, span) in records {
+            let outcome = self.process(handler, message, event).instrument(span).await;
+            self.count(message, outcome);
+        }
+    }
+
+    /// The whole batch in one transaction. Returns, per record, whether it was new.
+    async fn apply_all<H: Handler>(
+        &self,
+        handler: &H,
+        records: &[(
+            &BorrowedMessage<'_>,
+            Result<CloudEvent, DecodeError>,
+            tracing::Span,
+        )],
+    ) -> Result<Vec<bool>, HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let mut applied = Vec::with_capacity(records.len());
+        for (_, event, span) in records {
+            let event = event.as_ref().expect("only decoded batches come here");
+            let fresh = async {
+                if !inbox::record(&mut tx, &self.config.group, event.id, &event.event_type).await? {
+                    return Ok::<_, HandlerError>(false);
+                }
+                handler.handle(&mut tx, event).await?;
+                Ok(true)
+            }
+            .instrument(span.clone())
+            .await?;
+            applied.push(fresh);
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    fn count(&self, message: &BorrowedMessage<'_>, outcome: Outcome) {
+        metrics::counter!(
+            "ocop_consumer_messages_total",
+            "group" => self.config.group.clone(),
+            "topic" => message.topic().to_owned(),
+            "outcome" => match outcome {
+                Outcome::Applied => "applied",
+                Outcome::Duplicate => "duplicate",
+                Outcome::DeadLettered => "dead_lettered",
+            },
+        )
+        .increment(1);
     }
 
     async fn process<H: Handler>(
@@ -359,4 +468,38 @@ impl EventConsumer {
             }
         }
     }
+}
+
+/// The span of one record's processing, a child of the trace its writer started.
+fn consume_span(
+    message: &BorrowedMessage<'_>,
+    group: &str,
+    event: Option<&CloudEvent>,
+) -> tracing::Span {
+    let span = tracing::info_span!(
+        "consume",
+        otel.name = format!("{} process", message.topic()),
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        messaging.operation.type = "process",
+        messaging.destination.name = message.topic(),
+        messaging.consumer.group.name = %group,
+        messaging.destination.partition.id = message.partition(),
+        messaging.kafka.offset = message.offset(),
+        event_id = tracing::field::Empty,
+        event_type = tracing::field::Empty,
+    );
+    if let Some(event) = event {
+        // Before the span is first entered: a started span can't take a parent.
+        ocop_telemetry::propagation::set_parent_from_pairs(
+            &span,
+            event
+                .trace_headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        );
+        span.record("event_id", tracing::field::display(event.id));
+        span.record("event_type", event.event_type.as_str());
+    }
+    span
 }

@@ -4,16 +4,24 @@
 //! event exists if and only if the change committed. [`Relay`] publishes unsent rows in
 //! `seq` order with the idempotent producer and stamps them sent. While the broker is
 //! down, rows simply wait: nothing is lost, and the relay catches up when it returns.
+//! The relay is woken by `LISTEN/NOTIFY` (a trigger on `outbox` notifies at commit), so
+//! an event leaves within milliseconds of its transaction; a slow poll is the safety net.
 
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures::future::join_all;
+use futures::{FutureExt as _, future::join_all};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction, postgres::PgListener};
 use tokio_util::sync::CancellationToken;
 
 use crate::{CloudEvent, KafkaConfig};
+
+/// The channel the `outbox_notify` trigger notifies on commit.
+const NOTIFY_CHANNEL: &str = "ocop_outbox";
+
+/// The pause after a first failed round; doubled up to `max_backoff` while they fail.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
 
 /// Only one relay per database publishes at a time, so events of one key never overtake
 /// each other across replicas; the others wait for the lock.
@@ -56,7 +64,8 @@ pub fn idempotent_producer(
         .client_config(client_id)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "5")
+        // Rows of one round are sent together anyway; a short linger keeps each hop fast.
+        .set("linger.ms", "2")
         .set(
             "message.timeout.ms",
             delivery_timeout.as_millis().to_string(),
@@ -68,7 +77,8 @@ pub fn idempotent_producer(
 /// Relay settings.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
-    /// How often to look for new rows when idle.
+    /// How often to look for new rows when no notification came (the safety net for a
+    /// lost `LISTEN` connection).
     pub poll_interval: Duration,
     /// Rows published per round.
     pub batch_size: i64,
@@ -81,7 +91,7 @@ pub struct RelayConfig {
 impl Default for RelayConfig {
     fn default() -> Self {
         Self {
-            poll_interval: Duration::from_millis(100),
+            poll_interval: Duration::from_secs(1),
             batch_size: 200,
             delivery_timeout: Duration::from_secs(10),
             max_backoff: Duration::from_secs(5),
@@ -160,17 +170,18 @@ impl Relay {
     }
 
     async fn publish_until(mut self, stop: CancellationToken) {
-        let mut backoff = self.config.poll_interval;
+        let mut wake = Wake::new(self.pool.clone(), self.service).await;
+        let mut backoff = FIRST_RETRY;
         loop {
             if stop.is_cancelled() {
                 break;
             }
             let pause = match self.publish_round().await {
                 Ok(published) if published > 0 => {
-                    backoff = self.config.poll_interval;
+                    backoff = FIRST_RETRY;
                     continue;
                 }
-                Ok(_) => self.config.poll_interval,
+                Ok(_) => None,
                 Err(err) => {
                     metrics::counter!("ocop_outbox_publish_failures_total", "service" => self.service)
                         .increment(1);
@@ -182,12 +193,18 @@ impl Relay {
                     self.renew_producer();
                     let pause = backoff;
                     backoff = (backoff * 2).min(self.config.max_backoff);
-                    pause
+                    Some(pause)
                 }
             };
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = stop.cancelled() => {}
+            match pause {
+                // Idle: until a writer commits, or the safety-net poll.
+                None => wake.wait(self.config.poll_interval, &stop).await,
+                Some(pause) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stop.cancelled() => {}
+                    }
+                }
             }
         }
         tracing::info!(service = self.service, "outbox relay stopped");
@@ -283,6 +300,67 @@ impl Relay {
             );
         }
         Ok(acknowledged.len())
+    }
+}
+
+/// What wakes an idle relay: the `outbox_notify` trigger's notifications.
+struct Wake {
+    pool: PgPool,
+    service: &'static str,
+    listener: Option<PgListener>,
+}
+
+impl Wake {
+    async fn new(pool: PgPool, service: &'static str) -> Self {
+        let mut wake = Self {
+            pool,
+            service,
+            listener: None,
+        };
+        wake.listen().await;
+        wake
+    }
+
+    async fn listen(&mut self) {
+        let listener = async {
+            let mut listener = PgListener::connect_with(&self.pool).await?;
+            listener.listen(NOTIFY_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        self.listener = match listener.await {
+            Ok(listener) => Some(listener),
+            Err(err) => {
+                tracing::warn!(service = self.service, error = %err, "outbox relay cannot listen; polling");
+                None
+            }
+        };
+    }
+
+    /// Returns at the first notification, after `timeout`, or when `stop` is cancelled.
+    async fn wait(&mut self, timeout: Duration, stop: &CancellationToken) {
+        if self.listener.is_none() {
+            self.listen().await;
+        }
+        let Some(listener) = self.listener.as_mut() else {
+            tokio::select! {
+                _ = tokio::time::sleep(timeout) => {}
+                _ = stop.cancelled() => {}
+            }
+            return;
+        };
+        let received = tokio::select! {
+            received = listener.recv() => received,
+            _ = tokio::time::sleep(timeout) => return,
+            _ = stop.cancelled() => return,
+        };
+        match received {
+            // Notifications that queued meanwhile are covered by the round about to run.
+            Ok(_) => while let Some(Ok(_)) = listener.recv().now_or_never() {},
+            Err(err) => {
+                tracing::warn!(service = self.service, error = %err, "outbox listener lost; reconnecting");
+                self.listener = None;
+            }
+        }
     }
 }
 

@@ -410,7 +410,7 @@ async fn lag_gauge_shows_a_consumer_behind_its_topic_and_returns_to_zero() {
         publish_raw(topic, "k", Some(&sent), &sent.data).await;
     }
     let mut config = ConsumerConfig::new(group.as_str(), &[topic]);
-    config.statistics_interval = Duration::from_millis(100);
+    config.lag_interval = Duration::from_millis(100);
     let consumer = EventConsumer::new(&kafka(), pool.clone(), config).unwrap();
     let stop = CancellationToken::new();
     let task = tokio::spawn(consumer.run(SlowHandler, stop.clone()));

@@ -21,6 +21,14 @@ pub const KAFKA_BROKERS_VAR: &str = "OCOP_TEST_KAFKA_BROKERS";
 /// The variable holding the broker binary, for tests that stop and restart a broker of
 /// their own.
 pub const BROKER_BIN_VAR: &str = "OCOP_TEST_BROKER_BIN";
+/// The variable holding the broker storage URL that `make run` uses (e.g.
+/// `sqlite://broker.db`), for tests of the stack as developers run it.
+pub const RUN_BROKER_STORAGE_VAR: &str = "OCOP_TEST_RUN_BROKER_STORAGE";
+
+/// The broker storage of `make run` (see [`RUN_BROKER_STORAGE_VAR`]).
+pub fn run_broker_storage() -> String {
+    required_var(RUN_BROKER_STORAGE_VAR)
+}
 
 fn required_var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -148,11 +156,21 @@ pub fn key_text(message: &OwnedMessage) -> String {
 pub struct PrivateBroker {
     port: u16,
     child: std::process::Child,
+    workdir: std::path::PathBuf,
 }
 
 impl PrivateBroker {
-    /// Starts a broker on a free loopback port and waits until it listens.
+    /// Starts a broker keeping its state in memory on a free loopback port and waits
+    /// until it listens.
     pub async fn start() -> Self {
+        Self::start_with_storage("memory://tansu/").await
+    }
+
+    /// Starts a broker with the storage engine at `storage` (e.g. `sqlite://broker.db`),
+    /// in a fresh folder of its own, where a relative storage path lands.
+    pub async fn start_with_storage(storage: &str) -> Self {
+        let workdir = std::env::temp_dir().join(unique("broker"));
+        std::fs::create_dir_all(&workdir).expect("create the broker's folder");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("pick a free port")
@@ -167,13 +185,18 @@ impl PrivateBroker {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", "memory://tansu/"])
+            .args(["--storage-engine", storage])
+            .current_dir(&workdir)
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|err| panic!("start broker {binary}: {err}"));
-        let broker = Self { port, child };
+        let broker = Self {
+            port,
+            child,
+            workdir,
+        };
         let address = broker.brokers();
         eventually(
             "the private broker to listen",
@@ -221,6 +244,7 @@ impl Drop for PrivateBroker {
         self.thaw();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.workdir);
     }
 }
 
