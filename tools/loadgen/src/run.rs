@@ -256,6 +256,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let end = probe.snapshot().await;
     sampler.abort();
+    if !cli.quiet && std::io::stderr().is_terminal() {
+        eprintln!(); // end the live progress line
+    }
     follower.stop();
     executor.abort();
 
@@ -461,7 +464,10 @@ impl Ramp {
         let settle_window = (self.p99_bound * 8).max(Duration::from_secs(2));
         // Far more orders behind than a healthy saga keeps in flight: stop the step.
         let guard_span = (self.p99_bound * 20).max(Duration::from_secs(5));
-        let mut rate = self.start_rate;
+        // Rates are kept to two decimals, so that a step's rate and the reported
+        // max_sustainable_rate compare equal.
+        let round2 = |rate: f64| (rate * 100.0).round() / 100.0;
+        let mut rate = round2(self.start_rate);
         let mut best = None;
         let mut steps = Vec::new();
         for step in 1.. {
@@ -523,7 +529,7 @@ impl Ramp {
                 )
             };
             steps.push(StepReport {
-                rate: (rate * 100.0).round() / 100.0,
+                rate,
                 sustainable,
                 verdict,
                 e2e_p99_censored_ms: p99,
@@ -536,7 +542,7 @@ impl Ramp {
             if rate >= self.max_rate {
                 break;
             }
-            rate = (rate * self.step_factor).min(self.max_rate);
+            rate = round2((rate * self.step_factor).min(self.max_rate));
         }
         (best, steps)
     }
