@@ -17,7 +17,7 @@ use ocop_e2e::{
     processes::{Options, ProcessPlatform, SERVICES},
 };
 use ocop_proto::{
-    catalog::v1::catalog_service_client::CatalogServiceClient,
+    catalog::v1::{GetProductRequest, catalog_service_client::CatalogServiceClient},
     order::v1::{self as order, order_service_client::OrderServiceClient},
 };
 use ocop_testkit::{
@@ -89,18 +89,23 @@ async fn a_burst_of_concurrent_orders_settles_every_order_on_the_run_stacks_brok
     )
     .await;
 
-    // Every unit sold once, none left held.
-    let product = catalog
-        .get_product(ocop_proto::catalog::v1::GetProductRequest { id: product_id })
-        .await
-        .unwrap()
-        .into_inner()
-        .product
-        .unwrap();
-    assert_eq!(
-        (product.on_hand, product.reserved),
-        (STOCK - BURST as i64, 0)
-    );
+    // Every unit sold once, none left held (the catalog turns each confirmed order's
+    // reservation into a sale when it reads `OrderConfirmed`).
+    let expected = (STOCK - BURST as i64, 0);
+    eventually(&format!("stock to be {expected:?}"), SETTLE, || {
+        let mut catalog = catalog.clone();
+        let id = product_id.clone();
+        async move {
+            let product = catalog
+                .get_product(GetProductRequest { id })
+                .await
+                .ok()?
+                .into_inner()
+                .product?;
+            ((product.on_hand, product.reserved) == expected).then_some(())
+        }
+    })
+    .await;
     platform.stop().await;
 }
 
