@@ -1,4 +1,4 @@
-# Shared shell functions for the local stack (sourced by test.sh and run.sh).
+# Shared shell functions for the local stack (sourced by test.sh, run.sh and bench.sh).
 # Starts a private PostgreSQL cluster and the Kafka-protocol broker, on loopback only.
 
 OCOP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -77,9 +77,14 @@ as_db_owner() {
   fi
 }
 
-# start_postgres DATA_DIR PORT LOGFILE: initdb on first use, then start on loopback.
+# start_postgres DATA_DIR PORT LOGFILE [NAME=VALUE …]: initdb on first use, then start on
+# loopback, with any extra server settings given. fsync is off (a throwaway development
+# cluster) unless OCOP_PG_FSYNC=on, as in production (`make bench`).
 start_postgres() {
-  local data=$1 port=$2 logfile=$3
+  local data=$1 port=$2 logfile=$3 fsync=${OCOP_PG_FSYNC:-off} setting settings=""
+  shift 3
+  case $fsync in on|off) ;; *) die "OCOP_PG_FSYNC must be on or off, not '$fsync'" ;; esac
+  for setting in "fsync=$fsync" "$@"; do settings+=" -c $setting"; done
   mkdir -p "$data"
   if [ "$(id -u)" -eq 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql postgres
@@ -92,7 +97,7 @@ start_postgres() {
       || die "initdb failed"
   fi
   as_db_owner "$(pg_bin pg_ctl)" -D "$data" -l "$logfile" -w -t 60 \
-    -o "-p $port -c listen_addresses=127.0.0.1 -k $data -c max_connections=300 -c fsync=off" start >/dev/null \
+    -o "-p $port -c listen_addresses=127.0.0.1 -k $data -c max_connections=300$settings" start >/dev/null \
     || { cat "$logfile" >&2; die "PostgreSQL did not start"; }
 }
 
@@ -112,4 +117,114 @@ start_broker() {
     --storage-engine "$storage") >"$logfile" 2>&1 &
   BROKER_PID=$!
   wait_for_port "$port" "the broker" 30
+}
+
+# --- the platform: what `make run` and `make bench` start -------------------------------
+# Ports come from PG_PORT, KAFKA_PORT and {CATALOG,ORDER,PAYMENT,NOTIFICATION}_{GRPC,HTTP}_PORT;
+# PostgreSQL must already run on PG_PORT. Optional arrays CATALOG_ENV, ORDER_ENV,
+# PAYMENT_ENV and NOTIFICATION_ENV add VAR=value settings to one service.
+PLATFORM_SERVICES=(catalog order payment notification)
+
+# Where the broker keeps its records: OCOP_BROKER_STORAGE, a tansu storage URL; a relative
+# sqlite:// path is inside the state folder.
+platform_broker_storage() { echo "${OCOP_BROKER_STORAGE:-sqlite://broker.db}"; }
+
+# start_platform_broker STATE_DIR: the broker on KAFKA_PORT with that storage; sets BROKER_PID.
+start_platform_broker() {
+  local state=$1
+  mkdir -p "$state/logs"
+  start_broker "$KAFKA_PORT" "$(platform_broker_storage)" "$state/logs/broker.log" "$state"
+}
+
+# A secret made once and kept in the state folder (mode 600); prints it.
+state_secret() { # STATE_DIR NAME BYTES
+  [ -s "$1/$2" ] || { head -c "$3" /dev/urandom | od -An -tx1 | tr -d ' \n' > "$1/$2"; chmod 600 "$1/$2"; }
+  cat "$1/$2"
+}
+
+# start_platform STATE_DIR BIN_DIR: the four services' databases, the broker (unless
+# BROKER_PID says one runs already), the development secrets (made once, kept in
+# STATE_DIR), the four services from BIN_DIR with logs in STATE_DIR/logs, then seeds the
+# catalogue. Appends the services' pids to PIDS and sets SERVICE_PID[name] and
+# SERVICE_READY_MS[name] (from start until its gRPC port listened).
+start_platform() {
+  local state=$1 bin=$2 db
+  local logs="$state/logs"
+  mkdir -p "$logs"
+  for db in "${PLATFORM_SERVICES[@]}"; do
+    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
+      || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE \"$db\""
+  done
+  [ -n "${BROKER_PID:-}" ] || start_platform_broker "$state"
+
+  # A development-only token secret, made once and kept in the state folder.
+  OCOP_AUTH_JWT_SECRET=$(state_secret "$state" jwt-secret 32)
+  export OCOP_AUTH_JWT_SECRET
+  export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" KAFKA_CREATE_TOPICS=true
+  export RUST_LOG=${RUST_LOG:-info}
+
+  # Development credentials for the four real providers: their endpoints are left unset,
+  # so the payment service's sandbox gateway plays each provider with these keys (VietQR,
+  # VNPay, MoMo and ZaloPay schemes, signed for real).
+  local provider_env=(
+    VIETQR_BANK_BIN=970436 VIETQR_ACCOUNT_NUMBER=0011001234567 VIETQR_ACCOUNT_NAME="HTX OCOP DEV"
+    VIETQR_WEBHOOK_SECRET="$(state_secret "$state" vietqr-webhook-secret 24)"
+    VNPAY_TMN_CODE=OCOPDEV1 VNPAY_HASH_SECRET="$(state_secret "$state" vnpay-hash-secret 24)"
+    MOMO_PARTNER_CODE=MOMOOCOPDEV MOMO_ACCESS_KEY=OCOPDEVACCESS MOMO_SECRET_KEY="$(state_secret "$state" momo-secret-key 24)"
+    ZALOPAY_APP_ID=2553 ZALOPAY_KEY1="$(state_secret "$state" zalopay-key1 24)" ZALOPAY_KEY2="$(state_secret "$state" zalopay-key2 24)"
+  )
+  declare -gA SERVICE_PID=() SERVICE_GRPC_PORT=() SERVICE_LOG=() SERVICE_STARTED_US=() SERVICE_READY_MS=()
+  start_service "$bin" "$logs" catalog "$CATALOG_GRPC_PORT" "$CATALOG_HTTP_PORT" ${CATALOG_ENV[@]+"${CATALOG_ENV[@]}"}
+  start_service "$bin" "$logs" order "$ORDER_GRPC_PORT" "$ORDER_HTTP_PORT" CATALOG_URL="http://127.0.0.1:$CATALOG_GRPC_PORT" \
+    ${ORDER_ENV[@]+"${ORDER_ENV[@]}"}
+  start_service "$bin" "$logs" payment "$PAYMENT_GRPC_PORT" "$PAYMENT_HTTP_PORT" \
+    SANDBOX_SECRET="$(state_secret "$state" sandbox-secret 32)" PUBLIC_URL="http://127.0.0.1:$PAYMENT_HTTP_PORT" \
+    SANDBOX_DELAY="${OCOP_SANDBOX_DELAY:-2s}" SANDBOX_OUTCOME="${OCOP_SANDBOX_OUTCOME:-success}" \
+    "${provider_env[@]}" ${PAYMENT_ENV[@]+"${PAYMENT_ENV[@]}"}
+  start_service "$bin" "$logs" notification "$NOTIFICATION_GRPC_PORT" "$NOTIFICATION_HTTP_PORT" \
+    NOTIFICATION_SPOOL_DIR="$state/notifications" ${NOTIFICATION_ENV[@]+"${NOTIFICATION_ENV[@]}"}
+  wait_for_services 60
+
+  export OCOP_CATALOG_ADDR="http://127.0.0.1:$CATALOG_GRPC_PORT" OCOP_ORDER_ADDR="http://127.0.0.1:$ORDER_GRPC_PORT"
+  log "seeding the catalogue"
+  "$bin/ocopctl" seed --file services/catalog/seed/catalog.toml
+}
+
+# start_service BIN_DIR LOG_DIR NAME GRPC_PORT HTTP_PORT [VAR=value …]: one service, its
+# own database, in the background.
+start_service() {
+  local bin=$1 logs=$2 name=$3 grpc=$4 http=$5
+  shift 5
+  SERVICE_STARTED_US[$name]=${EPOCHREALTIME/[.,]/}
+  env DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$name" \
+    GRPC_ADDR="127.0.0.1:$grpc" HTTP_ADDR="127.0.0.1:$http" "$@" \
+    "$bin/$name" >"$logs/$name.log" 2>&1 &
+  PIDS+=($!)
+  SERVICE_PID[$name]=$!
+  SERVICE_GRPC_PORT[$name]=$grpc
+  SERVICE_LOG[$name]="$logs/$name.log"
+}
+
+# wait_for_services SECONDS: until every started service listens on its gRPC port (its
+# listeners bind once migrations and topics are done, just before it serves); a service
+# that exits meanwhile stops the wait with its log.
+wait_for_services() {
+  local deadline=$((SECONDS + $1)) name waiting=("${!SERVICE_PID[@]}") left
+  while [ ${#waiting[@]} -gt 0 ]; do
+    left=()
+    for name in "${waiting[@]}"; do
+      if (exec 3<>"/dev/tcp/127.0.0.1/${SERVICE_GRPC_PORT[$name]}") 2>/dev/null; then
+        SERVICE_READY_MS[$name]=$(( (${EPOCHREALTIME/[.,]/} - ${SERVICE_STARTED_US[$name]}) / 1000 ))
+      elif ! kill -0 "${SERVICE_PID[$name]}" 2>/dev/null; then
+        tail -n 20 "${SERVICE_LOG[$name]}" >&2
+        die "the $name service exited at start-up (log: ${SERVICE_LOG[$name]})"
+      else
+        left+=("$name")
+      fi
+    done
+    waiting=(${left[@]+"${left[@]}"})
+    [ ${#waiting[@]} -eq 0 ] && break
+    [ $SECONDS -lt $deadline ] || die "the ${waiting[0]} service did not listen on 127.0.0.1:${SERVICE_GRPC_PORT[${waiting[0]}]} within $1 s (log: ${SERVICE_LOG[${waiting[0]}]})"
+    sleep 0.05
+  done
 }
