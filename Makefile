@@ -1,5 +1,5 @@
 # ocop-market — the two commands: `make run` and `make test`.
-.PHONY: run test lint fmt fuzz contract-check deploy-check
+.PHONY: run test lint fmt fuzz contract-check deploy-check bench bench-short
 
 ## run: build, start PostgreSQL, the broker and the services, seed the catalogue (Ctrl-C stops)
 run:
@@ -8,6 +8,14 @@ run:
 ## test: every test against a fresh PostgreSQL and broker on ephemeral ports
 test:
 	bash tools/dev/test.sh
+
+## bench: release build, PostgreSQL (fsync on) and the broker on free ports: pgbench and a stock librdkafka client, then the saga under ocop-loadgen (highest rate with p99 <= 250 ms, then half); writes docs/benchmarks.md
+bench:
+	bash tools/dev/bench.sh
+
+## bench-short: the same, short (under a minute of load), for CI: asserts only that it completes and the books balance
+bench-short:
+	bash tools/dev/bench.sh --short
 
 ## lint: formatting, clippy (warnings are errors) and buf lint of the contract
 lint:
