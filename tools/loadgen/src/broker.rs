@@ -85,11 +85,36 @@ impl Broker {
             .collect())
     }
 
-    /// The high watermark (next offset) of every partition of `topics`.
+    /// The high watermark (next offset) of every partition of `topics`: one ListOffsets
+    /// request for them all, or one request per partition when that fails.
     pub fn high_watermarks(
         &self,
         topics: &BTreeMap<String, Vec<i32>>,
     ) -> anyhow::Result<BTreeMap<Partition, i64>> {
+        let mut latest = TopicPartitionList::new();
+        for (topic, partitions) in topics {
+            for &partition in partitions {
+                // In a ListOffsets query the "offset" is a timestamp; End (-1) is "latest".
+                latest
+                    .add_partition_offset(topic, partition, Offset::End)
+                    .context("list a partition")?;
+            }
+        }
+        if let Ok(answer) = self.client.offsets_for_times(latest, TIMEOUT) {
+            let highs: BTreeMap<Partition, i64> = answer
+                .elements()
+                .iter()
+                .filter_map(|element| match element.offset() {
+                    Offset::Offset(high) if element.error().is_ok() => {
+                        Some(((element.topic().to_owned(), element.partition()), high))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if highs.len() == topics.values().map(Vec::len).sum::<usize>() {
+                return Ok(highs);
+            }
+        }
         let mut highs = BTreeMap::new();
         for (topic, partitions) in topics {
             for &partition in partitions {

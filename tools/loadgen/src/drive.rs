@@ -96,6 +96,10 @@ impl Driver {
             calls.spawn(Arc::clone(&self.shop).place(plan, intended, phase, None));
             while calls.try_join_next().is_some() {}
         }
+        if stopped == Stopped::Completed {
+            // The phase lasts its duration even when the last arrival came earlier.
+            tokio::time::sleep_until((start + duration).into()).await;
+        }
         self.tracker.end_load(phase);
         // The phase's last calls still count.
         while calls.join_next().await.is_some() {}

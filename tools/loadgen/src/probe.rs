@@ -4,10 +4,10 @@
 //! phase. The databases are opened read-only.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     str::FromStr as _,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -22,7 +22,7 @@ use sqlx::{
 use crate::{
     broker::{self, Broker},
     follow::Follower,
-    tracker::Sample,
+    tracker::{Sample, Tracker},
 };
 
 /// The services' databases on the server.
@@ -233,6 +233,7 @@ pub struct Probe {
     ticks_per_s: f64,
     pub databases: Option<Arc<Databases>>,
     broker: Arc<Broker>,
+    lag: Mutex<(Option<i64>, Option<i64>)>,
 }
 
 impl Probe {
@@ -248,6 +249,7 @@ impl Probe {
             ticks_per_s: clock_ticks(),
             databases,
             broker,
+            lag: Mutex::new((None, None)),
         }
     }
 
@@ -347,8 +349,8 @@ impl Probe {
         }
     }
 
-    /// One second's samples: outbox backlog, resident memory, consumer lag.
-    pub async fn sample(&self, follower: &Follower) -> Sample {
+    /// One second's samples: outbox backlog and resident memory.
+    pub async fn sample(&self) -> Sample {
         let outbox_backlog = match &self.databases {
             Some(databases) => databases.outbox_backlog().await,
             None => BTreeMap::new(),
@@ -358,25 +360,50 @@ impl Probe {
             .iter()
             .filter_map(|(name, pid)| Some((name.clone(), rss_kib(*pid)?)))
             .collect();
-        let broker = Arc::clone(&self.broker);
-        let lags = tokio::task::spawn_blocking(move || {
-            let topics = broker.platform_topics().ok()?;
-            let highs = broker.high_watermarks(&topics).ok()?;
-            let groups = broker.service_groups(&topics);
-            Some((broker.max_group_lag(&groups, &highs), highs))
-        })
-        .await
-        .ok()
-        .flatten();
-        let (consumer_lag, follower_lag) = match lags {
-            Some((consumer_lag, highs)) => (consumer_lag, Some(follower.lag(&highs))),
-            None => (None, None),
-        };
         Sample {
             outbox_backlog,
             rss_kib,
-            consumer_lag,
-            follower_lag,
+            ..Sample::default()
+        }
+    }
+
+    /// The latest (services' largest consumer lag, this tool's follower lag).
+    pub fn lag(&self) -> (Option<i64>, Option<i64>) {
+        *self.lag.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Measures the consumer lags about once a second, on a loop of its own: the broker
+    /// can be slow to answer under load, and the progress line must not wait for it.
+    pub async fn watch_lag(self: Arc<Self>, follower: Arc<Follower>, tracker: Arc<Tracker>) {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut groups = BTreeSet::new();
+        for round in 0u64.. {
+            ticker.tick().await;
+            let broker = Arc::clone(&self.broker);
+            // The groups are looked up again now and then (a service may start late).
+            let known = (round % 10 != 0).then(|| groups.clone());
+            let measured = tokio::task::spawn_blocking(move || {
+                let topics = broker.platform_topics().ok()?;
+                let highs = broker.high_watermarks(&topics).ok()?;
+                let groups = known.unwrap_or_else(|| broker.service_groups(&topics));
+                let lag = broker.max_group_lag(&groups, &highs);
+                Some((groups, lag, highs))
+            })
+            .await
+            .ok()
+            .flatten();
+            let Some((found, consumer_lag, highs)) = measured else {
+                continue;
+            };
+            groups = found;
+            let follower_lag = Some(follower.lag(&highs));
+            *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = (consumer_lag, follower_lag);
+            tracker.note_sample(&Sample {
+                consumer_lag,
+                follower_lag,
+                ..Sample::default()
+            });
         }
     }
 }

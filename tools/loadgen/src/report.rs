@@ -55,7 +55,7 @@ pub struct RunReport {
     pub idempotent_retries: u64,
     /// Placed orders over the placing time.
     pub placed_per_s: f64,
-    /// Confirmed orders over the time from the first send to the last settlement.
+    /// Confirmed orders over the time from the first send to the last confirmation.
     pub confirmed_per_s: f64,
     pub place_p50_ms: Option<f64>,
     pub place_p90_ms: Option<f64>,
@@ -98,7 +98,7 @@ pub struct RunReport {
 
 impl RunReport {
     /// `load` is how long orders were placed, `active` from the first send to the last
-    /// settlement (summed over the phases of a merged ramp).
+    /// confirmation (summed over the phases of a merged ramp).
     pub fn build(
         phase: &Phase,
         e2e: &Histogram<u64>,

@@ -18,7 +18,7 @@ use crate::{
     check::{self, CheckReport},
     cli::{Cli, Mode},
     drive::{Driver, Stopped},
-    follow::{self, Follower},
+    follow,
     mix::ProductPicker,
     probe::{Databases, Probe},
     report::{self, Report, RunReport, StepReport},
@@ -158,9 +158,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     let sampler = tokio::spawn(sample_every_second(
         Arc::clone(&probe),
         Arc::clone(&tracker),
-        Arc::clone(&follower),
         !cli.quiet,
     ));
+    let lag_watch =
+        tokio::spawn(Arc::clone(&probe).watch_lag(Arc::clone(&follower), Arc::clone(&tracker)));
     let start = probe.snapshot().await;
     let first = tracker.begin_phase("run", None);
 
@@ -256,6 +257,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let end = probe.snapshot().await;
     sampler.abort();
+    lag_watch.abort();
     if !cli.quiet && std::io::stderr().is_terminal() {
         eprintln!(); // end the live progress line
     }
@@ -320,7 +322,7 @@ fn empty_run() -> RunReport {
     )
 }
 
-/// (placing time, first send → last settlement) of a phase.
+/// (placing time, first send → last confirmation) of a phase.
 fn durations(phase: &Phase) -> (Duration, Duration) {
     let Some(load_ended) = phase.load_ended else {
         return (Duration::ZERO, Duration::ZERO);
@@ -330,7 +332,7 @@ fn durations(phase: &Phase) -> (Duration, Duration) {
     }
     let load = load_ended.saturating_duration_since(phase.started);
     let last = phase
-        .last_settled
+        .last_confirmed
         .map_or(load_ended, |at| at.max(load_ended));
     (load, last.saturating_duration_since(phase.started))
 }
@@ -386,12 +388,7 @@ async fn quiet_outboxes(databases: &Databases, limit: Duration) {
 }
 
 /// Samples the platform once a second and prints the progress line.
-async fn sample_every_second(
-    probe: Arc<Probe>,
-    tracker: Arc<Tracker>,
-    follower: Arc<Follower>,
-    progress: bool,
-) {
+async fn sample_every_second(probe: Arc<Probe>, tracker: Arc<Tracker>, progress: bool) {
     let started = Instant::now();
     let terminal = std::io::stderr().is_terminal();
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
@@ -400,7 +397,7 @@ async fn sample_every_second(
     let mut last_at = Instant::now();
     loop {
         ticker.tick().await;
-        let sample = probe.sample(&follower).await;
+        let sample = probe.sample().await;
         tracker.note_sample(&sample);
         if !progress {
             continue;
@@ -425,7 +422,7 @@ async fn sample_every_second(
             totals.confirmed,
             totals.cancelled,
             totals.errors,
-            match (sample.consumer_lag, sample.follower_lag) {
+            match probe.lag() {
                 (None, None) => "n/a".to_owned(),
                 (consumers, own) => format!(
                     "{} (own {})",

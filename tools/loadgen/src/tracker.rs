@@ -145,8 +145,8 @@ pub struct Phase {
     pub paid_to_confirmed: Histogram<u64>,
     pub confirmed: u64,
     pub cancelled: BTreeMap<String, u64>,
-    /// The last confirmation or cancellation of an order of this phase.
-    pub last_settled: Option<Instant>,
+    /// The last confirmation of an order of this phase.
+    pub last_confirmed: Option<Instant>,
     /// PlaceOrder errors by gRPC code (every attempt).
     pub errors: BTreeMap<String, u64>,
     /// Errors of the shopper's other calls (paying, cancelling, retries).
@@ -179,7 +179,7 @@ impl Phase {
             paid_to_confirmed: histogram(),
             confirmed: 0,
             cancelled: BTreeMap::new(),
-            last_settled: None,
+            last_confirmed: None,
             errors: BTreeMap::new(),
             other_errors: BTreeMap::new(),
             retries: 0,
@@ -213,7 +213,7 @@ impl Phase {
             }
             all.confirmed += phase.confirmed;
             add_counts(&mut all.cancelled, &phase.cancelled);
-            all.last_settled = all.last_settled.max(phase.last_settled);
+            all.last_confirmed = all.last_confirmed.max(phase.last_confirmed);
             add_counts(&mut all.errors, &phase.errors);
             add_counts(&mut all.other_errors, &phase.other_errors);
             all.retries += phase.retries;
@@ -533,7 +533,7 @@ impl Tracker {
                 None => {
                     order.terminal = Some((Terminal::Confirmed, at));
                     phase.confirmed += 1;
-                    phase.last_settled = phase.last_settled.max(Some(at));
+                    phase.last_confirmed = phase.last_confirmed.max(Some(at));
                     record(&mut phase.e2e, at.saturating_duration_since(order.intended));
                     if let Some(paid) = order.paid {
                         record(
@@ -554,7 +554,6 @@ impl Tracker {
                 None => {
                     *phase.cancelled.entry(reason.clone()).or_default() += 1;
                     order.terminal = Some((Terminal::Cancelled(reason), at));
-                    phase.last_settled = phase.last_settled.max(Some(at));
                     totals.cancelled += 1;
                     totals.in_flight -= 1;
                     order.wake();
