@@ -143,6 +143,19 @@ impl Databases {
             .collect()
     }
 
+    /// Orders of the run (by idempotency-key prefix) not terminal yet.
+    pub async fn open_orders(&self, key_prefix: &str) -> Option<i64> {
+        self.count_own("order");
+        sqlx::query_scalar(
+            "SELECT count(*) FROM orders
+              WHERE idempotency_key LIKE $1 AND status IN ('pending', 'awaiting_payment')",
+        )
+        .bind(format!("{key_prefix}%"))
+        .fetch_one(&self.services["order"])
+        .await
+        .ok()
+    }
+
     /// Unpublished outbox rows per service database.
     pub async fn outbox_backlog(&self) -> BTreeMap<String, i64> {
         let mut backlog = BTreeMap::new();

@@ -243,7 +243,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     if cli.no_check {
         settle(&tracker, first, SETTLE).await;
     } else {
-        let open = drain_all(&tracker, cli.drain_timeout).await;
+        let open = drain_all(
+            &tracker,
+            databases.as_deref(),
+            &key_prefix,
+            cli.drain_timeout,
+        )
+        .await;
         if open.orders > 0 {
             report.notes.push(format!(
                 "{} order(s) not terminal after --drain-timeout {:?} ({} of them waiting for \
@@ -346,11 +352,27 @@ async fn settle(tracker: &Tracker, phase: PhaseId, limit: Duration) {
 }
 
 /// Waits until every order is terminal, at most `timeout`; returns what is still open.
-async fn drain_all(tracker: &Tracker, timeout: Duration) -> crate::tracker::Open {
+/// Orders whose PlaceOrder was never answered are unknown to the tracker: when there are
+/// any, the run's orders are also counted in the order database (by key prefix).
+async fn drain_all(
+    tracker: &Tracker,
+    databases: Option<&Databases>,
+    key_prefix: &str,
+    timeout: Duration,
+) -> crate::tracker::Open {
     let deadline = Instant::now() + timeout;
     let mut warned = false;
     loop {
-        let open = tracker.open(None);
+        let mut open = tracker.open(None);
+        if open.orders == 0
+            && tracker.totals().unanswered > 0
+            && let Some(databases) = databases
+        {
+            open.orders = databases
+                .open_orders(key_prefix)
+                .await
+                .map_or(0, |count| usize::try_from(count).unwrap_or(0));
+        }
         if open.orders == 0 || Instant::now() >= deadline {
             return open;
         }

@@ -271,6 +271,8 @@ pub struct Totals {
     pub cancelled: u64,
     pub errors: u64,
     pub in_flight: u64,
+    /// PlaceOrder calls never answered (their orders may exist all the same).
+    pub unanswered: u64,
 }
 
 /// What is still open at the end of a run.
@@ -399,7 +401,9 @@ impl Tracker {
 
     /// A PlaceOrder that never got an answer.
     pub fn record_failed(&self, phase: PhaseId) {
-        self.lock().phases[phase].failed += 1;
+        let mut inner = self.lock();
+        inner.phases[phase].failed += 1;
+        inner.totals.unanswered += 1;
     }
 
     pub fn record_retry(&self, phase: PhaseId) {
