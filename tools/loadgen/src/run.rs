@@ -29,6 +29,8 @@ use crate::{
 /// How long the half-rate run and a `--no-check` run wait for their orders to settle
 /// before their counters are read.
 const SETTLE: Duration = Duration::from_secs(30);
+/// How long the platform may take to finish its work after the last order settled.
+const QUIESCE: Duration = Duration::from_secs(30);
 
 /// Runs the load and prints the report; returns whether the check passed (or was
 /// skipped).
@@ -258,6 +260,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             ));
         }
     }
+    // The services consume the last events after we saw them: let them finish (the
+    // check reads their state, the counters their work).
+    if !quiesce(&probe, QUIESCE).await {
+        report.notes.push(format!(
+            "the platform was still busy {QUIESCE:?} after the drain (outbox rows unpublished \
+             or consumers behind)"
+        ));
+    }
     tracker.end_load(drain);
     // pg_stat_* are flushed by each backend at most once a second.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -291,6 +301,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         _ => None,
     };
 
+    if report
+        .run
+        .other_errors
+        .keys()
+        .any(|error| error.starts_with("sandbox ") && error.contains("already settled"))
+    {
+        report.notes.push(
+            "the sandbox refused settlements as already settled: does it pay by itself? \
+             (use --sandbox-pays, or start the payment service with SANDBOX_OUTCOME=never)"
+                .into(),
+        );
+    }
     if !cli.no_check
         && let Some(databases) = &databases
     {
@@ -391,6 +413,27 @@ async fn drain_all(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Waits until the outboxes are empty and the services' consumer groups have no lag, twice
+/// in a row a second apart (at most `limit`); returns whether they were.
+async fn quiesce(probe: &Probe, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut quiet_before = false;
+    while Instant::now() < deadline {
+        let backlog = match &probe.databases {
+            Some(databases) => databases.outbox_backlog().await.values().sum(),
+            None => 0,
+        };
+        let (lag, _) = probe.lag();
+        let quiet = backlog == 0 && lag.unwrap_or(0) == 0;
+        if quiet && quiet_before {
+            return true;
+        }
+        quiet_before = quiet;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    false
 }
 
 /// Waits until no service has unpublished outbox rows (at most `limit`).

@@ -277,10 +277,11 @@ impl Shop {
                 // that sends nothing on a failure, the decline was recorded).
                 Ok(response) if response.status().is_success() => return,
                 Ok(response) => {
-                    // 502: the callback was not delivered; the gateway retries it itself.
+                    let status = response.status().as_u16();
+                    let page = response.text().await.unwrap_or_default();
                     self.tracker.record_other_error(
                         self.phase_of(order_id),
-                        format!("sandbox {verb}: HTTP {}", response.status().as_u16()),
+                        format!("sandbox {verb}: {}", refusal(status, &page)),
                     );
                     return;
                 }
@@ -318,6 +319,25 @@ impl Shop {
             );
         }
     }
+}
+
+/// Why the sandbox gateway did not settle, from its answer: its pages are for people, so
+/// the reason is read from the page's title (the gateway's own wording).
+fn refusal(status: u16, page: &str) -> String {
+    let reason = if page.contains("Giao dịch đã được xử lý") {
+        "already settled"
+    } else if page.contains("Cửa hàng từ chối kết quả") {
+        // The payment service answered the callback with a 4xx (e.g. the payment expired).
+        "callback refused by the payment service"
+    } else if page.contains("Cửa hàng tạm thời không phản hồi") {
+        // Not delivered; the gateway retries it by itself.
+        "callback not delivered yet"
+    } else if page.contains("Không tìm thấy giao dịch") {
+        "unknown payment"
+    } else {
+        "refused"
+    };
+    format!("{reason} (HTTP {status})")
 }
 
 const FAMILY: &[&str] = &[
@@ -423,6 +443,19 @@ mod tests {
         assert!(customer.phone.starts_with("09"));
         assert!(customer.phone.chars().all(|c| c.is_ascii_digit()));
         assert_eq!(customer.address.unwrap().province, "Quảng Ninh");
+    }
+
+    #[test]
+    fn the_gateways_refusals_are_named() {
+        assert_eq!(
+            refusal(409, "<h1>Giao dịch đã được xử lý</h1>"),
+            "already settled (HTTP 409)"
+        );
+        assert_eq!(
+            refusal(409, "<h1>Cửa hàng từ chối kết quả</h1>"),
+            "callback refused by the payment service (HTTP 409)"
+        );
+        assert_eq!(refusal(500, "oops"), "refused (HTTP 500)");
     }
 
     #[test]
