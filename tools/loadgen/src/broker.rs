@@ -15,7 +15,8 @@ use rdkafka::{
     consumer::{BaseConsumer, Consumer as _},
 };
 
-const TIMEOUT: Duration = Duration::from_secs(5);
+/// A loaded local broker can take seconds to answer.
+const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The logical names of the topics the follower reads.
 pub const ORDERS_TOPIC: &str = "ocop.orders.v1";
@@ -128,24 +129,15 @@ impl Broker {
         Ok(highs)
     }
 
-    /// The services' consumer groups: those the broker lists under the platform's
-    /// prefix, and those named by a dead-letter topic (`<group>.dlq`).
+    /// The services' consumer groups, named by their dead-letter topics
+    /// (`<group>.dlq`, one per group). The broker's group list is not asked: tansu's
+    /// answer to ListGroups fails on groups its sqlite storage holds.
     pub fn service_groups(&self, topics: &BTreeMap<String, Vec<i32>>) -> BTreeSet<String> {
-        let prefix = self.topic(PLATFORM);
-        let mut groups: BTreeSet<String> = topics
+        topics
             .keys()
             .filter_map(|topic| topic.strip_suffix(DEAD_LETTERS))
             .map(str::to_owned)
-            .collect();
-        if let Ok(list) = self.client.fetch_group_list(None, TIMEOUT) {
-            groups.extend(
-                list.groups()
-                    .iter()
-                    .map(|group| group.name().to_owned())
-                    .filter(|name| name.starts_with(&prefix)),
-            );
-        }
-        groups
+            .collect()
     }
 
     /// The largest lag of any service group: for each group, the sum over the partitions

@@ -4,7 +4,7 @@
 //! phase. The databases are opened read-only.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     str::FromStr as _,
     sync::{
         Arc, Mutex,
@@ -390,26 +390,21 @@ impl Probe {
     pub async fn watch_lag(self: Arc<Self>, follower: Arc<Follower>, tracker: Arc<Tracker>) {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut groups = BTreeSet::new();
-        for round in 0u64.. {
+        loop {
             ticker.tick().await;
             let broker = Arc::clone(&self.broker);
-            // The groups are looked up again now and then (a service may start late).
-            let known = (round % 10 != 0).then(|| groups.clone());
             let measured = tokio::task::spawn_blocking(move || {
                 let topics = broker.platform_topics().ok()?;
                 let highs = broker.high_watermarks(&topics).ok()?;
-                let groups = known.unwrap_or_else(|| broker.service_groups(&topics));
-                let lag = broker.max_group_lag(&groups, &highs);
-                Some((groups, lag, highs))
+                let lag = broker.max_group_lag(&broker.service_groups(&topics), &highs);
+                Some((lag, highs))
             })
             .await
             .ok()
             .flatten();
-            let Some((found, consumer_lag, highs)) = measured else {
+            let Some((consumer_lag, highs)) = measured else {
                 continue;
             };
-            groups = found;
             let follower_lag = Some(follower.lag(&highs));
             *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = (consumer_lag, follower_lag);
             tracker.note_sample(&Sample {
