@@ -62,6 +62,53 @@ fn requested_lines<'a>(
 }
 
 impl Handler for OrderEventsHandler {
+    fn accepts(&self, event: &CloudEvent) -> bool {
+        use ocop_proto::order::v1 as order;
+        event.is::<order::OrderPlaced>()
+            || event.is::<order::OrderConfirmed>()
+            || event.is::<order::OrderCancelled>()
+    }
+
+    /// Every stock row the batch will touch, locked up front in product-id order.
+    async fn prepare(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        events: &[&CloudEvent],
+    ) -> Result<(), HandlerError> {
+        use ocop_proto::order::v1 as order;
+        let mut products: Vec<uuid::Uuid> = Vec::new();
+        for event in events {
+            let lines: Vec<String> = if event.is::<order::OrderPlaced>() {
+                let placed = event.decode::<order::OrderPlaced>()?;
+                placed
+                    .lines
+                    .into_iter()
+                    .map(|line| line.product_id)
+                    .collect()
+            } else if event.is::<order::OrderConfirmed>() {
+                let confirmed = event.decode::<order::OrderConfirmed>()?;
+                confirmed
+                    .lines
+                    .into_iter()
+                    .map(|line| line.product_id)
+                    .collect()
+            } else if event.is::<order::OrderCancelled>() {
+                let cancelled = event.decode::<order::OrderCancelled>()?;
+                cancelled
+                    .lines
+                    .into_iter()
+                    .map(|line| line.product_id)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            // A malformed id is the record's own problem: its handler rejects it.
+            products.extend(lines.iter().filter_map(|id| id.parse::<uuid::Uuid>().ok()));
+        }
+        crate::store::lock_products(tx, &mut products).await?;
+        Ok(())
+    }
+
     async fn handle(
         &self,
         tx: &mut Transaction<'static, Postgres>,

@@ -317,6 +317,22 @@ pub struct Reservation {
     pub lines: Vec<RequestedLine>,
 }
 
+/// Locks the stock rows of `products` in product-id order (the order every lock on
+/// `stock` is taken in), for a batch of reservations in one transaction.
+#[tracing::instrument(name = "SELECT stock", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "stock"))]
+pub async fn lock_products(tx: &mut Tx, products: &mut Vec<Uuid>) -> Result<(), sqlx::Error> {
+    products.sort_unstable();
+    products.dedup();
+    if products.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT 1 FROM stock WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE")
+        .bind(&*products)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Locks the stock rows of `lines` (sorted by product id, so concurrent reservations
 /// lock in the same order) and returns their levels; unknown products are absent.
 #[tracing::instrument(name = "SELECT stock", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "stock"))]

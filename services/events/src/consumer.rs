@@ -1,9 +1,11 @@
 //! The consumer loop every service runs for the events it reacts to.
 //!
 //! Records are taken in batches: whatever the client has fetched, up to
-//! [`ConsumerConfig::max_batch`]. A batch is applied in one transaction, each record in
-//! partition order: record the event in the inbox (a redelivery stops there), apply the
-//! handler's effect; then one commit, and only after it the records' offsets are stored
+//! [`ConsumerConfig::max_batch`]. Records the handler does not accept (another service's
+//! events on a shared topic) are passed over. The rest of each partition's records are
+//! applied in one transaction, in order, the partitions side by side: record the event
+//! in the inbox (a redelivery stops there), apply the handler's effect; then one commit
+//! per partition, and only after them the records' offsets are stored
 //! (librdkafka commits stored offsets to the broker every `auto.commit.interval.ms` and
 //! on shutdown). One commit and one offset commit per batch instead of per record is
 //! what lets the saga keep up (CONVENTIONS, "Per-record round trips").
@@ -18,7 +20,7 @@
 use std::{future::Future, time::Duration};
 
 use anyhow::Context as _;
-use futures::{FutureExt as _, StreamExt as _};
+use futures::{FutureExt as _, StreamExt as _, future::join_all};
 use rdkafka::{
     Message as _,
     consumer::{CommitMode, Consumer as _, StreamConsumer},
@@ -66,6 +68,26 @@ impl From<anyhow::Error> for HandlerError {
 
 /// Applies one event inside the transaction that also records it in the inbox.
 pub trait Handler: Send + Sync + 'static {
+    /// Whether `event` can have an effect here. Records it declines are passed over
+    /// without a transaction or an inbox row (their offsets advance all the same): most
+    /// records of a shared topic are another service's business.
+    fn accepts(&self, event: &CloudEvent) -> bool {
+        let _ = event;
+        true
+    }
+
+    /// Called in a transaction before several records are applied in it, with their
+    /// events. A handler whose effects lock rows locks them all here, in one global
+    /// order, so that partitions applied side by side never deadlock on each other.
+    fn prepare<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Postgres>,
+        events: &'a [&'a CloudEvent],
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
+        let _ = (tx, events);
+        async { Ok(()) }
+    }
+
     fn handle<'a>(
         &'a self,
         tx: &'a mut Transaction<'static, Postgres>,
@@ -119,7 +141,15 @@ enum Outcome {
     Applied,
     Duplicate,
     DeadLettered,
+    Skipped,
 }
+
+/// A fetched record with its decoded event and its processing span.
+type Record<'m> = (
+    &'m BorrowedMessage<'m>,
+    Result<CloudEvent, DecodeError>,
+    tracing::Span,
+);
 
 impl EventConsumer {
     /// Joins the group and subscribes; records are read from the earliest offset when the
@@ -246,17 +276,37 @@ impl EventConsumer {
         tracing::info!(group = %self.config.group, "consumer stopped");
     }
 
-    /// Applies a batch in one transaction; if anything in it fails, applies its records
-    /// one by one instead (bounded retries, dead letters).
-    async fn handle_batch<H: Handler>(&self, handler: &H, batch: &[BorrowedMessage<'_>]) {
-        let records: Vec<_> = batch
-            .iter()
-            .map(|message| {
-                let event = CloudEvent::from_message(message);
-                let span = consume_span(message, &self.config.group, event.as_ref().ok());
-                (message, event, span)
-            })
-            .collect();
+    /// Applies a batch: the records of each partition in one transaction, the
+    /// partitions side by side (each keeps its order). A partition's records whose
+    /// transaction fails are applied one by one instead (bounded retries, dead letters).
+    async fn handle_batch<'m, H: Handler>(&self, handler: &H, batch: &'m [BorrowedMessage<'m>]) {
+        let mut partitions: Vec<Vec<Record<'m>>> = Vec::new();
+        for message in batch {
+            let event = CloudEvent::from_message(message);
+            if matches!(&event, Ok(event) if !handler.accepts(event)) {
+                self.count(message, Outcome::Skipped);
+                continue;
+            }
+            let span = consume_span(message, &self.config.group, event.as_ref().ok());
+            let same_partition = |records: &&mut Vec<Record<'m>>| {
+                let (first, _, _) = &records[0];
+                first.topic() == message.topic() && first.partition() == message.partition()
+            };
+            match partitions.iter_mut().find(same_partition) {
+                Some(records) => records.push((message, event, span)),
+                None => partitions.push(vec![(message, event, span)]),
+            }
+        }
+        join_all(
+            partitions
+                .into_iter()
+                .map(|records| self.handle_partition(handler, records)),
+        )
+        .await;
+    }
+
+    /// One partition's records of a batch, in order.
+    async fn handle_partition<H: Handler>(&self, handler: &H, records: Vec<Record<'_>>) {
         if records.len() > 1 && records.iter().all(|(_, event, _)| event.is_ok()) {
             let started = std::time::Instant::now();
             match self.apply_all(handler, &records).await {
@@ -267,14 +317,12 @@ impl EventConsumer {
                     for ((message, _, _), fresh) in records.iter().zip(applied) {
                         metrics::histogram!("ocop_consumer_handler_seconds", "group" => self.config.group.clone())
                             .record(elapsed);
-                        self.count(
-                            message,
-                            if fresh {
-                                Outcome::Applied
-                            } else {
-                                Outcome::Duplicate
-                            },
-                        );
+                        let outcome = if fresh {
+                            Outcome::Applied
+                        } else {
+                            Outcome::Duplicate
+                        };
+                        self.count(message, outcome);
                     }
                     return;
                 }
@@ -292,20 +340,21 @@ impl EventConsumer {
         }
     }
 
-    /// The whole batch in one transaction. Returns, per record, whether it was new.
+    /// Records of one partition in one transaction. Returns, per record, whether it was
+    /// new.
     async fn apply_all<H: Handler>(
         &self,
         handler: &H,
-        records: &[(
-            &BorrowedMessage<'_>,
-            Result<CloudEvent, DecodeError>,
-            tracing::Span,
-        )],
+        records: &[Record<'_>],
     ) -> Result<Vec<bool>, HandlerError> {
+        let events: Vec<&CloudEvent> = records
+            .iter()
+            .map(|(_, event, _)| event.as_ref().expect("only decoded batches come here"))
+            .collect();
         let mut tx = self.pool.begin().await?;
+        handler.prepare(&mut tx, &events).await?;
         let mut applied = Vec::with_capacity(records.len());
-        for (_, event, span) in records {
-            let event = event.as_ref().expect("only decoded batches come here");
+        for ((_, _, span), event) in records.iter().zip(events.iter().copied()) {
             let fresh = async {
                 if !inbox::record(&mut tx, &self.config.group, event.id, &event.event_type).await? {
                     return Ok::<_, HandlerError>(false);
@@ -330,6 +379,7 @@ impl EventConsumer {
                 Outcome::Applied => "applied",
                 Outcome::Duplicate => "duplicate",
                 Outcome::DeadLettered => "dead_lettered",
+                Outcome::Skipped => "skipped",
             },
         )
         .increment(1);

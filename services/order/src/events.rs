@@ -213,6 +213,17 @@ fn order_id(raw: &str) -> Result<Uuid, HandlerError> {
 }
 
 impl Handler for SagaHandler {
+    fn accepts(&self, event: &CloudEvent) -> bool {
+        event.is::<catalog::StockReserved>()
+            || event.is::<catalog::StockRejected>()
+            || event.is::<catalog::ReservationExpired>()
+            || event.is::<payment::PaymentInitiated>()
+            || event.is::<payment::PaymentSucceeded>()
+            || event.is::<payment::PaymentFailed>()
+            || event.is::<payment::RefundSucceeded>()
+            || event.is::<payment::PaymentExpired>()
+    }
+
     async fn handle(
         &self,
         tx: &mut Transaction<'static, Postgres>,

@@ -186,6 +186,10 @@ impl OrderEvents {
 }
 
 impl Handler for OrderEvents {
+    fn accepts(&self, event: &CloudEvent) -> bool {
+        event.is::<order_pb::PaymentRequested>() || event.is::<order_pb::OrderCancelled>()
+    }
+
     async fn handle<'a>(
         &'a self,
         tx: &'a mut Transaction<'static, Postgres>,
