@@ -51,7 +51,7 @@ export OCOP_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export OCOP_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export OCOP_TEST_BROKER_BIN="$TANSU_BIN"
 # The broker storage `make run` uses, for the test of a burst on that stack.
-export OCOP_TEST_RUN_BROKER_STORAGE="${OCOP_BROKER_STORAGE:-sqlite://broker.db}"
+export OCOP_TEST_RUN_BROKER_STORAGE="$(platform_broker_storage)"
 export OCOP_TEST_BIN_DIR="${CARGO_TARGET_DIR:-$OCOP_ROOT/target}/debug"
 export RUST_LOG=${RUST_LOG:-warn}
 # Every test binary runs even after one fails, so one run reports every failure.
