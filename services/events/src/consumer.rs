@@ -23,8 +23,7 @@ use anyhow::Context as _;
 use futures::{FutureExt as _, StreamExt as _, future::join_all};
 use rdkafka::{
     Message as _,
-    consumer::{CommitMode, Consumer as _, StreamConsumer},
-    error::{KafkaError, RDKafkaErrorCode},
+    consumer::{Consumer as _, StreamConsumer},
     message::{BorrowedMessage, Header, OwnedHeaders},
     producer::FutureRecord,
 };
@@ -206,8 +205,7 @@ impl EventConsumer {
         })
     }
 
-    /// Handles records until `stop` is cancelled; the batch in hand is finished first,
-    /// and the offsets stored so far are committed before returning.
+    /// Handles records until `stop` is cancelled; the batch in hand is finished first.
     pub async fn run<H: Handler>(self, handler: H, stop: CancellationToken) {
         tracing::info!(group = %self.config.group, topics = ?self.config.topics, "consumer started");
         // Exported from the start, so `increase()` and alerts see a zero, not a gap.
@@ -262,13 +260,9 @@ impl EventConsumer {
                 }
             }
         }
-        drop(stream);
-        match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(err) => {
-                tracing::warn!(group = %self.config.group, error = %err, "final offset commit failed")
-            }
-        }
+        // Offsets stored so far are committed when the consumer closes (librdkafka does
+        // that with auto-commit on): no blocking commit here, which would hang on a broker
+        // that is already gone.
         lag_stop.cancel();
         if let Some(lag) = lag {
             let _ = lag.await;
