@@ -346,19 +346,23 @@ impl EventConsumer {
             .map(|(_, event, _)| event.as_ref().expect("only decoded batches come here"))
             .collect();
         let mut tx = self.pool.begin().await?;
+        // One inbox statement for the whole batch; a repeated id is applied once.
+        let ids: Vec<(uuid::Uuid, &str)> = events
+            .iter()
+            .map(|event| (event.id, event.event_type.as_str()))
+            .collect();
+        let mut fresh = inbox::record_all(&mut tx, &self.config.group, &ids).await?;
         handler.prepare(&mut tx, &events).await?;
         let mut applied = Vec::with_capacity(records.len());
         for ((_, _, span), event) in records.iter().zip(events.iter().copied()) {
-            let fresh = async {
-                if !inbox::record(&mut tx, &self.config.group, event.id, &event.event_type).await? {
-                    return Ok::<_, HandlerError>(false);
-                }
-                handler.handle(&mut tx, event).await?;
-                Ok(true)
+            let new = fresh.remove(&event.id);
+            if new {
+                handler
+                    .handle(&mut tx, event)
+                    .instrument(span.clone())
+                    .await?;
             }
-            .instrument(span.clone())
-            .await?;
-            applied.push(fresh);
+            applied.push(new);
         }
         tx.commit().await?;
         Ok(applied)

@@ -427,3 +427,29 @@ async fn lag_gauge_shows_a_consumer_behind_its_topic_and_returns_to_zero() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_batch_records_each_new_event_once_in_the_inbox() {
+    let pool = migrated_pool().await;
+    let group = unique("group");
+    let (seen, new) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let mut tx = pool.begin().await.unwrap();
+    assert!(
+        ocop_events::inbox::record(&mut tx, &group, seen, "t")
+            .await
+            .unwrap()
+    );
+    // Already applied, new, and new again in the same batch (a republished record).
+    let fresh =
+        ocop_events::inbox::record_all(&mut tx, &group, &[(seen, "t"), (new, "t"), (new, "t")])
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(fresh, std::collections::HashSet::from([new]));
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = $1")
+        .bind(&group)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 2);
+}
