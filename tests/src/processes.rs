@@ -4,7 +4,12 @@
 
 use std::{collections::HashMap, path::PathBuf};
 
+use ocop_proto::{
+    catalog::v1::catalog_service_client::CatalogServiceClient,
+    order::v1::order_service_client::OrderServiceClient,
+};
 use ocop_testkit::{fresh_database_url, unique};
+use tonic::transport::Channel;
 
 use crate::{PAYMENT_PROVIDERS, ServiceProcess, common, free_port};
 
@@ -80,6 +85,17 @@ impl ProcessPlatform {
     /// `http://127.0.0.1:<gRPC port>` of a service.
     pub fn grpc_url(&self, service: &str) -> String {
         format!("http://127.0.0.1:{}", self.grpc[service])
+    }
+
+    /// Clients of the catalog and the order service, connected.
+    pub async fn clients(&self) -> (CatalogServiceClient<Channel>, OrderServiceClient<Channel>) {
+        let catalog = CatalogServiceClient::connect(self.grpc_url("catalog"))
+            .await
+            .unwrap();
+        let orders = OrderServiceClient::connect(self.grpc_url("order"))
+            .await
+            .unwrap();
+        (catalog, orders)
     }
 
     /// The service's `/metrics` in the Prometheus text format.

@@ -17,7 +17,7 @@ use ocop_e2e::{
     processes::{Options, ProcessPlatform, SERVICES},
 };
 use ocop_proto::{
-    catalog::v1::{GetProductRequest, catalog_service_client::CatalogServiceClient},
+    catalog::v1::GetProductRequest,
     order::v1::{self as order, order_service_client::OrderServiceClient},
 };
 use ocop_testkit::{
@@ -48,12 +48,7 @@ async fn a_burst_of_concurrent_orders_settles_every_order_on_the_run_stacks_brok
         },
     )
     .await;
-    let mut catalog = CatalogServiceClient::connect(platform.grpc_url("catalog"))
-        .await
-        .unwrap();
-    let orders = OrderServiceClient::connect(platform.grpc_url("order"))
-        .await
-        .unwrap();
+    let (mut catalog, orders) = platform.clients().await;
     let product_id = seed_product(&mut catalog, SECRET, STOCK, 150_000).await;
 
     // All at once, as many shoppers pressing "Đặt hàng" together.

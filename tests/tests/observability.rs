@@ -13,7 +13,7 @@ use ocop_e2e::{
     processes::{Options, ProcessPlatform, SANDBOX_SECRET, SERVICES},
 };
 use ocop_proto::{
-    catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient},
+    catalog::v1::{self as catalog},
     order::v1::{self as order, order_service_client::OrderServiceClient},
 };
 use ocop_testkit::{
@@ -53,12 +53,7 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
         },
     )
     .await;
-    let mut catalog = CatalogServiceClient::connect(platform.grpc_url("catalog"))
-        .await
-        .unwrap();
-    let orders = OrderServiceClient::connect(platform.grpc_url("order"))
-        .await
-        .unwrap();
+    let (mut catalog, orders) = platform.clients().await;
     let product_id = seed_product(&mut catalog, SECRET, 10, 150_000).await;
 
     // The happy path through every provider (each signs with its own keys): paid,

@@ -11,10 +11,7 @@ use ocop_e2e::{
     WAIT, place_request,
     processes::{Options, ProcessPlatform},
 };
-use ocop_proto::{
-    catalog::v1::catalog_service_client::CatalogServiceClient,
-    order::v1::{self as order, order_service_client::OrderServiceClient},
-};
+use ocop_proto::order::v1::{self as order};
 use ocop_testkit::{
     eventually,
     fixtures::{place_order, wait_for_status},
@@ -109,16 +106,11 @@ async fn one_order_is_one_trace_across_all_four_services() {
         },
     )
     .await;
-    let mut catalog_client = CatalogServiceClient::connect(platform.grpc_url("catalog"))
-        .await
-        .unwrap();
+    let (mut catalog_client, orders) = platform.clients().await;
     let product_id =
         ocop_testkit::fixtures::seed_product(&mut catalog_client, ocop_e2e::SECRET, 5, 450_000)
             .await;
 
-    let orders = OrderServiceClient::connect(platform.grpc_url("order"))
-        .await
-        .unwrap();
     let placed = place_order(&orders, place_request("trace-1", &product_id, 1)).await;
     wait_for_status(&orders, &placed.id, order::OrderStatus::Confirmed, WAIT).await;
     let spool = platform.spool.join("notifications.jsonl");

@@ -75,35 +75,14 @@ impl Handler for OrderEventsHandler {
         tx: &mut Transaction<'static, Postgres>,
         events: &[&CloudEvent],
     ) -> Result<(), HandlerError> {
-        use ocop_proto::order::v1 as order;
         let mut products: Vec<uuid::Uuid> = Vec::new();
         for event in events {
-            let lines: Vec<String> = if event.is::<order::OrderPlaced>() {
-                let placed = event.decode::<order::OrderPlaced>()?;
-                placed
-                    .lines
-                    .into_iter()
-                    .map(|line| line.product_id)
-                    .collect()
-            } else if event.is::<order::OrderConfirmed>() {
-                let confirmed = event.decode::<order::OrderConfirmed>()?;
-                confirmed
-                    .lines
-                    .into_iter()
-                    .map(|line| line.product_id)
-                    .collect()
-            } else if event.is::<order::OrderCancelled>() {
-                let cancelled = event.decode::<order::OrderCancelled>()?;
-                cancelled
-                    .lines
-                    .into_iter()
-                    .map(|line| line.product_id)
-                    .collect()
-            } else {
-                Vec::new()
-            };
             // A malformed id is the record's own problem: its handler rejects it.
-            products.extend(lines.iter().filter_map(|id| id.parse::<uuid::Uuid>().ok()));
+            products.extend(
+                line_product_ids(event)?
+                    .iter()
+                    .filter_map(|id| id.parse::<uuid::Uuid>().ok()),
+            );
         }
         crate::store::lock_products(tx, &mut products).await?;
         Ok(())
@@ -155,6 +134,29 @@ impl Handler for OrderEventsHandler {
         }
         Ok(())
     }
+}
+
+/// The product ids on the lines of an order event the catalog reacts to.
+fn line_product_ids(event: &CloudEvent) -> Result<Vec<String>, HandlerError> {
+    use ocop_proto::order::v1 as order;
+    fn ids<L>(lines: Vec<L>, id: fn(L) -> String) -> Vec<String> {
+        lines.into_iter().map(id).collect()
+    }
+    Ok(if event.is::<order::OrderPlaced>() {
+        ids(event.decode::<order::OrderPlaced>()?.lines, |line| {
+            line.product_id
+        })
+    } else if event.is::<order::OrderConfirmed>() {
+        ids(event.decode::<order::OrderConfirmed>()?.lines, |line| {
+            line.product_id
+        })
+    } else if event.is::<order::OrderCancelled>() {
+        ids(event.decode::<order::OrderCancelled>()?.lines, |line| {
+            line.product_id
+        })
+    } else {
+        Vec::new()
+    })
 }
 
 /// The full state of a product after a change.
