@@ -14,7 +14,10 @@ use ocop_grpc_kit::{
 use ocop_proto::catalog::v1::catalog_service_server::{CatalogServiceServer, SERVICE_NAME};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Config, events, grpc, service::Catalog};
+use crate::{Config, error::CatalogError, events, grpc, service::Catalog};
+
+/// Products whose snapshots one transaction publishes.
+const SNAPSHOT_ROUND: i64 = 200;
 
 /// A built catalog service, listening but not yet serving.
 pub struct App {
@@ -86,10 +89,22 @@ impl App {
         );
         background.spawn(
             "reservation sweeper",
-            sweep_reservations(
-                self.catalog.clone(),
+            repeat(
+                "reservation sweep",
                 self.config.reservation_sweep_interval,
                 background.token(),
+                self.catalog.clone(),
+                |catalog| async move { catalog.expire_due().await },
+            ),
+        );
+        background.spawn(
+            "snapshot publisher",
+            repeat(
+                "snapshot publishing",
+                self.config.snapshot_interval,
+                background.token(),
+                self.catalog.clone(),
+                |catalog| async move { catalog.publish_due_snapshots(SNAPSHOT_ROUND).await },
             ),
         );
         background.spawn(
@@ -113,14 +128,25 @@ impl App {
     }
 }
 
-async fn sweep_reservations(catalog: Catalog, every: Duration, stop: CancellationToken) {
+/// Runs `round` every `interval` until `stop`; a failed round is logged and the next
+/// tick tries again (what it had not done is still in the database).
+async fn repeat<Round, Done>(
+    what: &'static str,
+    every: Duration,
+    stop: CancellationToken,
+    catalog: Catalog,
+    round: Round,
+) where
+    Round: Fn(Catalog) -> Done,
+    Done: Future<Output = Result<usize, CatalogError>>,
+{
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
         }
-        if let Err(err) = catalog.expire_due().await {
-            tracing::warn!(error = %err, "reservation sweep failed; will retry");
+        if let Err(err) = round(catalog.clone()).await {
+            tracing::warn!(error = %err, "{what} failed; will retry");
         }
     }
 }

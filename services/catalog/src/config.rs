@@ -30,6 +30,11 @@ pub struct Config {
     #[arg(long, env = "RESERVATION_SWEEP_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub reservation_sweep_interval: Duration,
 
+    /// How often changed products' snapshots are published on the compacted product
+    /// topic: every product changed in that time gets one snapshot of its latest state.
+    #[arg(long, env = "SNAPSHOT_INTERVAL", default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub snapshot_interval: Duration,
+
     #[command(flatten)]
     pub shutdown: ShutdownConfig,
 

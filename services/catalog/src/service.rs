@@ -74,7 +74,7 @@ impl Catalog {
             })?;
         let record = written_product(&mut tx, id).await?;
         if effect != UpsertEffect::Unchanged {
-            enqueue_snapshot(&mut tx, &record).await?;
+            store::mark_snapshots_due(&mut tx, &[id]).await?;
         }
         tx.commit().await?;
         Ok((record, effect))
@@ -100,7 +100,7 @@ impl Catalog {
             &events::stock_adjusted(product_id, adjustment.delta, on_hand, &adjustment.reason),
         )
         .await?;
-        enqueue_snapshot(&mut tx, &record).await?;
+        store::mark_snapshots_due(&mut tx, &[product_id]).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -183,7 +183,7 @@ impl Catalog {
                     store::insert_reservation(tx, order_id, &lines, Utc::now() + ttl).await?;
                 outbox::enqueue(tx, events::INVENTORY_TOPIC, &events::stock_reserved(&held))
                     .await?;
-                self.publish_snapshots(tx, &held.lines).await?;
+                mark_lines_due(tx, &held.lines).await?;
                 Ok(ReserveOutcome::Reserved(held))
             }
         }
@@ -213,7 +213,7 @@ impl Catalog {
             ReservationState::Held => unreachable!("transition() never returns Held"),
         };
         outbox::enqueue(tx, events::INVENTORY_TOPIC, &event).await?;
-        self.publish_snapshots(tx, &held.lines).await?;
+        mark_lines_due(tx, &held.lines).await?;
         Ok(Some(Reservation { state: to, ..held }))
     }
 
@@ -227,6 +227,10 @@ impl Catalog {
             if due.is_empty() {
                 return Ok(expired);
             }
+            // The batch's stock rows first, in product-id order like every other lock on
+            // `stock`: expiry order would lock them in another order than a reservation.
+            let mut products = store::reserved_products(&mut tx, &due).await?;
+            store::lock_products(&mut tx, &mut products).await?;
             for order_id in &due {
                 if self
                     .finish(&mut tx, *order_id, ReservationState::Expired)
@@ -241,16 +245,27 @@ impl Catalog {
         }
     }
 
-    async fn publish_snapshots(
-        &self,
-        tx: &mut Tx,
-        lines: &[RequestedLine],
-    ) -> Result<(), CatalogError> {
-        let ids: Vec<Uuid> = lines.iter().map(|line| line.product_id).collect();
-        for record in store::products(tx, &ids).await? {
-            enqueue_snapshot(tx, &record).await?;
+    /// Publishes the snapshots of products marked out of date, a round of up to
+    /// `round` products per transaction, until none is left. Returns how many went out.
+    pub async fn publish_due_snapshots(&self, round: i64) -> Result<usize, CatalogError> {
+        let mut published = 0;
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let due = store::take_due_snapshots(&mut tx, round).await?;
+            if due.is_empty() {
+                return Ok(published);
+            }
+            // Read after the marks were taken: every change committed before this read
+            // is in it, and a later one has marked its product again.
+            let snapshots: Vec<_> = store::products(&mut tx, &due)
+                .await?
+                .iter()
+                .map(events::product_snapshot)
+                .collect();
+            outbox::enqueue_all(&mut tx, events::PRODUCTS_TOPIC, &snapshots).await?;
+            tx.commit().await?;
+            published += snapshots.len();
         }
-        Ok(())
     }
 }
 
@@ -261,13 +276,9 @@ async fn written_product(tx: &mut Tx, id: Uuid) -> Result<ProductRecord, Catalog
         .ok_or_else(|| anyhow::anyhow!("product {id} vanished inside its transaction").into())
 }
 
-/// The product's full state, for the compacted product topic.
-async fn enqueue_snapshot(tx: &mut Tx, record: &ProductRecord) -> Result<(), CatalogError> {
-    outbox::enqueue(
-        tx,
-        events::PRODUCTS_TOPIC,
-        &events::product_snapshot(record),
-    )
-    .await?;
+/// Marks the snapshots of `lines`' products out of date.
+async fn mark_lines_due(tx: &mut Tx, lines: &[RequestedLine]) -> Result<(), CatalogError> {
+    let ids: Vec<Uuid> = lines.iter().map(|line| line.product_id).collect();
+    store::mark_snapshots_due(tx, &ids).await?;
     Ok(())
 }

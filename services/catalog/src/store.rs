@@ -383,21 +383,25 @@ pub async fn insert_reservation(
     .bind(expires_at)
     .execute(&mut **tx)
     .await?;
-    for line in lines {
-        sqlx::query(
-            "INSERT INTO reservation_lines (reservation_id, product_id, quantity) VALUES ($1, $2, $3)",
-        )
-        .bind(id)
-        .bind(line.product_id)
-        .bind(line.quantity)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query("UPDATE stock SET reserved = reserved + $2 WHERE product_id = $1")
-            .bind(line.product_id)
-            .bind(line.quantity)
-            .execute(&mut **tx)
-            .await?;
-    }
+    let (products, quantities) = columns(lines);
+    sqlx::query(
+        "INSERT INTO reservation_lines (reservation_id, product_id, quantity)
+         SELECT $1, product_id, quantity FROM UNNEST($2::uuid[], $3::bigint[]) AS l (product_id, quantity)",
+    )
+    .bind(id)
+    .bind(&products)
+    .bind(&quantities)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE stock s SET reserved = s.reserved + l.quantity
+         FROM UNNEST($1::uuid[], $2::bigint[]) AS l (product_id, quantity)
+         WHERE s.product_id = l.product_id",
+    )
+    .bind(&products)
+    .bind(&quantities)
+    .execute(&mut **tx)
+    .await?;
     Ok(Reservation {
         id,
         order_id,
@@ -452,24 +456,36 @@ pub async fn finish_reservation(
     to: ReservationState,
 ) -> Result<(), sqlx::Error> {
     let sold = matches!(to, ReservationState::Committed);
-    for line in &reservation.lines {
-        sqlx::query(
-            "UPDATE stock SET reserved = reserved - $2,
-                              on_hand = on_hand - CASE WHEN $3 THEN $2 ELSE 0 END
-             WHERE product_id = $1",
-        )
-        .bind(line.product_id)
-        .bind(line.quantity)
-        .bind(sold)
-        .execute(&mut **tx)
-        .await?;
-    }
+    let (products, quantities) = columns(&reservation.lines);
+    sqlx::query(
+        "UPDATE stock s SET reserved = s.reserved - l.quantity,
+                            on_hand = s.on_hand - CASE WHEN $3 THEN l.quantity ELSE 0 END
+         FROM UNNEST($1::uuid[], $2::bigint[]) AS l (product_id, quantity)
+         WHERE s.product_id = l.product_id",
+    )
+    .bind(&products)
+    .bind(&quantities)
+    .bind(sold)
+    .execute(&mut **tx)
+    .await?;
     sqlx::query("UPDATE reservations SET state = $2, updated_at = now() WHERE id = $1")
         .bind(reservation.id)
         .bind(to.as_str())
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The products held by the reservations of `orders`.
+pub async fn reserved_products(tx: &mut Tx, orders: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT l.product_id FROM reservation_lines l
+         JOIN reservations r ON r.id = l.reservation_id
+         WHERE r.order_id = ANY($1)",
+    )
+    .bind(orders)
+    .fetch_all(&mut **tx)
+    .await
 }
 
 /// Orders whose held reservation is past its expiry, locked; rows another replica is
@@ -481,6 +497,49 @@ pub async fn due_reservations(tx: &mut Tx, limit: i64) -> Result<Vec<Uuid>, sqlx
          ORDER BY expires_at
          LIMIT $1
          FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Lines as two columns, for `UNNEST`: one statement for all of an order's lines. The
+/// caller holds the stock rows' locks already (taken in product-id order), so the order
+/// in which one statement touches them cannot deadlock.
+fn columns(lines: &[RequestedLine]) -> (Vec<Uuid>, Vec<i64>) {
+    lines
+        .iter()
+        .map(|line| (line.product_id, line.quantity))
+        .unzip()
+}
+
+/// Marks `products`' snapshots out of date (see `product_snapshots_due`); one statement,
+/// in product-id order so that two writers never wait on each other's marks crosswise.
+#[tracing::instrument(name = "INSERT product_snapshots_due", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "product_snapshots_due"))]
+pub async fn mark_snapshots_due(tx: &mut Tx, products: &[Uuid]) -> Result<(), sqlx::Error> {
+    let mut products = products.to_vec();
+    products.sort_unstable();
+    products.dedup();
+    sqlx::query(
+        "INSERT INTO product_snapshots_due (product_id)
+         SELECT id FROM UNNEST($1::uuid[]) AS id ORDER BY id
+         ON CONFLICT (product_id) DO NOTHING",
+    )
+    .bind(&products)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Takes (deletes) up to `limit` marks; marks another replica or a writer holds are
+/// skipped. A change committed after this statement marks its product again.
+#[tracing::instrument(name = "DELETE product_snapshots_due", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "product_snapshots_due"))]
+pub async fn take_due_snapshots(tx: &mut Tx, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "DELETE FROM product_snapshots_due WHERE product_id IN (
+             SELECT product_id FROM product_snapshots_due
+             ORDER BY marked_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING product_id",
     )
     .bind(limit)
     .fetch_all(&mut **tx)

@@ -610,9 +610,33 @@ async fn outbox_types(catalog: &Catalog) -> Vec<String> {
         .unwrap()
 }
 
+/// A catalog whose snapshot publisher never ticks by itself: the test publishes.
+async fn spawn_catalog_publishing_by_hand() -> TestCatalog {
+    spawn_catalog_with(&["--snapshot-interval=1h"]).await
+}
+
+/// The product snapshots in the outbox, oldest first.
+async fn outbox_snapshots(catalog: &Catalog) -> Vec<pb::Product> {
+    let payloads: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE ce_type = 'ocop.catalog.v1.ProductSnapshot' ORDER BY seq",
+    )
+    .fetch_all(catalog.pool())
+    .await
+    .unwrap();
+    payloads
+        .iter()
+        .map(|payload| {
+            pb::ProductSnapshot::decode(payload.as_slice())
+                .unwrap()
+                .product
+                .unwrap()
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn unchanged_upsert_publishes_nothing() {
-    let mut catalog = spawn_catalog().await;
+    let mut catalog = spawn_catalog_publishing_by_hand().await;
     catalog.producer("HTX-CO-TO", "Cô Tô").await;
     let request = product_request(
         "CTO-SA-SUNG-100G",
@@ -622,6 +646,7 @@ async fn unchanged_upsert_publishes_nothing() {
         12,
     );
     catalog.product(request.clone()).await;
+    assert_eq!(catalog.catalog.publish_due_snapshots(10).await.unwrap(), 1);
     let response = catalog
         .client
         .upsert_product(operator(request))
@@ -629,9 +654,51 @@ async fn unchanged_upsert_publishes_nothing() {
         .unwrap()
         .into_inner();
     assert!(!response.created);
+    assert_eq!(catalog.catalog.publish_due_snapshots(10).await.unwrap(), 0);
     assert_eq!(
         outbox_types(&catalog.catalog).await,
         vec!["ocop.catalog.v1.ProductSnapshot"]
+    );
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn changes_between_two_rounds_publish_one_snapshot_of_the_latest_state() {
+    let mut catalog = spawn_catalog_publishing_by_hand().await;
+    let products = catalog.small_catalogue().await;
+    assert_eq!(catalog.catalog.publish_due_snapshots(10).await.unwrap(), 4);
+    let noodles = Uuid::parse_str(&products[0].id).unwrap(); // 50 on hand
+    let line = |quantity| RequestedLine {
+        product_id: noodles,
+        quantity,
+    };
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    reserve(&catalog.catalog, first, &[line(3)]).await;
+    reserve(&catalog.catalog, second, &[line(5)]).await;
+    assert!(finish(&catalog.catalog, first, ReservationState::Committed).await);
+    catalog
+        .client
+        .adjust_stock(operator(pb::AdjustStockRequest {
+            product_id: products[0].id.clone(),
+            delta: 10,
+            reason: "nhập kho".into(),
+        }))
+        .await
+        .unwrap();
+
+    assert_eq!(catalog.catalog.publish_due_snapshots(10).await.unwrap(), 1);
+    let snapshots = outbox_snapshots(&catalog.catalog).await;
+    assert_eq!(
+        snapshots.len(),
+        5,
+        "four at creation, one for the four changes"
+    );
+    let latest = snapshots.last().unwrap();
+    assert_eq!(latest.id, products[0].id);
+    assert_eq!(
+        (latest.on_hand, latest.reserved, latest.available),
+        (57, 5, 52),
+        "50 − 3 sold + 10 in; 5 held"
     );
     catalog.stop().await;
 }
@@ -872,6 +939,46 @@ async fn stale_reservation_expires_and_gives_stock_back() {
             .await
             .contains(&"ocop.catalog.v1.ReservationExpired".to_owned())
     );
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn expiry_sweep_locks_stock_in_product_order_like_reservations() {
+    let mut catalog =
+        spawn_catalog_with(&["--reservation-ttl=1ms", "--reservation-sweep-interval=1h"]).await;
+    let products = catalog.small_catalogue().await;
+    let mut ids = [&products[0].id, &products[1].id].map(|id| Uuid::parse_str(id).unwrap());
+    ids.sort();
+    let [low, high] = ids;
+    let line = |product_id| RequestedLine {
+        product_id,
+        quantity: 1,
+    };
+    // Expiry order is the reverse of product order: the first to expire holds `high`.
+    reserve(&catalog.catalog, Uuid::new_v4(), &[line(high)]).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    reserve(&catalog.catalog, Uuid::new_v4(), &[line(low)]).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+
+    // Another writer locks `low`, then `high`, as a reservation of both would.
+    let lock = "SELECT 1 FROM stock WHERE product_id = $1 FOR UPDATE";
+    let mut writer = catalog.catalog.pool().begin().await.unwrap();
+    sqlx::query(lock)
+        .bind(low)
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    let sweeper = catalog.catalog.clone();
+    let sweep = tokio::spawn(async move { sweeper.expire_due().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Had the sweep locked `high` before `low`, this would deadlock and one side fail.
+    sqlx::query(lock)
+        .bind(high)
+        .execute(&mut *writer)
+        .await
+        .expect("the writer gets its second lock");
+    writer.commit().await.unwrap();
+    assert_eq!(sweep.await.unwrap().expect("the sweep succeeds"), 2);
     catalog.stop().await;
 }
 

@@ -53,6 +53,41 @@ pub async fn enqueue(
     Ok(())
 }
 
+/// Writes `events` for the logical `topic` in the caller's transaction, in one statement
+/// and in the order given (their `seq` follows it).
+#[tracing::instrument(name = "INSERT outbox", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "outbox", rows = events.len()))]
+pub async fn enqueue_all(
+    tx: &mut Transaction<'static, Postgres>,
+    topic: &str,
+    events: &[CloudEvent],
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let column = |field: fn(&CloudEvent) -> String| events.iter().map(field).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO outbox (id, topic, key, ce_type, ce_source, ce_subject, ce_time, payload, trace_headers)
+         SELECT id, $1, key, ce_type, ce_source, ce_subject, ce_time, payload, trace_headers::jsonb
+         FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::bytea[], $9::text[])
+              WITH ORDINALITY AS e (id, key, ce_type, ce_source, ce_subject, ce_time, payload, trace_headers, position)
+         ORDER BY position",
+    )
+    .bind(topic)
+    .bind(events.iter().map(|event| event.id).collect::<Vec<_>>())
+    .bind(column(|event| event.key.clone()))
+    .bind(column(|event| event.event_type.clone()))
+    .bind(column(|event| event.source.clone()))
+    .bind(events.iter().map(|event| event.subject.clone()).collect::<Vec<_>>())
+    .bind(events.iter().map(|event| event.time).collect::<Vec<_>>())
+    .bind(events.iter().map(|event| event.data.clone()).collect::<Vec<_>>())
+    .bind(column(|event| {
+        serde_json::to_string(&event.trace_headers).expect("string pairs serialise")
+    }))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Builds the idempotent producer every service publishes with: acks from all
 /// in-sync replicas, no duplicates on retry, per-partition order kept.
 pub fn idempotent_producer(
@@ -177,11 +212,17 @@ impl Relay {
                 break;
             }
             let pause = match self.publish_round().await {
-                Ok(published) if published > 0 => {
+                // A full round: more rows may be waiting.
+                Ok(published) if published as i64 >= self.config.batch_size => {
                     backoff = FIRST_RETRY;
                     continue;
                 }
-                Ok(_) => None,
+                // Everything unsent was sent. Rows committed since then have notified,
+                // so the wait below returns at once for them: no empty round to find out.
+                Ok(_) => {
+                    backoff = FIRST_RETRY;
+                    None
+                }
                 Err(err) => {
                     metrics::counter!("ocop_outbox_publish_failures_total", "service" => self.service)
                         .increment(1);

@@ -213,21 +213,28 @@ impl Orders {
                 return Ok(None);
             }
         };
-        store::set_status(
+        let payment_deadline = match step.to {
+            OrderStatus::AwaitingPayment => {
+                let ttl = chrono::Duration::from_std(self.payment_ttl)
+                    .map_err(|err| anyhow::anyhow!("payment ttl: {err}"))?;
+                Some(Utc::now() + ttl)
+            }
+            _ => None,
+        };
+        let (row, entry) = store::set_status(
             tx,
             order_id,
             from,
             step.to,
             cause,
             step.cancellation.map(|reason| (reason, detail)),
+            payment_deadline,
         )
         .await?;
-        let after = written(tx, order_id).await?;
-        if step.to == OrderStatus::AwaitingPayment {
-            let ttl = chrono::Duration::from_std(self.payment_ttl)
-                .map_err(|err| anyhow::anyhow!("payment ttl: {err}"))?;
-            let deadline = Utc::now() + ttl;
-            store::set_payment_deadline(tx, order_id, deadline).await?;
+        // Lines never change after placing; the history gains the entry just written.
+        let mut after = OrderRecord { row, ..before };
+        after.history.push(entry);
+        if let Some(deadline) = payment_deadline {
             outbox::enqueue(
                 tx,
                 events::ORDERS_TOPIC,

@@ -79,19 +79,22 @@ pub struct OrderRecord {
     pub history: Vec<HistoryRecord>,
 }
 
+/// Every `orders` column, in `OrderRow`'s order.
+macro_rules! order_columns {
+    () => {
+        "id, code, request_fingerprint, customer_name, customer_phone, customer_email,
+         province, district, ward, street, delivery_method, payment_method, sales_channel,
+         note, status, cancellation_reason, cancellation_detail, subtotal_vnd,
+         shipping_fee_vnd, total_vnd, pay_url, vietqr_payload, payment_expires_at,
+         carrier, tracking_code, created_at, updated_at"
+    };
+}
+
 /// `SELECT <every orders column> FROM orders $tail` (a literal, so queries stay
 /// `&'static str`).
 macro_rules! select_orders {
     ($tail:literal) => {
-        concat!(
-            "SELECT id, code, request_fingerprint, customer_name, customer_phone, customer_email,
-                province, district, ward, street, delivery_method, payment_method, sales_channel,
-                note, status, cancellation_reason, cancellation_detail, subtotal_vnd,
-                shipping_fee_vnd, total_vnd, pay_url, vietqr_payload, payment_expires_at,
-                carrier, tracking_code, created_at, updated_at
-             FROM orders ",
-            $tail
-        )
+        concat!("SELECT ", order_columns!(), " FROM orders ", $tail)
     };
 }
 
@@ -241,7 +244,8 @@ pub async fn order_for_update(tx: &mut Tx, id: Uuid) -> Result<Option<OrderRecor
     }
 }
 
-/// Moves an order to `to` and records why.
+/// Moves an order to `to` and records why, in one statement; `payment_deadline` is kept
+/// with the move when given. Returns the row as it now is and the history entry added.
 #[tracing::instrument(name = "UPDATE orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "orders"))]
 pub async fn set_status(
     tx: &mut Tx,
@@ -250,20 +254,38 @@ pub async fn set_status(
     to: OrderStatus,
     cause: &str,
     cancellation: Option<(CancellationReason, &str)>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE orders SET status = $2, updated_at = now(),
-            cancellation_reason = COALESCE($3, cancellation_reason),
-            cancellation_detail = COALESCE($4, cancellation_detail)
-         WHERE id = $1",
-    )
+    payment_deadline: Option<DateTime<Utc>>,
+) -> Result<(OrderRow, HistoryRecord), sqlx::Error> {
+    let row: OrderRow = sqlx::query_as(concat!(
+        "WITH moved AS (
+             UPDATE orders SET status = $2, updated_at = now(),
+                 cancellation_reason = COALESCE($3, cancellation_reason),
+                 cancellation_detail = COALESCE($4, cancellation_detail),
+                 payment_expires_at = COALESCE($5, payment_expires_at)
+             WHERE id = $1 RETURNING *),
+         logged AS (
+             INSERT INTO order_status_history (order_id, from_status, to_status, cause)
+             SELECT id, $6, $2, $7 FROM moved)
+         SELECT ",
+        order_columns!(),
+        " FROM moved"
+    ))
     .bind(order_id)
     .bind(to.as_str())
     .bind(cancellation.map(|(reason, _)| reason.as_str()))
     .bind(cancellation.map(|(_, detail)| detail))
-    .execute(&mut **tx)
+    .bind(payment_deadline)
+    .bind(from.as_str())
+    .bind(cause)
+    .fetch_one(&mut **tx)
     .await?;
-    record_history(tx, order_id, Some(from), to, cause).await
+    let entry = HistoryRecord {
+        from_status: Some(from.as_str().to_owned()),
+        to_status: to.as_str().to_owned(),
+        cause: cause.to_owned(),
+        at: row.updated_at,
+    };
+    Ok((row, entry))
 }
 
 /// Keeps who carries a shipped order and its tracking code.
@@ -278,21 +300,6 @@ pub async fn set_shipment(
         .bind(order_id)
         .bind(carrier)
         .bind(tracking_code)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// Keeps the payment deadline the order asked the payment service for.
-#[tracing::instrument(name = "UPDATE orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "orders"))]
-pub async fn set_payment_deadline(
-    tx: &mut Tx,
-    order_id: Uuid,
-    expires_at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET payment_expires_at = $2, updated_at = now() WHERE id = $1")
-        .bind(order_id)
-        .bind(expires_at)
         .execute(&mut **tx)
         .await?;
     Ok(())
