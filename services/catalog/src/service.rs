@@ -201,6 +201,9 @@ impl Catalog {
         let Some(held) = store::reservation_for_update(tx, order_id).await? else {
             return Ok(None);
         };
+        if held.state == ReservationState::Expired && to == ReservationState::Committed {
+            return self.sell_after_expiry(tx, held).await;
+        }
         if held.state.transition(to).is_err() {
             tracing::info!(order_id = %order_id, state = held.state.as_str(), to = to.as_str(), "reservation already finished; nothing to do");
             return Ok(None);
@@ -215,6 +218,41 @@ impl Catalog {
         outbox::enqueue(tx, events::INVENTORY_TOPIC, &event).await?;
         mark_lines_due(tx, &held.lines).await?;
         Ok(Some(Reservation { state: to, ..held }))
+    }
+
+    /// The order was paid after its reservation expired (the payment raced the expiry
+    /// sweep): its units are sold from free stock if they are all there, and the
+    /// reservation counts as committed; otherwise nothing is sold and `StockRejected`
+    /// tells the order service, which cancels the order (its payment is then refunded).
+    /// Either way a unit is never sold twice.
+    async fn sell_after_expiry(
+        &self,
+        tx: &mut Tx,
+        expired: Reservation,
+    ) -> Result<Option<Reservation>, CatalogError> {
+        let levels = store::lock_stock(tx, &expired.lines).await?;
+        if let Decision::Reject(rejections) = reservation::decide(&expired.lines, &levels) {
+            tracing::warn!(order_id = %expired.order_id, "paid after its reservation expired and the stock is gone; rejecting");
+            metrics::counter!("ocop_catalog_paid_after_expiry_total", "outcome" => "rejected")
+                .increment(1);
+            outbox::enqueue(
+                tx,
+                events::INVENTORY_TOPIC,
+                &events::stock_rejected(expired.order_id, &rejections),
+            )
+            .await?;
+            return Ok(None);
+        }
+        store::sell_unreserved(tx, &expired).await?;
+        let sold = Reservation {
+            state: ReservationState::Committed,
+            ..expired
+        };
+        tracing::warn!(order_id = %sold.order_id, "paid after its reservation expired; sold from free stock");
+        metrics::counter!("ocop_catalog_paid_after_expiry_total", "outcome" => "sold").increment(1);
+        outbox::enqueue(tx, events::INVENTORY_TOPIC, &events::stock_committed(&sold)).await?;
+        mark_lines_due(tx, &sold.lines).await?;
+        Ok(Some(sold))
     }
 
     /// Expires held reservations past their time, a batch per transaction. Safe with

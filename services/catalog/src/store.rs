@@ -488,6 +488,27 @@ pub async fn reserved_products(tx: &mut Tx, orders: &[Uuid]) -> Result<Vec<Uuid>
     .await
 }
 
+/// Sells an expired reservation's lines from free stock (the caller checked there is
+/// enough under the rows' locks) and records the reservation as committed.
+#[tracing::instrument(name = "UPDATE stock", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "stock"))]
+pub async fn sell_unreserved(tx: &mut Tx, reservation: &Reservation) -> Result<(), sqlx::Error> {
+    let (products, quantities) = columns(&reservation.lines);
+    sqlx::query(
+        "UPDATE stock s SET on_hand = s.on_hand - l.quantity
+         FROM UNNEST($1::uuid[], $2::bigint[]) AS l (product_id, quantity)
+         WHERE s.product_id = l.product_id",
+    )
+    .bind(&products)
+    .bind(&quantities)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE reservations SET state = 'committed', updated_at = now() WHERE id = $1")
+        .bind(reservation.id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Orders whose held reservation is past its expiry, locked; rows another replica is
 /// already expiring are skipped.
 pub async fn due_reservations(tx: &mut Tx, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {

@@ -982,6 +982,73 @@ async fn expiry_sweep_locks_stock_in_product_order_like_reservations() {
     catalog.stop().await;
 }
 
+/// A reservation of `quantity` noodles (50 on hand) for a new order, already expired.
+async fn expired_reservation(catalog: &Catalog, noodles: Uuid, quantity: i64) -> Uuid {
+    let order = Uuid::new_v4();
+    let line = RequestedLine {
+        product_id: noodles,
+        quantity,
+    };
+    reserve(catalog, order, &[line]).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(catalog.expire_due().await.unwrap(), 1);
+    assert_eq!(stock_of(catalog, noodles).await, (50, 0));
+    order
+}
+
+#[tokio::test]
+async fn order_paid_after_its_reservation_expired_is_sold_from_free_stock() {
+    let mut catalog =
+        spawn_catalog_with(&["--reservation-ttl=1ms", "--reservation-sweep-interval=1h"]).await;
+    let products = catalog.small_catalogue().await;
+    let noodles = Uuid::parse_str(&products[0].id).unwrap();
+    let order = expired_reservation(&catalog.catalog, noodles, 9).await;
+
+    assert!(finish(&catalog.catalog, order, ReservationState::Committed).await);
+    assert_eq!(stock_of(&catalog.catalog, noodles).await, (41, 0));
+    let types = outbox_types(&catalog.catalog).await;
+    assert_eq!(
+        types.last().map(String::as_str),
+        Some("ocop.catalog.v1.StockCommitted"),
+        "{types:?}"
+    );
+    // A redelivered confirmation sells nothing more.
+    assert!(!finish(&catalog.catalog, order, ReservationState::Committed).await);
+    assert_eq!(stock_of(&catalog.catalog, noodles).await, (41, 0));
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn order_paid_after_its_stock_was_sold_to_another_is_rejected_not_oversold() {
+    let mut catalog =
+        spawn_catalog_with(&["--reservation-ttl=1ms", "--reservation-sweep-interval=1h"]).await;
+    let products = catalog.small_catalogue().await;
+    let noodles = Uuid::parse_str(&products[0].id).unwrap();
+    let late = expired_reservation(&catalog.catalog, noodles, 30).await;
+    // Meanwhile another shopper takes 25 of the 50 and pays in time.
+    let other = Uuid::new_v4();
+    let line = RequestedLine {
+        product_id: noodles,
+        quantity: 25,
+    };
+    reserve(&catalog.catalog, other, &[line]).await;
+    assert!(finish(&catalog.catalog, other, ReservationState::Committed).await);
+
+    assert!(!finish(&catalog.catalog, late, ReservationState::Committed).await);
+    assert_eq!(
+        stock_of(&catalog.catalog, noodles).await,
+        (25, 0),
+        "only the other order's units are sold"
+    );
+    let types = outbox_types(&catalog.catalog).await;
+    assert_eq!(
+        types.last().map(String::as_str),
+        Some("ocop.catalog.v1.StockRejected"),
+        "{types:?}"
+    );
+    catalog.stop().await;
+}
+
 #[tokio::test]
 async fn health_reflection_and_metrics_are_served() {
     let mut catalog = spawn_catalog().await;

@@ -232,9 +232,12 @@ impl Handler for SagaHandler {
         let cause = event.event_type.as_str();
         let (order, trigger, detail) = if event.is::<catalog::StockReserved>() {
             let message = event.decode::<catalog::StockReserved>()?;
+            let held_until = message.expires_at.and_then(|at| {
+                DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or(0))
+            });
             (
                 order_id(&message.order_id)?,
-                Trigger::StockReserved,
+                Trigger::StockReserved { held_until },
                 String::new(),
             )
         } else if event.is::<catalog::StockRejected>() {

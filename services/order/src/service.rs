@@ -213,11 +213,9 @@ impl Orders {
                 return Ok(None);
             }
         };
-        let payment_deadline = match step.to {
-            OrderStatus::AwaitingPayment => {
-                let ttl = chrono::Duration::from_std(self.payment_ttl)
-                    .map_err(|err| anyhow::anyhow!("payment ttl: {err}"))?;
-                Some(Utc::now() + ttl)
+        let payment_deadline = match (step.to, trigger) {
+            (OrderStatus::AwaitingPayment, Trigger::StockReserved { held_until }) => {
+                Some(self.payment_deadline(order_id, held_until)?)
             }
             _ => None,
         };
@@ -251,6 +249,26 @@ impl Orders {
         metrics::counter!("ocop_order_transitions_total", "to" => step.to.as_str()).increment(1);
         tracing::info!(order_id = %order_id, from = from.as_str(), to = step.to.as_str(), cause, "order moved");
         Ok(Some(after))
+    }
+
+    /// When the shopper must have paid: `PAYMENT_TTL` from now, but never after the
+    /// catalog lets the stock go, so that one clock decides (a payment that still races
+    /// the expiry is sold from free stock or refunded by the saga).
+    fn payment_deadline(
+        &self,
+        order_id: Uuid,
+        held_until: Option<DateTime<Utc>>,
+    ) -> Result<DateTime<Utc>, OrderError> {
+        let ttl = chrono::Duration::from_std(self.payment_ttl)
+            .map_err(|err| anyhow::anyhow!("payment ttl: {err}"))?;
+        let deadline = Utc::now() + ttl;
+        match held_until {
+            Some(held_until) if held_until < deadline => {
+                tracing::info!(order_id = %order_id, %held_until, "payment deadline set to the reservation's expiry (PAYMENT_TTL reaches past it)");
+                Ok(held_until)
+            }
+            _ => Ok(deadline),
+        }
     }
 
     /// Runs `apply` for an RPC in its own transaction: a refused move is

@@ -156,11 +156,11 @@ impl Payments {
         let Some(intent) = store::intent_by_order_for_update(tx, order_id).await? else {
             return Ok(None);
         };
+        if intent.status == PaymentStatus::Succeeded {
+            refund_cancelled_order(tx, &intent).await?;
+            return Ok(None);
+        }
         if intent.status != PaymentStatus::Pending {
-            if intent.status == PaymentStatus::Succeeded {
-                // Money was taken for an order that no longer exists: a refund case.
-                tracing::warn!(order_id = %order_id, payment_id = %intent.id, "order cancelled after its payment succeeded");
-            }
             return Ok(None);
         }
         let cancelled = move_intent(
@@ -421,6 +421,28 @@ impl Payments {
         }
         Ok(due.len())
     }
+}
+
+/// Money was taken for an order that was then cancelled (its payment raced the
+/// reservation's expiry and the stock was gone): everything not yet refunded goes back.
+/// The refund is written pending in the caller's transaction, so it exists if and only if
+/// the cancellation was applied; the refund retrier sends it to the provider.
+async fn refund_cancelled_order(tx: &mut Tx, intent: &IntentRecord) -> Result<(), PaymentError> {
+    let left = intent.captured_vnd - store::committed_refunds(tx, intent.id).await?;
+    if left <= 0 {
+        return Ok(());
+    }
+    let request = RefundRequest {
+        order_id: intent.order_id,
+        amount_vnd: left,
+        reason: "order cancelled after payment".to_owned(),
+        idempotency_key: format!("order-cancelled:{}", intent.order_id),
+    };
+    let refund = store::insert_refund(tx, Uuid::now_v7(), intent, &request).await?;
+    metrics::counter!("ocop_payments_refunded_after_cancel_total", "provider" => intent.provider.as_str())
+        .increment(1);
+    tracing::warn!(order_id = %intent.order_id, payment_id = %intent.id, refund_id = %refund.id, amount_vnd = left, "order cancelled after its payment succeeded; refunding");
+    Ok(())
 }
 
 /// A checked move of an intent.

@@ -548,6 +548,53 @@ async fn order_cancellation_cancels_a_pending_payment_without_an_event() {
 }
 
 #[tokio::test]
+async fn order_cancelled_after_its_payment_succeeded_is_refunded_in_full_once() {
+    let payment = spawn_payment(&["--sandbox-delay=100ms", "--sandbox-outcome=success"]).await;
+    let order_id = Uuid::now_v7();
+    payment
+        .publish(&payment_requested(order_id, AMOUNT, TimeDelta::minutes(15)))
+        .await;
+    let _: pb::PaymentSucceeded = payment.payment_event(order_id).await;
+    // The order service cancels a paid order when its stock was sold after the
+    // reservation expired; a second cancellation (another event) refunds nothing more.
+    payment.publish(&order_cancelled(order_id)).await;
+    payment.publish(&order_cancelled(order_id)).await;
+    let refunds = || async {
+        sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT amount_vnd, reason, idempotency_key FROM refunds WHERE order_id = $1",
+        )
+        .bind(order_id)
+        .fetch_all(payment.payments.pool())
+        .await
+        .unwrap()
+    };
+    eventually("the automatic refund", WAIT, || async {
+        (!refunds().await.is_empty()).then_some(())
+    })
+    .await;
+    eventually("both cancellations applied", WAIT, || async {
+        let applied: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM inbox WHERE event_type = 'ocop.order.v1.OrderCancelled'",
+        )
+        .fetch_one(payment.payments.pool())
+        .await
+        .unwrap();
+        (applied == 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        refunds().await,
+        vec![(
+            AMOUNT,
+            "order cancelled after payment".to_owned(),
+            format!("order-cancelled:{order_id}")
+        )]
+    );
+    assert_eq!(payment.stored_status(order_id).await, "succeeded");
+    payment.stop().await;
+}
+
+#[tokio::test]
 async fn pending_settlement_survives_a_restart() {
     let first = spawn_payment(NEVER).await;
     let (order_id, _) = first.pending_payment(TimeDelta::minutes(15)).await;

@@ -2,6 +2,8 @@
 //! one function that decides every move. A move it does not list is refused, so a late
 //! or duplicated event can never take an order backwards.
 
+use chrono::{DateTime, Utc};
+
 /// Where an order is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderStatus {
@@ -99,7 +101,10 @@ impl CancellationReason {
 /// What happened to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
-    StockReserved,
+    /// The catalog holds the order's stock until `held_until`.
+    StockReserved {
+        held_until: Option<DateTime<Utc>>,
+    },
     StockRejected,
     /// The catalog gave the stock back because nobody paid in time.
     ReservationExpired,
@@ -144,8 +149,10 @@ pub fn transition(from: OrderStatus, trigger: Trigger) -> Result<Move, IllegalTr
         cancellation: Some(reason),
     };
     match (from, trigger) {
-        (Pending, Trigger::StockReserved) => Ok(to(AwaitingPayment)),
-        (Pending, Trigger::StockRejected) => Ok(cancel(CancellationReason::OutOfStock)),
+        (Pending, Trigger::StockReserved { .. }) => Ok(to(AwaitingPayment)),
+        // After payment only when the payment raced the reservation's expiry and the
+        // stock was sold meanwhile: the order is cancelled and its payment refunded.
+        (Pending | Confirmed, Trigger::StockRejected) => Ok(cancel(CancellationReason::OutOfStock)),
         (AwaitingPayment, Trigger::PaymentSucceeded) => Ok(to(Confirmed)),
         (AwaitingPayment, Trigger::PaymentFailed) => Ok(cancel(CancellationReason::PaymentFailed)),
         (AwaitingPayment, Trigger::PaymentExpired | Trigger::ReservationExpired) => {
@@ -172,7 +179,9 @@ mod tests {
     #[test]
     fn happy_path_moves_forward_step_by_step() {
         assert_eq!(
-            transition(Pending, Trigger::StockReserved).unwrap().to,
+            transition(Pending, Trigger::StockReserved { held_until: None })
+                .unwrap()
+                .to,
             AwaitingPayment
         );
         assert_eq!(
@@ -192,6 +201,12 @@ mod tests {
             (rejected.to, rejected.cancellation),
             (Cancelled, Some(Reason::OutOfStock))
         );
+        let lost = transition(Confirmed, Trigger::StockRejected).unwrap();
+        assert_eq!(
+            (lost.to, lost.cancellation),
+            (Cancelled, Some(Reason::OutOfStock)),
+            "paid after the reservation expired and the stock was sold meanwhile"
+        );
         let failed = transition(AwaitingPayment, Trigger::PaymentFailed).unwrap();
         assert_eq!(failed.cancellation, Some(Reason::PaymentFailed));
         let expired = transition(AwaitingPayment, Trigger::ReservationExpired).unwrap();
@@ -200,7 +215,7 @@ mod tests {
 
     #[test]
     fn late_or_duplicated_events_never_move_an_order_backwards() {
-        assert!(transition(AwaitingPayment, Trigger::StockReserved).is_err());
+        assert!(transition(AwaitingPayment, Trigger::StockReserved { held_until: None }).is_err());
         assert!(transition(Confirmed, Trigger::PaymentFailed).is_err());
         assert!(transition(Confirmed, Trigger::PaymentExpired).is_err());
         assert!(transition(Cancelled, Trigger::PaymentSucceeded).is_err());
