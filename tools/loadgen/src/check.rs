@@ -63,6 +63,7 @@ struct IntentRow {
     status: String,
     amount_vnd: i64,
     captured_vnd: i64,
+    /// Refunded, or in a refund still pending.
     refunded_vnd: i64,
 }
 
@@ -158,8 +159,12 @@ pub async fn run(
     let mut intents: HashMap<Uuid, IntentRow> = HashMap::new();
     for chunk in ids.chunks(CHUNK) {
         let rows: Vec<(Uuid, Uuid, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT order_id, id, status, amount_vnd, captured_vnd, refunded_vnd
-               FROM payment_intents WHERE order_id = ANY($1)",
+            // Refunds under way count as given back: a cancelled order's automatic
+            // refund is sent by the payment service's retrier, seconds later.
+            "SELECT order_id, id, status, amount_vnd, captured_vnd,
+                    refunded_vnd + (SELECT COALESCE(sum(amount_vnd), 0)::bigint FROM refunds r
+                                    WHERE r.payment_id = i.id AND r.status = 'pending')
+               FROM payment_intents i WHERE order_id = ANY($1)",
         )
         .bind(chunk)
         .fetch_all(&databases.services["payment"])
@@ -210,7 +215,7 @@ pub async fn run(
             && intent.captured_vnd - intent.refunded_vnd != 0
         {
             violations.push(format!(
-                "order {id}: cancelled, but payment {} ({}) holds {} ₫ captured and not refunded",
+                "order {id}: cancelled, but payment {} ({}) holds {} ₫ captured and not refunded or being refunded",
                 intent.id,
                 intent.status,
                 intent.captured_vnd - intent.refunded_vnd
