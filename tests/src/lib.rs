@@ -21,6 +21,10 @@ use tonic::{Request, transport::Channel};
 
 pub mod processes;
 
+/// How long a service process may take to exit after SIGTERM: its drain is bounded by
+/// `SHUTDOWN_GRACE` (10 s by default) plus the consumers' and telemetry's goodbyes.
+const EXIT_WAIT: Duration = Duration::from_secs(30);
+
 /// The token secret every service of a test platform shares.
 pub const SECRET: &str = "e2e-test-secret-e2e-test-secret-e2e!!";
 /// Every real provider configured, their endpoints left to the sandbox gateway, which
@@ -148,11 +152,28 @@ impl ServiceProcess {
         }
     }
 
-    /// SIGTERM, then wait for a graceful exit (telemetry is flushed on the way out).
+    /// SIGTERM, then wait for a graceful exit (telemetry is flushed on the way out). A
+    /// process still running after [`EXIT_WAIT`] is killed and the test fails with its
+    /// log: a service that hangs in its drain must not hang the test run with it.
     pub fn terminate(&mut self) {
         self.signal("-TERM");
         if let Some(mut child) = self.child.take() {
-            let exit = child.wait().expect("reap the service process");
+            let deadline = std::time::Instant::now() + EXIT_WAIT;
+            let exit = loop {
+                if let Some(exit) = child.try_wait().expect("reap the service process") {
+                    break exit;
+                }
+                if std::time::Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "{} did not exit within {EXIT_WAIT:?} of SIGTERM; its log:\n{}",
+                        self.binary,
+                        self.log_text()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
             assert!(exit.success(), "{} exited with {exit}", self.binary);
         }
     }
@@ -212,8 +233,9 @@ impl Running {
     /// Graceful stop (SIGTERM's path).
     pub async fn stop(self) {
         self.stop.cancel();
-        self.task
+        tokio::time::timeout(EXIT_WAIT, self.task)
             .await
+            .expect("the service stops within EXIT_WAIT of its stop signal")
             .expect("service task")
             .expect("service stopped cleanly");
     }

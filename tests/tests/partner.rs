@@ -237,9 +237,9 @@ fn start_partner(prefix: &str, store_url: &str, group: &str) -> RunningPartner {
 
 async fn stop(partner: RunningPartner) {
     partner.stop.cancel();
-    partner
-        .task
+    tokio::time::timeout(WAIT, partner.task)
         .await
+        .expect("the partner stops within WAIT")
         .unwrap()
         .expect("the partner stopped cleanly");
 }

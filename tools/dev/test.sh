@@ -54,9 +54,16 @@ export OCOP_TEST_BROKER_BIN="$TANSU_BIN"
 export OCOP_TEST_RUN_BROKER_STORAGE="$(platform_broker_storage)"
 export OCOP_TEST_BIN_DIR="${CARGO_TARGET_DIR:-$OCOP_ROOT/target}/debug"
 export RUST_LOG=${RUST_LOG:-warn}
-# Every test binary runs even after one fails, so one run reports every failure.
+# Every test binary runs even after one fails, so one run reports every failure. A test
+# that hangs fails the run after OCOP_TEST_TIMEOUT instead of holding it forever; libtest
+# names every test that has run for over a minute, and those lines are repeated here.
+TEST_TIMEOUT=${OCOP_TEST_TIMEOUT:-40m}
 status=0
-cargo test "${TEST_TARGETS[@]}" --no-fail-fast "$@" 2>&1 | tee "$WORK/cargo-test.log" || status=$?
+timeout "$TEST_TIMEOUT" cargo test "${TEST_TARGETS[@]}" --no-fail-fast "$@" 2>&1 | tee "$WORK/cargo-test.log" || status=$?
+if [ "$status" -eq 124 ]; then
+  log "the tests did not finish within $TEST_TIMEOUT (OCOP_TEST_TIMEOUT); still running:"
+  grep 'has been running for over' "$WORK/cargo-test.log" >&2 || true
+fi
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
      END { printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$WORK/cargo-test.log"

@@ -159,10 +159,11 @@ fn line_product_ids(event: &CloudEvent) -> Result<Vec<String>, HandlerError> {
     })
 }
 
-/// The full state of a product after a change.
-pub fn product_snapshot(record: &ProductRecord) -> CloudEvent {
+/// The full state of a product after a change, as of snapshot `version`.
+pub fn product_snapshot(record: &ProductRecord, version: i64) -> CloudEvent {
     let message = pb::ProductSnapshot {
         product: Some(crate::grpc::product_to_proto(record)),
+        version,
     };
     CloudEvent::new(
         SOURCE,

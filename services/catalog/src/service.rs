@@ -294,11 +294,12 @@ impl Catalog {
                 return Ok(published);
             }
             // Read after the marks were taken: every change committed before this read
-            // is in it, and a later one has marked its product again.
+            // is in it, and a later one marks its product again once this commits.
+            let version = store::next_snapshot_version(&mut tx).await?;
             let snapshots: Vec<_> = store::products(&mut tx, &due)
                 .await?
                 .iter()
-                .map(events::product_snapshot)
+                .map(|product| events::product_snapshot(product, version))
                 .collect();
             outbox::enqueue_all(&mut tx, events::PRODUCTS_TOPIC, &snapshots).await?;
             tx.commit().await?;

@@ -541,10 +541,13 @@ pub async fn mark_snapshots_due(tx: &mut Tx, products: &[Uuid]) -> Result<(), sq
     let mut products = products.to_vec();
     products.sort_unstable();
     products.dedup();
+    // An existing mark is locked (a no-op update), not passed over: a round that took it
+    // meanwhile would read the product without this transaction's change and leave no
+    // mark behind for it. Locked, the mark is skipped by rounds until this commits.
     sqlx::query(
         "INSERT INTO product_snapshots_due (product_id)
          SELECT id FROM UNNEST($1::uuid[]) AS id ORDER BY id
-         ON CONFLICT (product_id) DO NOTHING",
+         ON CONFLICT (product_id) DO UPDATE SET marked_at = product_snapshots_due.marked_at",
     )
     .bind(&products)
     .execute(&mut **tx)
@@ -553,7 +556,8 @@ pub async fn mark_snapshots_due(tx: &mut Tx, products: &[Uuid]) -> Result<(), sq
 }
 
 /// Takes (deletes) up to `limit` marks; marks another replica or a writer holds are
-/// skipped. A change committed after this statement marks its product again.
+/// skipped. A change committed after this statement marks its product again (its mark
+/// waits for this transaction to end).
 #[tracing::instrument(name = "DELETE product_snapshots_due", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "product_snapshots_due"))]
 pub async fn take_due_snapshots(tx: &mut Tx, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
@@ -565,4 +569,13 @@ pub async fn take_due_snapshots(tx: &mut Tx, limit: i64) -> Result<Vec<Uuid>, sq
     .bind(limit)
     .fetch_all(&mut **tx)
     .await
+}
+
+/// The version of the snapshots a round reads: drawn after the round took its marks, so
+/// a later round's snapshot of a product (which waited for this round's marks) has a
+/// greater one.
+pub async fn next_snapshot_version(tx: &mut Tx) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT nextval('product_snapshot_versions')")
+        .fetch_one(&mut **tx)
+        .await
 }

@@ -616,7 +616,7 @@ async fn spawn_catalog_publishing_by_hand() -> TestCatalog {
 }
 
 /// The product snapshots in the outbox, oldest first.
-async fn outbox_snapshots(catalog: &Catalog) -> Vec<pb::Product> {
+async fn outbox_snapshots(catalog: &Catalog) -> Vec<pb::ProductSnapshot> {
     let payloads: Vec<Vec<u8>> = sqlx::query_scalar(
         "SELECT payload FROM outbox WHERE ce_type = 'ocop.catalog.v1.ProductSnapshot' ORDER BY seq",
     )
@@ -625,12 +625,17 @@ async fn outbox_snapshots(catalog: &Catalog) -> Vec<pb::Product> {
     .unwrap();
     payloads
         .iter()
-        .map(|payload| {
-            pb::ProductSnapshot::decode(payload.as_slice())
-                .unwrap()
-                .product
-                .unwrap()
-        })
+        .map(|payload| pb::ProductSnapshot::decode(payload.as_slice()).unwrap())
+        .collect()
+}
+
+/// The snapshots of `product` in the outbox, oldest first, with their versions.
+async fn snapshots_of(catalog: &Catalog, product: Uuid) -> Vec<(i64, pb::Product)> {
+    outbox_snapshots(catalog)
+        .await
+        .into_iter()
+        .map(|snapshot| (snapshot.version, snapshot.product.unwrap()))
+        .filter(|(_, snapshot)| snapshot.id == product.to_string())
         .collect()
 }
 
@@ -693,12 +698,58 @@ async fn changes_between_two_rounds_publish_one_snapshot_of_the_latest_state() {
         5,
         "four at creation, one for the four changes"
     );
-    let latest = snapshots.last().unwrap();
+    let latest = snapshots.last().unwrap().product.as_ref().unwrap();
     assert_eq!(latest.id, products[0].id);
     assert_eq!(
         (latest.on_hand, latest.reserved, latest.available),
         (57, 5, 52),
         "50 − 3 sold + 10 in; 5 held"
+    );
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn a_change_committed_during_a_snapshot_round_is_published_by_a_later_round() {
+    let mut catalog = spawn_catalog_publishing_by_hand().await;
+    let products = catalog.small_catalogue().await;
+    catalog.catalog.publish_due_snapshots(10).await.unwrap();
+    let noodles = Uuid::parse_str(&products[0].id).unwrap(); // 50 on hand
+    let line = |quantity| RequestedLine {
+        product_id: noodles,
+        quantity,
+    };
+    reserve(&catalog.catalog, Uuid::new_v4(), &[line(3)]).await;
+
+    // A reservation still in flight while a round runs: the round must not take the
+    // product's mark and read the stock without it.
+    let mut in_flight = catalog.catalog.pool().begin().await.unwrap();
+    let outcome = catalog
+        .catalog
+        .reserve(&mut in_flight, Uuid::new_v4(), &[line(5)])
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, ReserveOutcome::Reserved(_)),
+        "{outcome:?}"
+    );
+    catalog.catalog.publish_due_snapshots(10).await.unwrap();
+    in_flight.commit().await.unwrap();
+    catalog.catalog.publish_due_snapshots(10).await.unwrap();
+
+    let snapshots = snapshots_of(&catalog.catalog, noodles).await;
+    let (_, latest) = snapshots.last().unwrap();
+    assert_eq!(
+        (latest.reserved, latest.available),
+        (8, 42),
+        "the last snapshot holds both reservations"
+    );
+    assert!(
+        snapshots.windows(2).all(|pair| pair[0].0 < pair[1].0),
+        "versions grow with every snapshot: {:?}",
+        snapshots
+            .iter()
+            .map(|(version, _)| version)
+            .collect::<Vec<_>>()
     );
     catalog.stop().await;
 }

@@ -215,6 +215,9 @@ impl EventConsumer {
         ] {
             metrics::counter!(name, "group" => self.config.group.clone()).increment(0);
         }
+        // The measurer runs on a blocking thread, which a runtime waits for when it shuts
+        // down: it stops when this loop ends, and also when the loop is dropped unfinished
+        // (its task aborted, or a test that panicked), through the guard.
         let lag_stop = stop.child_token();
         let lag = lag::spawn(
             &self.kafka,
@@ -226,6 +229,7 @@ impl EventConsumer {
         )
         .inspect_err(|err| tracing::warn!(group = %self.config.group, error = format!("{err:#}"), "consumer lag not measured"))
         .ok();
+        let lag_stop = lag_stop.drop_guard();
         let mut stream = self.consumer.stream();
         loop {
             let first = tokio::select! {
@@ -263,7 +267,7 @@ impl EventConsumer {
         // Offsets stored so far are committed when the consumer closes (librdkafka does
         // that with auto-commit on): no blocking commit here, which would hang on a broker
         // that is already gone.
-        lag_stop.cancel();
+        drop(lag_stop);
         if let Some(lag) = lag {
             let _ = lag.await;
         }

@@ -43,7 +43,7 @@ impl std::fmt::Debug for Orders {
 fn fingerprint(request: &OrderRequest) -> String {
     // The validated request is normalised (trimmed text, national phone numbers), so
     // two spellings of the same order are the same request.
-    hex::encode(Sha256::digest(format!("{request:?}")))
+    hex::encode(Sha256::digest(request.canonical_encoding()))
 }
 
 impl Orders {
@@ -421,8 +421,37 @@ async fn written(tx: &mut Tx, id: Uuid) -> Result<OrderRecord, OrderError> {
 
 #[cfg(test)]
 mod tests {
-    use super::quote_error;
-    use crate::error::OrderError;
+    use super::{fingerprint, quote_error};
+    use crate::{
+        domain::order::{DeliveryMethod, OrderInput, OrderRequest, PaymentMethod},
+        error::OrderError,
+    };
+
+    /// Stored fingerprints must stay valid across releases: this value may only change
+    /// together with the encoding's version tag.
+    #[test]
+    fn fingerprint_of_a_known_request_never_changes() {
+        let request = OrderRequest::new(OrderInput {
+            idempotency_key: "key-1",
+            name: "Nguyễn Thị Lan",
+            phone: "+84 912 345 678",
+            email: "Lan@Example.com",
+            province: "Quảng Ninh",
+            district: "Hạ Long",
+            ward: "Bãi Cháy",
+            street: "12 Hạ Long",
+            lines: vec![("01a2267f-4cf3-7032-bf48-bbcafb0524d4", 2)],
+            delivery: Some(DeliveryMethod::Standard),
+            payment: Some(PaymentMethod::Sandbox),
+            channel: None,
+            note: "",
+        })
+        .unwrap();
+        assert_eq!(
+            fingerprint(&request),
+            "e963aa17d300d9e8c7ed7c38481fb7b44e94a51b3d22fc9e44dca6040a8fd43b"
+        );
+    }
 
     #[test]
     fn catalog_refusal_becomes_invalid_argument_on_the_line() {

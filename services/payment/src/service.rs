@@ -401,7 +401,7 @@ impl Payments {
     ) -> Result<usize, PaymentError> {
         let mut conn = self.pool.acquire().await?;
         let idle_millis = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
-        let due = store::stale_pending_refunds(&mut conn, idle_millis, 20).await?;
+        let due = store::claim_stale_pending_refunds(&mut conn, idle_millis, 20).await?;
         drop(conn);
         for id in &due {
             let mut conn = self.pool.acquire().await?;

@@ -432,16 +432,22 @@ pub async fn count_refund_attempt(conn: &mut PgConnection, id: Uuid) -> Result<(
     Ok(())
 }
 
-/// Pending refunds not touched for `idle_millis` (their provider call was interrupted).
-pub async fn stale_pending_refunds(
+/// Claims up to `limit` pending refunds not touched for `idle_millis` (their provider
+/// call was interrupted) by touching them: another replica's retrier, or this one's next
+/// round, passes over a claimed refund for `idle_millis`, so one refund is not sent
+/// twice at once.
+pub async fn claim_stale_pending_refunds(
     conn: &mut PgConnection,
     idle_millis: i64,
     limit: i64,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT id FROM refunds
-         WHERE status = 'pending' AND updated_at <= now() - $1::bigint * interval '1 millisecond'
-         ORDER BY updated_at LIMIT $2",
+        "UPDATE refunds SET updated_at = now() WHERE id IN (
+             SELECT id FROM refunds
+             WHERE status = 'pending'
+               AND updated_at <= now() - $1::bigint * interval '1 millisecond'
+             ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING id",
     )
     .bind(idle_millis)
     .bind(limit)

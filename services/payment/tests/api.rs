@@ -13,6 +13,7 @@ use common::{
 use hmac::{Hmac, Mac as _};
 use ocop_events::CloudEvent;
 use ocop_grpc_kit::validation::violations;
+use ocop_payment::store;
 use ocop_proto::{order::v1 as order_pb, payment::v1 as pb};
 use ocop_testkit::{eventually, find_record, header, key_text};
 use rdkafka::Message as _;
@@ -591,6 +592,59 @@ async fn order_cancelled_after_its_payment_succeeded_is_refunded_in_full_once() 
         )]
     );
     assert_eq!(payment.stored_status(order_id).await, "succeeded");
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn a_stale_pending_refund_is_claimed_by_one_retrier_at_a_time() {
+    let payment = spawn_payment(&["--sandbox-delay=100ms", "--sandbox-outcome=success"]).await;
+    let order_id = Uuid::now_v7();
+    payment
+        .publish(&payment_requested(order_id, AMOUNT, TimeDelta::minutes(15)))
+        .await;
+    let _: pb::PaymentSucceeded = payment.payment_event(order_id).await;
+    payment.publish(&order_cancelled(order_id)).await;
+    let pool = payment.payments.pool();
+    let refund: Uuid = eventually("the automatic refund", WAIT, || async {
+        sqlx::query_scalar("SELECT id FROM refunds WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(pool)
+            .await
+            .unwrap()
+    })
+    .await;
+    // As if its provider call was interrupted an hour ago.
+    sqlx::query("UPDATE refunds SET updated_at = now() - interval '1 hour' WHERE id = $1")
+        .bind(refund)
+        .execute(pool)
+        .await
+        .unwrap();
+
+    // Two retriers (two replicas) asking one after the other within the idle time.
+    let idle_millis = 30_000;
+    let mut conn = pool.acquire().await.unwrap();
+    let first = store::claim_stale_pending_refunds(&mut conn, idle_millis, 20)
+        .await
+        .unwrap();
+    let second = store::claim_stale_pending_refunds(&mut conn, idle_millis, 20)
+        .await
+        .unwrap();
+    // The service's own retrier may have claimed it in between the two statements above
+    // and this test's update: then neither claim gets it, which is the same rule.
+    assert!(
+        first
+            .iter()
+            .chain(&second)
+            .filter(|id| **id == refund)
+            .count()
+            <= 1,
+        "claimed twice: {first:?} then {second:?}"
+    );
+    assert!(
+        !second.contains(&refund),
+        "claimed again at once: {second:?}"
+    );
+    drop(conn);
     payment.stop().await;
 }
 

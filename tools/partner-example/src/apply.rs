@@ -17,19 +17,22 @@ pub async fn first_delivery(tx: &mut Tx, ce_id: uuid::Uuid) -> sqlx::Result<bool
     Ok(inserted.rows_affected() == 1)
 }
 
-/// Upserts a product snapshot unless a newer one is already mirrored.
-pub async fn product(tx: &mut Tx, product: &catalog::Product) -> sqlx::Result<()> {
+/// Upserts a product snapshot unless a newer one (a greater version) is already
+/// mirrored.
+pub async fn product(tx: &mut Tx, snapshot: &catalog::ProductSnapshot) -> sqlx::Result<()> {
+    let product = snapshot.product.clone().unwrap_or_default();
     let producer = product.producer.clone().unwrap_or_default();
     sqlx::query(
         "INSERT INTO mirrored_products
-             (id, sku, name, price_vnd, available, status, producer, district, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             (id, sku, name, price_vnd, available, status, producer, district, updated_at,
+              snapshot_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (id) DO UPDATE SET
              sku = EXCLUDED.sku, name = EXCLUDED.name, price_vnd = EXCLUDED.price_vnd,
              available = EXCLUDED.available, status = EXCLUDED.status,
              producer = EXCLUDED.producer, district = EXCLUDED.district,
-             updated_at = EXCLUDED.updated_at
-         WHERE mirrored_products.updated_at <= EXCLUDED.updated_at",
+             updated_at = EXCLUDED.updated_at, snapshot_version = EXCLUDED.snapshot_version
+         WHERE mirrored_products.snapshot_version < EXCLUDED.snapshot_version",
     )
     .bind(&product.id)
     .bind(&product.sku)
@@ -40,6 +43,7 @@ pub async fn product(tx: &mut Tx, product: &catalog::Product) -> sqlx::Result<()
     .bind(&producer.name)
     .bind(&producer.district)
     .bind(timestamp(product.updated_at.as_ref()))
+    .bind(snapshot.version)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -102,9 +102,9 @@ async fn apply_record(
     }
     match ce_type.as_str() {
         "ocop.catalog.v1.ProductSnapshot" => match catalog::ProductSnapshot::decode(payload) {
-            Ok(catalog::ProductSnapshot {
-                product: Some(product),
-            }) => apply::product(&mut tx, &product).await?,
+            Ok(snapshot) if snapshot.product.is_some() => {
+                apply::product(&mut tx, &snapshot).await?
+            }
             _ => tracing::warn!(%ce_id, "undecodable product snapshot skipped"),
         },
         "ocop.order.v1.PartnerOrderEvent" => match order::PartnerOrderEvent::decode(payload) {

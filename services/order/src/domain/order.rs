@@ -254,6 +254,46 @@ pub struct OrderRequest {
 }
 
 impl OrderRequest {
+    /// The request's content in a stable encoding, for its idempotency fingerprint: a
+    /// version tag, then every field but the key in a fixed order, each as a 4-byte
+    /// big-endian length and its UTF-8 bytes (enums by their stored names, lines as
+    /// product id and quantity), so no two different requests encode alike and the
+    /// encoding never changes with a compiler or a field's Rust name. Changing it changes
+    /// every stored fingerprint: make it `v2` and accept both while keys live.
+    pub fn canonical_encoding(&self) -> Vec<u8> {
+        let customer = &self.customer;
+        let address = &customer.address;
+        let mut fields: Vec<String> = vec![
+            "ocop.order.request.v1".to_owned(),
+            customer.name.clone(),
+            customer.phone.as_str().to_owned(),
+            customer
+                .email
+                .as_ref()
+                .map_or_else(String::new, |email| email.as_str().to_owned()),
+            address.province.clone(),
+            address.district.clone(),
+            address.ward.clone(),
+            address.street.clone(),
+            self.delivery.as_str().to_owned(),
+            self.payment.as_str().to_owned(),
+            self.channel.as_str().to_owned(),
+            self.note.clone(),
+            self.lines.len().to_string(),
+        ];
+        for line in &self.lines {
+            fields.push(line.product_id.to_string());
+            fields.push(line.quantity.to_string());
+        }
+        let mut encoded = Vec::new();
+        for field in &fields {
+            let length = u32::try_from(field.len()).expect("validated fields are short");
+            encoded.extend_from_slice(&length.to_be_bytes());
+            encoded.extend_from_slice(field.as_bytes());
+        }
+        encoded
+    }
+
     pub fn new(input: OrderInput<'_>) -> Result<Self, Invalid> {
         let idempotency_key = text("idempotency_key", input.idempotency_key, 128)?;
         let delivery = input
@@ -362,6 +402,37 @@ mod tests {
             channel: None,
             note: "",
         }
+    }
+
+    #[test]
+    fn canonical_encoding_is_the_same_for_two_spellings_of_one_request() {
+        let first = OrderRequest::new(input()).unwrap();
+        let second = OrderRequest::new(OrderInput {
+            idempotency_key: "key-2",
+            name: "  Nguyễn Thị Lan ",
+            phone: "0912.345.678",
+            ..input()
+        })
+        .unwrap();
+        assert_eq!(first.canonical_encoding(), second.canonical_encoding());
+    }
+
+    #[test]
+    fn canonical_encoding_keeps_field_boundaries() {
+        let moved = OrderRequest::new(OrderInput {
+            ward: "Bãi Cháy 12",
+            street: "Hạ Long",
+            ..input()
+        })
+        .unwrap();
+        let original = OrderRequest::new(input()).unwrap();
+        assert_ne!(original.canonical_encoding(), moved.canonical_encoding());
+        let more = OrderRequest::new(OrderInput {
+            lines: vec![("01a2267f-4cf3-7032-bf48-bbcafb0524d4", 3)],
+            ..input()
+        })
+        .unwrap();
+        assert_ne!(original.canonical_encoding(), more.canonical_encoding());
     }
 
     #[test]

@@ -308,7 +308,8 @@ pub struct QueryResponse {
     pub request_id: String,
     pub amount: i64,
     pub trans_id: i64,
-    /// 0 paid (9000 authorised), 1000 waiting for the shopper, anything else failed.
+    /// 0 paid (9000 authorised); 1000, 7000, 7002 and 8000 in progress; 1001–1007,
+    /// 1017, 1026 and 4001–4100 failed; other codes are about the request, not the payment.
     pub result_code: i64,
     pub message: String,
     pub response_time: i64,

@@ -33,6 +33,16 @@ pub fn app_trans_id(at: DateTime<Utc>, suffix: &str) -> Result<String, String> {
     Ok(id)
 }
 
+/// A refund's `m_refund_id`, `yymmdd_<app_id>_<suffix>`, dated in GMT+7 by when the refund
+/// was requested (not when it is sent): a retry after midnight sends the same id, so
+/// ZaloPay sees one refund, not two.
+pub fn m_refund_id(requested_at: DateTime<Utc>, app_id: i64, suffix: &str) -> String {
+    format!(
+        "{}_{app_id}_{suffix}",
+        requested_at.with_timezone(&vietnam()).format("%y%m%d")
+    )
+}
+
 /// The part after `yymmdd_`.
 pub fn app_trans_suffix(id: &str) -> Option<&str> {
     let (date, suffix) = id.split_once('_')?;
@@ -266,6 +276,14 @@ pub struct RefundResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refund_keeps_its_id_across_midnight_in_vietnam() {
+        let requested = "2026-12-07T16:59:00Z".parse().unwrap(); // 23:59 in GMT+7
+        assert_eq!(m_refund_id(requested, 2553, "r1"), "261207_2553_r1");
+        let after_midnight = "2026-12-07T17:01:00Z".parse().unwrap();
+        assert_eq!(m_refund_id(after_midnight, 2553, "r1"), "261208_2553_r1");
+    }
 
     fn credentials() -> Credentials {
         // ZaloPay's public sandbox app 2553 (key1, key2 from its developer docs).

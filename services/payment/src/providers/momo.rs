@@ -29,6 +29,33 @@ use crate::{
     store::{IntentRecord, RefundRecord},
 };
 
+/// What a query's `resultCode` says about the payment, after MoMo's result-code table
+/// ("Final Status"): only a final code decides it. A payment still in progress is left
+/// to its deadline; a code about the request itself (maintenance, access, format, an
+/// order MoMo does not know yet) says nothing about the payment and is asked again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueryStatus {
+    Final(ProviderResult),
+    InProgress,
+    NoAnswer,
+}
+
+fn query_status(result_code: i64) -> QueryStatus {
+    match result_code {
+        // 9000: authorised; with autoCapture (our create) that is a payment made.
+        0 | 9000 => QueryStatus::Final(ProviderResult::Success),
+        // Initiated, being processed, processed by the payment type's provider, waiting
+        // for the shopper to confirm again.
+        1000 | 7000 | 7002 | 8000 => QueryStatus::InProgress,
+        // Declined by the shopper, the wallet or the issuer, expired, cancelled, or
+        // restricted: the payment is over.
+        1001..=1007 | 1017 | 1026 | 4001 | 4002 | 4100 => {
+            QueryStatus::Final(ProviderResult::Failure)
+        }
+        _ => QueryStatus::NoAnswer,
+    }
+}
+
 /// MoMo's settings: `MOMO_PARTNER_CODE`, `MOMO_ACCESS_KEY`, `MOMO_SECRET_KEY`,
 /// `MOMO_ENDPOINT` (the sandbox gateway's when unset).
 #[derive(Debug, Clone)]
@@ -164,11 +191,18 @@ impl ProviderAdapter for MoMoAdapter {
                 "query answered for another order",
             ));
         }
-        let result = match answer.result_code {
-            0 | 9000 => ProviderResult::Success,
-            // Initiated / waiting for the shopper: no answer yet.
-            1000 => return Ok(None),
-            _ => ProviderResult::Failure,
+        let result = match query_status(answer.result_code) {
+            QueryStatus::Final(result) => result,
+            QueryStatus::InProgress => return Ok(None),
+            QueryStatus::NoAnswer => {
+                return Err(Unavailable::new(
+                    Provider::MoMo,
+                    format!(
+                        "query answered resultCode {}: {}",
+                        answer.result_code, answer.message
+                    ),
+                ));
+            }
         };
         let raw = serde_json::to_string(&answer).unwrap_or_default();
         Ok(Some((
@@ -238,5 +272,41 @@ impl ProviderAdapter for MoMoAdapter {
                 message: answer.message,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payment_still_in_progress_is_not_failed() {
+        for code in [1000, 7000, 7002, 8000] {
+            assert_eq!(query_status(code), QueryStatus::InProgress, "{code}");
+        }
+    }
+
+    #[test]
+    fn an_answer_about_the_request_is_no_answer_about_the_payment() {
+        // Maintenance, access denied, bad format, unknown or duplicate order, system error.
+        for code in [10, 11, 20, 41, 42, 43, 98, 99] {
+            assert_eq!(query_status(code), QueryStatus::NoAnswer, "{code}");
+        }
+    }
+
+    #[test]
+    fn only_final_codes_decide_the_payment() {
+        assert_eq!(query_status(0), QueryStatus::Final(ProviderResult::Success));
+        assert_eq!(
+            query_status(9000),
+            QueryStatus::Final(ProviderResult::Success)
+        );
+        for code in [1001, 1005, 1006, 1017, 4100] {
+            assert_eq!(
+                query_status(code),
+                QueryStatus::Final(ProviderResult::Failure),
+                "{code}"
+            );
+        }
     }
 }

@@ -207,12 +207,7 @@ impl ProviderAdapter for VnPayAdapter {
             ("00", "02") => ProviderResult::Failure,
             _ => return Ok(None),
         };
-        let amount_vnd = answer
-            .vnp_Amount
-            .parse::<i64>()
-            .ok()
-            .filter(|minor| minor % 100 == 0)
-            .map_or(intent.amount_vnd, |minor| minor / 100);
+        let amount_vnd = querydr_amount(result, &answer.vnp_Amount, intent.amount_vnd)?;
         let raw = serde_json::to_string(&answer).unwrap_or_default();
         Ok(Some((
             ProviderReport {
@@ -271,9 +266,58 @@ impl ProviderAdapter for VnPayAdapter {
     }
 }
 
+/// The amount a `querydr` answer reports, in VND. A success is judged on the amount
+/// VNPay names, never on ours: one it sends unreadable (not whole VND × 100) is no
+/// answer to act on, so the query counts as failed and is asked again later. A failure
+/// moves no money, so it is judged against the intent's own amount.
+fn querydr_amount(
+    result: ProviderResult,
+    reported: &str,
+    intent_amount_vnd: i64,
+) -> Result<i64, Unavailable> {
+    if result != ProviderResult::Success {
+        return Ok(intent_amount_vnd);
+    }
+    reported
+        .parse::<i64>()
+        .ok()
+        .filter(|minor| *minor > 0 && minor % 100 == 0)
+        .map(|minor| minor / 100)
+        .ok_or_else(|| {
+            Unavailable::new(
+                Provider::VnPay,
+                format!("querydr reported a success with an unreadable vnp_Amount {reported:?}"),
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn querydr_success_is_judged_on_the_amount_vnpay_reports() {
+        assert_eq!(
+            querydr_amount(ProviderResult::Success, "12000000", 150_000).unwrap(),
+            120_000
+        );
+    }
+
+    #[test]
+    fn querydr_success_with_an_unreadable_amount_is_no_answer() {
+        for reported in ["", "abc", "12345", "-10000", "0"] {
+            let refused = querydr_amount(ProviderResult::Success, reported, 150_000);
+            assert!(refused.is_err(), "{reported:?} was read as {refused:?}");
+        }
+    }
+
+    #[test]
+    fn querydr_failure_is_judged_on_the_intents_amount() {
+        assert_eq!(
+            querydr_amount(ProviderResult::Failure, "", 150_000).unwrap(),
+            150_000
+        );
+    }
 
     #[test]
     fn verdicts_map_to_vnpays_codes() {

@@ -225,16 +225,12 @@ impl ProviderAdapter for ZaloPayAdapter {
         refund: &RefundRecord,
     ) -> Result<RefundOutcome, Unavailable> {
         let zp_trans_id = numeric_transaction_id(intent, Provider::ZaloPay, "zp_trans_id")?;
-        let m_refund_id = format!(
-            "{}_{}_{}",
-            Utc::now()
-                .with_timezone(&ocop_payment_schemes::vietnam())
-                .format("%y%m%d"),
-            self.credentials.app_id,
-            refund.id.simple()
-        );
         let request = zalopay::RefundRequest {
-            m_refund_id,
+            m_refund_id: zalopay::m_refund_id(
+                refund.created_at,
+                self.credentials.app_id,
+                &refund.id.simple().to_string(),
+            ),
             app_id: self.credentials.app_id,
             zp_trans_id,
             amount: refund.amount_vnd,
