@@ -23,7 +23,7 @@ use tracing::Instrument as _;
 
 use crate::{
     domain::{
-        callback::{self, IntentState, PaymentRef, ProviderReport, ProviderResult, Verdict},
+        callback::{self, IntentState, PaymentRef, ProviderReport, ProviderResult, VND, Verdict},
         intent::{PaymentStatus, Provider},
     },
     error::PaymentError,
@@ -187,7 +187,11 @@ impl CallbackReceiver {
                 "stale",
                 format!("stale callback: {stale}"),
             );
-            return self.refuse(provider, &raw_text, true, reply).await;
+            // Correctly signed but too old to act on: kept with its report, so a success
+            // (money taken) is flagged for an operator rather than silently refused.
+            return self
+                .refuse_report(provider, Some(&report), &raw_text, true, reply)
+                .await;
         }
         self.apply(provider, &report, &raw_text).await
     }
@@ -371,7 +375,7 @@ impl CallbackReceiver {
                 None,
             ),
             Verdict::Late => {
-                service::move_intent(
+                let expired = service::move_intent(
                     &mut tx,
                     &intent,
                     Move {
@@ -383,24 +387,51 @@ impl CallbackReceiver {
                     },
                 )
                 .await?;
+                // The amount was judged before the deadline: a success is money to give back.
+                let refunded = report.result == ProviderResult::Success
+                    && service::refund_late_capture(
+                        &mut tx,
+                        &expired,
+                        report.amount_vnd,
+                        &report.provider_transaction_id,
+                    )
+                    .await?;
                 let reply = Reply::new(
                     StatusCode::CONFLICT,
                     "late",
-                    "the payment expired before the callback arrived",
+                    if refunded {
+                        "the payment expired before the callback arrived; the money is refunded"
+                    } else {
+                        "the payment expired before the callback arrived"
+                    },
                 );
                 (reply, Some(PaymentStatus::Expired))
             }
-            Verdict::Closed(status) => (
-                Reply::new(
+            Verdict::Closed(status) => {
+                let refunded = report.result == ProviderResult::Success
+                    && report.amount_vnd == intent.amount_vnd
+                    && report.currency == VND
+                    && service::refund_late_capture(
+                        &mut tx,
+                        &intent,
+                        report.amount_vnd,
+                        &report.provider_transaction_id,
+                    )
+                    .await?;
+                let reply = Reply::new(
                     StatusCode::CONFLICT,
                     "closed",
-                    format!(
-                        "the payment is {}; the callback changes nothing",
-                        status.as_str()
-                    ),
-                ),
-                None,
-            ),
+                    if refunded {
+                        format!("the payment is {}; the money is refunded", status.as_str())
+                    } else {
+                        format!(
+                            "the payment is {}; the callback changes nothing",
+                            status.as_str()
+                        )
+                    },
+                );
+                (reply, None)
+            }
         };
         // Money reported taken but not applied (or applied by another transaction):
         // an operator must reconcile it.

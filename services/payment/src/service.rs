@@ -428,21 +428,71 @@ impl Payments {
 /// The refund is written pending in the caller's transaction, so it exists if and only if
 /// the cancellation was applied; the refund retrier sends it to the provider.
 async fn refund_cancelled_order(tx: &mut Tx, intent: &IntentRecord) -> Result<(), PaymentError> {
+    let key = format!("order-cancelled:{}", intent.order_id);
+    if let Some(refund) = refund_all_left(tx, intent, "order cancelled after payment", key).await? {
+        metrics::counter!("ocop_payments_refunded_after_cancel_total", "provider" => intent.provider.as_str())
+            .increment(1);
+        tracing::warn!(order_id = %intent.order_id, payment_id = %intent.id, refund_id = %refund.id, amount_vnd = refund.amount_vnd, "order cancelled after its payment succeeded; refunding");
+    }
+    Ok(())
+}
+
+/// A provider reports money taken for a payment that had already closed (expired or
+/// cancelled: a callback after the deadline, a provider page that outlived it). The
+/// money is not kept: the capture is recorded (intent and ledger) and all of it is
+/// refunded through the provider, in the caller's transaction. `false` when the intent
+/// already holds a capture (a late callback told again), which changes nothing.
+pub(crate) async fn refund_late_capture(
+    tx: &mut Tx,
+    intent: &IntentRecord,
+    amount_vnd: i64,
+    provider_transaction_id: &str,
+) -> Result<bool, PaymentError> {
+    let Some(captured) =
+        store::record_late_capture(tx, intent.id, amount_vnd, provider_transaction_id).await?
+    else {
+        return Ok(false);
+    };
+    ledger::post(
+        tx,
+        &captured,
+        ledger::Kind::Capture,
+        amount_vnd,
+        provider_transaction_id,
+    )
+    .await?;
+    let key = format!("late-capture:{}", intent.id);
+    if let Some(refund) =
+        refund_all_left(tx, &captured, "paid after the payment closed", key).await?
+    {
+        metrics::counter!("ocop_payments_refunded_late_capture_total", "provider" => intent.provider.as_str())
+            .increment(1);
+        tracing::warn!(order_id = %intent.order_id, payment_id = %intent.id, refund_id = %refund.id, amount_vnd, status = intent.status.as_str(), "money taken after the payment closed; refunding");
+    }
+    Ok(true)
+}
+
+/// Writes a pending refund of everything `intent` captured and has not given back yet
+/// (none when nothing is left).
+async fn refund_all_left(
+    tx: &mut Tx,
+    intent: &IntentRecord,
+    reason: &str,
+    idempotency_key: String,
+) -> Result<Option<RefundRecord>, PaymentError> {
     let left = intent.captured_vnd - store::committed_refunds(tx, intent.id).await?;
     if left <= 0 {
-        return Ok(());
+        return Ok(None);
     }
     let request = RefundRequest {
         order_id: intent.order_id,
         amount_vnd: left,
-        reason: "order cancelled after payment".to_owned(),
-        idempotency_key: format!("order-cancelled:{}", intent.order_id),
+        reason: reason.to_owned(),
+        idempotency_key,
     };
-    let refund = store::insert_refund(tx, Uuid::now_v7(), intent, &request).await?;
-    metrics::counter!("ocop_payments_refunded_after_cancel_total", "provider" => intent.provider.as_str())
-        .increment(1);
-    tracing::warn!(order_id = %intent.order_id, payment_id = %intent.id, refund_id = %refund.id, amount_vnd = left, "order cancelled after its payment succeeded; refunding");
-    Ok(())
+    Ok(Some(
+        store::insert_refund(tx, Uuid::now_v7(), intent, &request).await?,
+    ))
 }
 
 /// A checked move of an intent.

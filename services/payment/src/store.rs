@@ -501,6 +501,28 @@ pub async fn add_refunded(
     .await
 }
 
+/// Records money a provider took for a closed (expired or cancelled) payment, if the
+/// intent holds no capture yet; `None` when it already does.
+pub async fn record_late_capture(
+    tx: &mut Tx,
+    payment_id: Uuid,
+    amount_vnd: i64,
+    provider_transaction_id: &str,
+) -> Result<Option<IntentRecord>, sqlx::Error> {
+    sqlx::query_as(intent_columns!(
+        "UPDATE payment_intents
+            SET captured_vnd = $2, provider_transaction_id = $3, updated_at = now()
+          WHERE id = $1 AND captured_vnd = 0 AND status IN ('expired', 'cancelled')
+          RETURNING",
+        ""
+    ))
+    .bind(payment_id)
+    .bind(amount_vnd)
+    .bind(provider_transaction_id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
 /// Pending payments of `providers` created more than `after_millis` ago and not asked
 /// about in the last `every_millis`, marked as asked now (so replicas share the work).
 pub async fn claim_queries(

@@ -276,12 +276,16 @@ async fn unpaid_payment_expires_at_its_deadline() {
         .await;
     assert_eq!(payment_now.captured_vnd, 0);
 
-    // A callback arriving afterwards changes nothing and is recorded.
-    let (status, reply) = payment
-        .post_signed(&callback_body(&intent.id, AMOUNT, "success", "SBXLATE"))
-        .await;
-    assert_eq!(status, 409, "{reply}");
-    assert_eq!(reply["verdict"], "closed");
+    // A success reported afterwards (the shopper paid on a page that outlived our
+    // deadline) does not revive the payment: the money is recorded and all of it
+    // refunded, once, however often the provider tells it.
+    for _ in 0..2 {
+        let (status, reply) = payment
+            .post_signed(&callback_body(&intent.id, AMOUNT, "success", "SBXLATE"))
+            .await;
+        assert_eq!(status, 409, "{reply}");
+        assert_eq!(reply["verdict"], "closed");
+    }
     assert_eq!(payment.stored_status(order_id).await, "expired");
     assert_eq!(
         payment
@@ -289,6 +293,24 @@ async fn unpaid_payment_expires_at_its_deadline() {
             .await,
         0
     );
+    let refunds: Vec<(i64, String)> =
+        sqlx::query_as("SELECT amount_vnd, idempotency_key FROM refunds WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_all(payment.payments.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        refunds,
+        vec![(AMOUNT, format!("late-capture:{}", intent.id))]
+    );
+    let flagged: Vec<bool> = sqlx::query_scalar(
+        "SELECT flagged FROM provider_callbacks WHERE payment_id = $1 ORDER BY received_at, id",
+    )
+    .bind(Uuid::parse_str(&intent.id).unwrap())
+    .fetch_all(payment.payments.pool())
+    .await
+    .unwrap();
+    assert_eq!(flagged, vec![true, true], "money reported after the close");
     payment.stop().await;
 }
 
@@ -456,6 +478,13 @@ async fn stale_or_malformed_callbacks_are_refused() {
         })
         .collect();
     assert_eq!(verdicts, vec!["stale", "malformed", "malformed"]);
+    // The stale one said money was taken: it waits for an operator, flagged.
+    let flagged: Vec<(String, bool)> =
+        sqlx::query_as("SELECT verdict, flagged FROM provider_callbacks ORDER BY received_at, id")
+            .fetch_all(payment.payments.pool())
+            .await
+            .unwrap();
+    assert_eq!(flagged[0], ("stale".to_owned(), true));
     payment.stop().await;
 }
 

@@ -623,13 +623,14 @@ async fn callback_security(kind: Kind) {
         ],
         "every callback is stored with its verdict"
     );
-    // Money reported taken but not applied is flagged for an operator.
+    // Money reported taken but not applied (a signed success too old to act on among
+    // them) is flagged for an operator.
     let flagged: Vec<&str> = verdicts
         .iter()
         .filter(|(_, flagged)| *flagged)
         .map(|(v, _)| v.as_str())
         .collect();
-    assert_eq!(flagged, ["unknown_payment", "wrong_amount"]);
+    assert_eq!(flagged, ["stale", "unknown_payment", "wrong_amount"]);
     service.stop().await;
 }
 
