@@ -33,6 +33,19 @@ pub fn app_trans_id(at: DateTime<Utc>, suffix: &str) -> Result<String, String> {
     Ok(id)
 }
 
+/// The shortest and longest `expire_duration_seconds` ZaloPay accepts.
+pub const EXPIRE_DURATION_SECONDS: std::ops::RangeInclusive<i64> = 300..=2_592_000;
+
+/// The `expire_duration_seconds` for a payment due at `deadline`: the time left, within
+/// what ZaloPay accepts (a payment due in under five minutes gets five; one paid after
+/// our deadline is refunded, never kept).
+pub fn expire_duration_seconds(now: DateTime<Utc>, deadline: DateTime<Utc>) -> i64 {
+    (deadline - now).num_seconds().clamp(
+        *EXPIRE_DURATION_SECONDS.start(),
+        *EXPIRE_DURATION_SECONDS.end(),
+    )
+}
+
 /// A refund's `m_refund_id`, `yymmdd_<app_id>_<suffix>`, dated in GMT+7 by when the refund
 /// was requested (not when it is sent): a retry after midnight sends the same id, so
 /// ZaloPay sees one refund, not two.
@@ -64,6 +77,9 @@ pub struct CreateRequest {
     pub embed_data: String,
     pub description: String,
     pub bank_code: String,
+    /// How long ZaloPay lets the shopper pay, in seconds (not in the MAC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_duration_seconds: Option<i64>,
     pub callback_url: String,
     pub mac: String,
 }
@@ -278,6 +294,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_time_left_to_pay_stays_within_what_zalopay_accepts() {
+        let now: DateTime<Utc> = "2026-12-07T10:00:00Z".parse().unwrap();
+        let in_minutes = |minutes| now + chrono::TimeDelta::minutes(minutes);
+        assert_eq!(expire_duration_seconds(now, in_minutes(15)), 900);
+        assert_eq!(expire_duration_seconds(now, in_minutes(2)), 300);
+        assert_eq!(expire_duration_seconds(now, in_minutes(-1)), 300);
+        assert_eq!(
+            expire_duration_seconds(now, in_minutes(60 * 24 * 60)),
+            2_592_000
+        );
+    }
+
+    #[test]
     fn a_refund_keeps_its_id_across_midnight_in_vietnam() {
         let requested = "2026-12-07T16:59:00Z".parse().unwrap(); // 23:59 in GMT+7
         assert_eq!(m_refund_id(requested, 2553, "r1"), "261207_2553_r1");
@@ -320,6 +349,7 @@ mod tests {
             embed_data: r#"{"redirecturl":"http://127.0.0.1:9103/payments/zalopay/return"}"#.into(),
             description: "OCOP - Thanh toan don hang QN-2611-0042".into(),
             bank_code: String::new(),
+            expire_duration_seconds: Some(900),
             callback_url: "http://127.0.0.1:9103/callbacks/zalopay".into(),
             mac: String::new(),
         }

@@ -127,6 +127,12 @@ impl ProviderAdapter for ZaloPayAdapter {
             embed_data: embed,
             description: format!("OCOP - Thanh toan don hang {}", intent.order_code),
             bank_code: String::new(),
+            // ZaloPay stops taking money when our deadline passes (at the earliest five
+            // minutes from now, ZaloPay's minimum).
+            expire_duration_seconds: Some(zalopay::expire_duration_seconds(
+                Utc::now(),
+                intent.expires_at,
+            )),
             callback_url: self.callback_url.clone(),
             mac: String::new(),
         }

@@ -525,6 +525,16 @@ async fn zalopay_create(State(gateway): State<Gateway>, body: Bytes) -> Response
     if request.app_id != credentials.app_id || request.verify(&credentials.key1).is_err() {
         return answer(2, "Giao dịch thất bại: mac không hợp lệ", String::new());
     }
+    if request
+        .expire_duration_seconds
+        .is_some_and(|seconds| !zalopay::EXPIRE_DURATION_SECONDS.contains(&seconds))
+    {
+        return answer(
+            2,
+            "Giao dịch thất bại: expire_duration_seconds không hợp lệ",
+            String::new(),
+        );
+    }
     match payment_of(&request.app_trans_id) {
         Ok(payment_id) => answer(
             1,
