@@ -160,11 +160,14 @@ pub async fn upsert_product(
     .await?;
     match written {
         Some((id, true)) => {
-            sqlx::query("INSERT INTO stock (product_id, on_hand, reserved) VALUES ($1, $2, 0)")
-                .bind(id)
-                .bind(draft.initial_stock)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO stock (product_id, on_hand, reserved, initial_on_hand)
+                 VALUES ($1, $2, 0, $2)",
+            )
+            .bind(id)
+            .bind(draft.initial_stock)
+            .execute(&mut **tx)
+            .await?;
             Ok(Some((id, UpsertEffect::Created)))
         }
         Some((id, false)) => Ok(Some((id, UpsertEffect::Updated))),

@@ -1,9 +1,9 @@
 //! The books after a run, read from the services' databases (read-only): every order the
 //! run placed — found by the run's idempotency-key prefix, so an order whose answer was
-//! lost counts too — is terminal and agrees with the events seen; each confirmed order
-//! has one succeeded payment for its total and a committed reservation; no cancelled
-//! order kept money or a held reservation; stock is never negative and `reserved` is
-//! the sum of the held reservations; the payment ledger balances.
+//! lost counts too — is terminal and agrees with the events seen; then the platform's
+//! audit (`ocop-audit`, as `ocopctl audit` runs it): each paid order has one succeeded
+//! payment for its total and its units sold once, no money is kept for an order that did
+//! not go through, refunds stay within captures, the ledger balances, and stock adds up.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -17,8 +17,6 @@ use crate::{
     tracker::{OrderView, Terminal},
 };
 
-/// Rows per `= ANY($1)` query.
-const CHUNK: usize = 5_000;
 /// Violations kept in the report.
 const MAX_REPORTED: usize = 1_000;
 
@@ -54,17 +52,6 @@ fn confirmed_or_beyond(status: &str) -> bool {
 struct OrderRow {
     key: String,
     status: String,
-    total_vnd: i64,
-}
-
-#[derive(Debug)]
-struct IntentRow {
-    id: Uuid,
-    status: String,
-    amount_vnd: i64,
-    captured_vnd: i64,
-    /// Refunded, or in a refund still pending.
-    refunded_vnd: i64,
 }
 
 pub async fn run(
@@ -78,8 +65,8 @@ pub async fn run(
     let tracked: HashMap<Uuid, &OrderView> = orders.iter().map(|order| (order.id, order)).collect();
 
     // Orders.
-    let rows: Vec<(Uuid, String, String, i64)> = sqlx::query_as(
-        "SELECT id, idempotency_key, status, total_vnd FROM orders WHERE idempotency_key LIKE $1",
+    let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT id, idempotency_key, status FROM orders WHERE idempotency_key LIKE $1",
     )
     .bind(format!("{key_prefix}%"))
     .fetch_all(&databases.services["order"])
@@ -87,16 +74,7 @@ pub async fn run(
     .context("read the run's orders")?;
     let stored: HashMap<Uuid, OrderRow> = rows
         .into_iter()
-        .map(|(id, key, status, total_vnd)| {
-            (
-                id,
-                OrderRow {
-                    key,
-                    status,
-                    total_vnd,
-                },
-            )
-        })
+        .map(|(id, key, status)| (id, OrderRow { key, status }))
         .collect();
     for order in orders {
         if !stored.contains_key(&order.id) {
@@ -154,141 +132,34 @@ pub async fn run(
         }
     }
 
-    // Payments.
-    let ids: Vec<Uuid> = stored.keys().copied().collect();
-    let mut intents: HashMap<Uuid, IntentRow> = HashMap::new();
-    for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<(Uuid, Uuid, String, i64, i64, i64)> = sqlx::query_as(
-            // Refunds under way count as given back: a cancelled order's automatic
-            // refund is sent by the payment service's retrier, seconds later.
-            "SELECT order_id, id, status, amount_vnd, captured_vnd,
-                    refunded_vnd + (SELECT COALESCE(sum(amount_vnd), 0)::bigint FROM refunds r
-                                    WHERE r.payment_id = i.id AND r.status = 'pending')
-               FROM payment_intents i WHERE order_id = ANY($1)",
-        )
-        .bind(chunk)
-        .fetch_all(&databases.services["payment"])
-        .await
-        .context("read the run's payments")?;
-        for (order_id, id, status, amount_vnd, captured_vnd, refunded_vnd) in rows {
-            intents.insert(
-                order_id,
-                IntentRow {
-                    id,
-                    status,
-                    amount_vnd,
-                    captured_vnd,
-                    refunded_vnd,
-                },
-            );
-        }
-    }
-    for (id, row) in &stored {
-        if !terminal(&row.status) {
-            continue;
-        }
-        let intent = intents.get(id);
-        if confirmed_or_beyond(&row.status) {
-            match intent {
-                None => violations.push(format!("order {id}: {} without a payment", row.status)),
-                Some(intent)
-                    if intent.captured_vnd != row.total_vnd
-                        || intent.amount_vnd != row.total_vnd
-                        || !matches!(
-                            intent.status.as_str(),
-                            "succeeded" | "refunded" | "partially_refunded"
-                        ) =>
-                {
-                    violations.push(format!(
-                        "order {id}: {} for {} ₫ but payment {} is {} with {} of {} ₫ captured",
-                        row.status,
-                        row.total_vnd,
-                        intent.id,
-                        intent.status,
-                        intent.captured_vnd,
-                        intent.amount_vnd
-                    ));
-                }
-                Some(_) => {}
-            }
-        } else if let Some(intent) = intent
-            && intent.captured_vnd - intent.refunded_vnd != 0
-        {
-            violations.push(format!(
-                "order {id}: cancelled, but payment {} ({}) holds {} ₫ captured and not refunded or being refunded",
-                intent.id,
-                intent.status,
-                intent.captured_vnd - intent.refunded_vnd
-            ));
-        }
-    }
-    let ledger = ocop_payment::ledger::check(&databases.services["payment"])
-        .await
-        .context("check the payment ledger")?;
-    violations.extend(
-        ledger
-            .into_iter()
-            .map(|violation| format!("ledger: {violation}")),
-    );
-
-    // Stock and reservations.
-    let catalog = &databases.services["catalog"];
-    let broken: Vec<(Uuid, i64, i64)> = sqlx::query_as(
-        "SELECT product_id, on_hand, reserved FROM stock
-          WHERE on_hand < 0 OR reserved < 0 OR reserved > on_hand",
+    // The books of the whole platform (the run's orders among them): payments, refunds,
+    // the ledger, stock and reservations. The run waited for the platform to go quiet,
+    // so nothing is left out as in flight.
+    let audit = ocop_audit::run(
+        &ocop_audit::Databases {
+            catalog: databases.services["catalog"].clone(),
+            order: databases.services["order"].clone(),
+            payment: databases.services["payment"].clone(),
+        },
+        ocop_audit::Settings {
+            settle_grace: std::time::Duration::ZERO,
+            ..Default::default()
+        },
     )
-    .fetch_all(catalog)
     .await
-    .context("read the stock")?;
-    for (product, on_hand, reserved) in broken {
-        violations.push(format!(
-            "product {product}: on hand {on_hand}, reserved {reserved}"
-        ));
-    }
-    let unheld: Vec<(Uuid, i64, i64)> = sqlx::query_as(
-        "SELECT s.product_id, s.reserved, COALESCE(h.held, 0)::bigint
-           FROM stock s
-           LEFT JOIN (SELECT l.product_id, sum(l.quantity) AS held
-                        FROM reservation_lines l JOIN reservations r ON r.id = l.reservation_id
-                       WHERE r.state = 'held' GROUP BY l.product_id) h
-             ON h.product_id = s.product_id
-          WHERE s.reserved <> COALESCE(h.held, 0)",
-    )
-    .fetch_all(catalog)
-    .await
-    .context("compare the reserved stock with the held reservations")?;
-    for (product, reserved, held) in unheld {
-        violations.push(format!(
-            "product {product}: reserved {reserved} but its held reservations add up to {held}"
-        ));
-    }
-    let mut reservations: HashMap<Uuid, String> = HashMap::new();
-    for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<(Uuid, String)> =
-            sqlx::query_as("SELECT order_id, state FROM reservations WHERE order_id = ANY($1)")
-                .bind(chunk)
-                .fetch_all(catalog)
-                .await
-                .context("read the run's reservations")?;
-        reservations.extend(rows);
-    }
-    for (id, row) in &stored {
-        if !terminal(&row.status) {
-            continue;
-        }
-        let state = reservations.get(id).map(String::as_str);
-        if confirmed_or_beyond(&row.status) {
-            if state != Some("committed") {
-                violations.push(format!(
-                    "order {id}: {} but its reservation is {}",
-                    row.status,
-                    state.unwrap_or("missing")
-                ));
-            }
-        } else if state == Some("held") || state == Some("committed") {
+    .context("audit the books")?;
+    for invariant in audit.broken() {
+        violations.extend(
+            invariant
+                .first
+                .iter()
+                .map(|offence| format!("audit: {}: {offence}", invariant.name)),
+        );
+        if invariant.violations > invariant.first.len() {
             violations.push(format!(
-                "order {id}: cancelled but its reservation is still {}",
-                state.unwrap_or_default()
+                "audit: {}: … and {} more",
+                invariant.name,
+                invariant.violations - invariant.first.len()
             ));
         }
     }

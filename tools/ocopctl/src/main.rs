@@ -1,5 +1,6 @@
 //! `ocopctl`: operate an ocop-market platform from a terminal.
 
+mod audit;
 mod catalog;
 mod dlq;
 mod orders;
@@ -85,6 +86,9 @@ enum Command {
     Payment(payments::PaymentCommand),
     /// Print the events of a topic, decoded.
     Tail(tail::TailArgs),
+    /// Check the books (read-only): orders, payments, refunds, the ledger and stock agree;
+    /// fails when any invariant is broken.
+    Audit(audit::AuditArgs),
     /// Dead letters: send a consumer group's dead-lettered records back to their topic.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
@@ -151,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Tail(args) => tail::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
         Command::Dlq(command) => dlq::run(command).await,
         Command::Token {
             scopes,
