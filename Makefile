@@ -1,5 +1,5 @@
 # ocop-market — the two commands: `make run` and `make test`.
-.PHONY: run test lint fmt fuzz contract-check deploy-check bench bench-short
+.PHONY: run test lint fmt fuzz contract-check deploy-check bench bench-short soak
 
 ## run: build, start PostgreSQL, the broker and the services, seed the catalogue (Ctrl-C stops)
 run:
@@ -16,6 +16,10 @@ bench:
 ## bench-short: the same, short (under a minute of load), for CI: asserts only that it completes and the books balance
 bench-short:
 	bash tools/dev/bench.sh --short
+
+## soak: the saga at SOAK_RATE (10) orders/s for SOAK_MINUTES (10) while services are SIGKILLed, the broker paused, PostgreSQL crashed and a pool run dry (SOAK_SEED replays); then the books (load generator check + ocopctl audit)
+soak:
+	bash tools/dev/soak.sh
 
 ## lint: formatting, clippy (warnings are errors) and buf lint of the contract
 lint:

@@ -173,7 +173,8 @@ start_platform() {
     MOMO_PARTNER_CODE=MOMOOCOPDEV MOMO_ACCESS_KEY=OCOPDEVACCESS MOMO_SECRET_KEY="$(state_secret "$state" momo-secret-key 24)"
     ZALOPAY_APP_ID=2553 ZALOPAY_KEY1="$(state_secret "$state" zalopay-key1 24)" ZALOPAY_KEY2="$(state_secret "$state" zalopay-key2 24)"
   )
-  declare -gA SERVICE_PID=() SERVICE_GRPC_PORT=() SERVICE_LOG=() SERVICE_STARTED_US=() SERVICE_READY_MS=()
+  declare -gA SERVICE_PID=() SERVICE_GRPC_PORT=() SERVICE_LOG=() SERVICE_STARTED_US=() SERVICE_READY_MS=() \
+    SERVICE_CMD=()
   start_service "$bin" "$logs" catalog "$CATALOG_GRPC_PORT" "$CATALOG_HTTP_PORT" ${CATALOG_ENV[@]+"${CATALOG_ENV[@]}"}
   start_service "$bin" "$logs" order "$ORDER_GRPC_PORT" "$ORDER_HTTP_PORT" CATALOG_URL="http://127.0.0.1:$CATALOG_GRPC_PORT" \
     ${ORDER_ENV[@]+"${ORDER_ENV[@]}"}
@@ -195,14 +196,24 @@ start_platform() {
 start_service() {
   local bin=$1 logs=$2 name=$3 grpc=$4 http=$5
   shift 5
+  # The whole command, quoted, so that restart_service starts it again as it was.
+  SERVICE_CMD[$name]=$(printf '%q ' env DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$name" \
+    GRPC_ADDR="127.0.0.1:$grpc" HTTP_ADDR="127.0.0.1:$http" "$@" "$bin/$name")
+  SERVICE_LOG[$name]="$logs/$name.log"
+  SERVICE_GRPC_PORT[$name]=$grpc
+  : >"${SERVICE_LOG[$name]}"
+  restart_service "$name"
+}
+
+# restart_service NAME: starts a service again with the command start_service gave it
+# (after it exited or was killed), its log appended to; updates SERVICE_PID and PIDS.
+restart_service() {
+  local name=$1
   SERVICE_STARTED_US[$name]=${EPOCHREALTIME/[.,]/}
-  env DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$name" \
-    GRPC_ADDR="127.0.0.1:$grpc" HTTP_ADDR="127.0.0.1:$http" "$@" \
-    "$bin/$name" >"$logs/$name.log" 2>&1 &
+  # exec: the background job becomes the service, so $! is its pid.
+  eval "exec ${SERVICE_CMD[$name]}" >>"${SERVICE_LOG[$name]}" 2>&1 &
   PIDS+=($!)
   SERVICE_PID[$name]=$!
-  SERVICE_GRPC_PORT[$name]=$grpc
-  SERVICE_LOG[$name]="$logs/$name.log"
 }
 
 # wait_for_services SECONDS: until every started service listens on its gRPC port (its
