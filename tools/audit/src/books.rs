@@ -30,6 +30,9 @@ pub(crate) struct Payment {
     pub refunded_vnd: i64,
     pub succeeded_refunds_vnd: i64,
     pub pending_refunds_vnd: i64,
+    /// Refunds the provider cannot make (a bank transfer has no refund API): failed with
+    /// `manual_transfer_required`, waiting for an operator to transfer the money back.
+    pub manual_refunds_vnd: i64,
 }
 
 /// An order's reservation as the catalog holds it.
@@ -125,12 +128,14 @@ async fn payments(
     databases: &Databases,
     settle_millis: i64,
 ) -> anyhow::Result<HashMap<Uuid, Payment>> {
-    type Row = (Uuid, Uuid, bool, String, i64, i64, i64, i64, i64);
+    type Row = (Uuid, Uuid, bool, String, i64, i64, i64, i64, i64, i64);
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT i.order_id, i.id, i.updated_at > now() - $1 * interval '1 millisecond',
                 i.status, i.amount_vnd, i.captured_vnd, i.refunded_vnd,
                 COALESCE(sum(r.amount_vnd) FILTER (WHERE r.status = 'succeeded'), 0)::bigint,
-                COALESCE(sum(r.amount_vnd) FILTER (WHERE r.status = 'pending'), 0)::bigint
+                COALESCE(sum(r.amount_vnd) FILTER (WHERE r.status = 'pending'), 0)::bigint,
+                COALESCE(sum(r.amount_vnd) FILTER (WHERE r.status = 'failed'
+                    AND r.failure_code = 'manual_transfer_required'), 0)::bigint
            FROM payment_intents i LEFT JOIN refunds r ON r.payment_id = i.id
           GROUP BY i.id",
     )
@@ -150,6 +155,7 @@ async fn payments(
                 refunded_vnd,
                 succeeded,
                 pending,
+                manual,
             )| {
                 (
                     order_id,
@@ -162,6 +168,7 @@ async fn payments(
                         refunded_vnd,
                         succeeded_refunds_vnd: succeeded,
                         pending_refunds_vnd: pending,
+                        manual_refunds_vnd: manual,
                     },
                 )
             },

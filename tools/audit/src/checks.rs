@@ -63,10 +63,11 @@ pub(crate) fn paid_orders_have_their_payment(books: &Books) -> Invariant {
 }
 
 /// Money captured for an order that did not go through (cancelled, expired, never
-/// confirmed) is refunded or being refunded.
+/// confirmed) is refunded, being refunded, or flagged for an operator's manual refund (a
+/// bank transfer has no refund API).
 pub(crate) fn no_money_kept_without_an_order(books: &Books) -> Invariant {
     let mut invariant = Invariant::new(
-        "no money is kept for an order that did not go through (refunded or refunding)",
+        "no money is kept for an order that did not go through (refunded, refunding or flagged for a manual refund)",
     );
     for (order_id, payment) in books.payments.iter().filter(|(_, p)| !p.recent) {
         let order = books.orders.get(order_id);
@@ -75,7 +76,10 @@ pub(crate) fn no_money_kept_without_an_order(books: &Books) -> Invariant {
         }
         let went_through =
             order.is_some_and(|order| paid(&order.status)) && payment.status == "succeeded";
-        let kept = payment.captured_vnd - payment.refunded_vnd - payment.pending_refunds_vnd;
+        let kept = payment.captured_vnd
+            - payment.refunded_vnd
+            - payment.pending_refunds_vnd
+            - payment.manual_refunds_vnd;
         invariant.check(went_through || kept == 0, || {
             format!(
                 "payment {} of order {order_id} ({}): {kept} ₫ captured and not given back, \
@@ -202,4 +206,103 @@ pub(crate) fn paid_orders_sell_their_units_once(books: &Books) -> Invariant {
 /// Orders whose saga is over (no change within the settle grace).
 fn settled(books: &Books) -> impl Iterator<Item = (&Uuid, &Order)> {
     books.orders.iter().filter(|(_, order)| !order.recent)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::books::Stock;
+
+    fn books(order_status: &str, payment: Payment) -> (Uuid, Books) {
+        let order_id = Uuid::now_v7();
+        let order = Order {
+            recent: false,
+            status: order_status.to_owned(),
+            total_vnd: payment.amount_vnd,
+            lines: HashMap::new(),
+        };
+        let books = Books {
+            orders: HashMap::from([(order_id, order)]),
+            payments: HashMap::from([(order_id, payment)]),
+            reservations: HashMap::new(),
+            stock: HashMap::new(),
+        };
+        (order_id, books)
+    }
+
+    fn captured(status: &str, captured_vnd: i64) -> Payment {
+        Payment {
+            recent: false,
+            id: Uuid::now_v7(),
+            status: status.to_owned(),
+            amount_vnd: 100_000,
+            captured_vnd,
+            refunded_vnd: 0,
+            succeeded_refunds_vnd: 0,
+            pending_refunds_vnd: 0,
+            manual_refunds_vnd: 0,
+        }
+    }
+
+    #[test]
+    fn money_captured_for_a_cancelled_order_must_be_given_back_or_flagged() {
+        let (order_id, kept) = books("cancelled", captured("expired", 100_000));
+        let invariant = no_money_kept_without_an_order(&kept);
+        assert_eq!(invariant.violations, 1);
+        assert!(invariant.first[0].contains(&order_id.to_string()));
+
+        for given_back in [
+            Payment {
+                pending_refunds_vnd: 100_000,
+                ..captured("expired", 100_000)
+            },
+            Payment {
+                manual_refunds_vnd: 100_000,
+                ..captured("expired", 100_000)
+            },
+            Payment {
+                refunded_vnd: 100_000,
+                succeeded_refunds_vnd: 100_000,
+                ..captured("expired", 100_000)
+            },
+        ] {
+            let (_, books) = books("cancelled", given_back);
+            assert_eq!(no_money_kept_without_an_order(&books).violations, 0);
+        }
+        let (_, paid) = books("confirmed", captured("succeeded", 100_000));
+        assert_eq!(no_money_kept_without_an_order(&paid).violations, 0);
+    }
+
+    #[test]
+    fn an_order_still_on_its_way_is_left_out() {
+        let (order_id, mut books) = books("cancelled", captured("expired", 100_000));
+        books.orders.get_mut(&order_id).unwrap().recent = true;
+        assert_eq!(no_money_kept_without_an_order(&books).violations, 0);
+    }
+
+    #[test]
+    fn stock_must_add_up_from_its_initial_level() {
+        let product = Uuid::now_v7();
+        let stock = |on_hand| Stock {
+            on_hand,
+            reserved: 0,
+            initial_on_hand: 50,
+            adjusted: 10,
+            sold: 3,
+            held: 0,
+        };
+        let mut books = Books {
+            orders: HashMap::new(),
+            payments: HashMap::new(),
+            reservations: HashMap::new(),
+            stock: HashMap::from([(product, stock(57))]),
+        };
+        assert_eq!(stock_moves_are_accounted_for(&books).violations, 0);
+        books.stock.insert(product, stock(58));
+        let invariant = stock_moves_are_accounted_for(&books);
+        assert_eq!(invariant.violations, 1);
+        assert!(invariant.first[0].contains("50 initial + 10 adjusted − 3 sold = 57"));
+    }
 }
