@@ -20,7 +20,8 @@
 # no lost or stuck order, no money kept without an order, no oversold unit, a balanced
 # ledger, and every service alive.
 #
-# Settings: SOAK_MINUTES (10), SOAK_RATE (10), SOAK_FAULT_EVERY (15), SOAK_SEED,
+# Settings: SOAK_MINUTES (10), SOAK_RATE (10), SOAK_FAULT_EVERY (15), SOAK_SEED, SOAK_FAULTS
+# (the kinds to inject: kill pause postgres pool broker_restart; all by default),
 # SOAK_DRAIN_TIMEOUT (5m), SOAK_BUILD (1: build the release binaries), OCOP_BROKER_STORAGE.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -158,6 +159,14 @@ fault_pool() {
 }
 kinds=(fault_kill fault_pause fault_postgres fault_pool)
 case $(platform_broker_storage) in memory:*) ;; *) kinds+=(fault_broker_restart) ;; esac
+# SOAK_FAULTS narrows the kinds, e.g. "kill pause" (to chase one failure).
+if [ -n "${SOAK_FAULTS:-}" ]; then
+  kinds=()
+  for kind in $SOAK_FAULTS; do
+    declare -F "fault_$kind" >/dev/null || die "SOAK_FAULTS: no fault '$kind'"
+    kinds+=("fault_$kind")
+  done
+fi
 
 deadline=$((SECONDS + MINUTES * 60))
 while :; do

@@ -17,7 +17,10 @@
 //! moves on. Nothing is dropped silently: either the effect commits, or the record is in
 //! the dead-letter topic.
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use futures::{FutureExt as _, StreamExt as _, future::join_all};
@@ -33,7 +36,7 @@ use tracing::Instrument as _;
 
 use crate::{
     CloudEvent, KafkaConfig, cloudevent::DecodeError, inbox, lag, outbox::idempotent_producer,
-    topics::dead_letter_topic,
+    stall::StallWatch, topics::dead_letter_topic,
 };
 
 /// What went wrong while handling an event.
@@ -109,6 +112,10 @@ pub struct ConsumerConfig {
     pub lag_interval: Duration,
     /// Records applied in one transaction at most.
     pub max_batch: usize,
+    /// How long a member may receive nothing while its group is behind and nobody in the
+    /// group commits, before it is recreated (see `stall`). Above the session timeout
+    /// (30 s), which an ordinary rebalance after a lost member takes.
+    pub stall_after: Duration,
 }
 
 impl ConsumerConfig {
@@ -121,6 +128,7 @@ impl ConsumerConfig {
             initial_backoff: Duration::from_millis(100),
             lag_interval: Duration::from_secs(5),
             max_batch: 256,
+            stall_after: Duration::from_secs(45),
         }
     }
 }
@@ -134,6 +142,13 @@ pub struct EventConsumer {
     kafka: KafkaConfig,
     pool: PgPool,
     config: ConsumerConfig,
+}
+
+/// Why [`EventConsumer::serve`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Served {
+    Stopped,
+    Stalled,
 }
 
 enum Outcome {
@@ -155,46 +170,12 @@ impl EventConsumer {
     /// group has none committed.
     pub fn new(kafka: &KafkaConfig, pool: PgPool, config: ConsumerConfig) -> anyhow::Result<Self> {
         let group = kafka.topic(&config.group);
-        let mut client = kafka.client_config(&group);
-        if let Some(instance) = &kafka.group_instance_id {
-            // One static member per group: a process may consume in several groups.
-            client.set("group.instance.id", format!("{instance}.{group}"));
-        }
-        let consumer: StreamConsumer = client
-            .set("group.id", &group)
-            // Offsets are stored by hand once a batch's effects have committed, and the
-            // client commits what is stored every second (and on shutdown): one broker
-            // write per second per member, not one per record.
-            .set("enable.auto.commit", "true")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.commit.interval.ms", "1000")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            // A busy broker answers heartbeats late; 10 s was seen to expire every
-            // session of a group under a burst, and a group that rejoins under load
-            // can stay broken on some brokers.
-            .set("session.timeout.ms", "30000")
-            .set("heartbeat.interval.ms", "3000")
-            // Bounds how long a rebalance waits for a member that died without leaving
-            // (SIGKILL, OOM): some brokers wait the whole rebalance timeout, which is this
-            // (librdkafka requires it to be at least the session timeout). A record's
-            // retries stay well below it.
-            .set("max.poll.interval.ms", "30000")
-            // A saga step waits on each hop for the fetch in flight: Apache Kafka answers
-            // a fetch as soon as a record arrives, but some brokers (tansu) always wait
-            // the full time, so this bounds each hop's latency.
-            .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
-            .create()
-            .context("create kafka consumer")?;
         let topics: Vec<String> = config
             .topics
             .iter()
             .map(|topic| kafka.topic(topic))
             .collect();
-        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer
-            .subscribe(&names)
-            .with_context(|| format!("subscribe to {names:?}"))?;
+        let consumer = member(kafka, &group, &topics)?;
         Ok(Self {
             consumer,
             group,
@@ -206,18 +187,20 @@ impl EventConsumer {
     }
 
     /// Handles records until `stop` is cancelled; the batch in hand is finished first.
-    pub async fn run<H: Handler>(self, handler: H, stop: CancellationToken) {
+    pub async fn run<H: Handler>(mut self, handler: H, stop: CancellationToken) {
         tracing::info!(group = %self.config.group, topics = ?self.config.topics, "consumer started");
         // Exported from the start, so `increase()` and alerts see a zero, not a gap.
         for name in [
             "ocop_consumer_retries_total",
             "ocop_consumer_dead_letters_total",
+            "ocop_consumer_recreated_total",
         ] {
             metrics::counter!(name, "group" => self.config.group.clone()).increment(0);
         }
         // The measurer runs on a blocking thread, which a runtime waits for when it shuts
         // down: it stops when this loop ends, and also when the loop is dropped unfinished
         // (its task aborted, or a test that panicked), through the guard.
+        let progress = lag::GroupProgress::new();
         let lag_stop = stop.child_token();
         let lag = lag::spawn(
             &self.kafka,
@@ -225,42 +208,29 @@ impl EventConsumer {
             &self.config.group,
             self.topics.clone(),
             self.config.lag_interval,
+            progress.clone(),
             lag_stop.clone(),
         )
         .inspect_err(|err| tracing::warn!(group = %self.config.group, error = format!("{err:#}"), "consumer lag not measured"))
         .ok();
         let lag_stop = lag_stop.drop_guard();
-        let mut stream = self.consumer.stream();
-        loop {
-            let first = tokio::select! {
-                _ = stop.cancelled() => break,
-                message = stream.next() => message.expect("kafka streams never end"),
-            };
-            let mut batch = match first {
-                Ok(message) => vec![message],
+        while self.serve(&handler, &stop, &progress).await == Served::Stalled {
+            tracing::warn!(
+                group = %self.config.group,
+                stall_after_s = self.config.stall_after.as_secs(),
+                "consumer stalled: its group is behind, yet this member received nothing and the group committed nothing; recreating the member"
+            );
+            metrics::counter!("ocop_consumer_recreated_total", "group" => self.config.group.clone())
+                .increment(1);
+            match member(&self.kafka, &self.group, &self.topics) {
+                Ok(fresh) => {
+                    let stalled = std::mem::replace(&mut self.consumer, fresh);
+                    // Closing a member waits on the broker (leave, final commit): on a
+                    // thread of its own, so that neither this loop nor a shutdown waits.
+                    std::thread::spawn(move || drop(stalled));
+                }
                 Err(err) => {
-                    tracing::warn!(group = %self.config.group, error = %err, "kafka receive failed");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-            };
-            // Whatever else the client has already fetched joins the batch, without waiting.
-            while batch.len() < self.config.max_batch {
-                match stream.next().now_or_never() {
-                    Some(Some(Ok(message))) => batch.push(message),
-                    Some(Some(Err(err))) => {
-                        tracing::warn!(group = %self.config.group, error = %err, "kafka receive failed");
-                        break;
-                    }
-                    Some(None) | None => break,
-                }
-            }
-            self.handle_batch(&handler, &batch).await;
-            for message in &batch {
-                if let Err(err) = self.consumer.store_offset_from_message(message) {
-                    // The partition was revoked meanwhile: its new owner starts from the
-                    // last committed offset, and the inbox folds the redelivery.
-                    tracing::debug!(error = %err, "offset not stored");
+                    tracing::warn!(group = %self.config.group, error = format!("{err:#}"), "consumer not recreated; will try again");
                 }
             }
         }
@@ -272,6 +242,60 @@ impl EventConsumer {
             let _ = lag.await;
         }
         tracing::info!(group = %self.config.group, "consumer stopped");
+    }
+
+    /// Handles records with the current member until `stop` is cancelled, or until the
+    /// member is stalled (see `stall`).
+    async fn serve<H: Handler>(
+        &self,
+        handler: &H,
+        stop: &CancellationToken,
+        progress: &lag::GroupProgress,
+    ) -> Served {
+        let mut stream = self.consumer.stream();
+        let mut watch = StallWatch::new(self.config.stall_after, Instant::now());
+        let mut check = tokio::time::interval(self.config.lag_interval);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let first = tokio::select! {
+                _ = stop.cancelled() => return Served::Stopped,
+                _ = check.tick() => {
+                    if watch.stalled(progress.read(), Instant::now()) {
+                        return Served::Stalled;
+                    }
+                    continue;
+                }
+                message = stream.next() => message.expect("kafka streams never end"),
+            };
+            let mut batch = match first {
+                Ok(message) => vec![message],
+                Err(err) => {
+                    tracing::warn!(group = %self.config.group, error = %err, "kafka receive failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            watch.received(Instant::now());
+            // Whatever else the client has already fetched joins the batch, without waiting.
+            while batch.len() < self.config.max_batch {
+                match stream.next().now_or_never() {
+                    Some(Some(Ok(message))) => batch.push(message),
+                    Some(Some(Err(err))) => {
+                        tracing::warn!(group = %self.config.group, error = %err, "kafka receive failed");
+                        break;
+                    }
+                    Some(None) | None => break,
+                }
+            }
+            self.handle_batch(handler, &batch).await;
+            for message in &batch {
+                if let Err(err) = self.consumer.store_offset_from_message(message) {
+                    // The partition was revoked meanwhile: its new owner starts from the
+                    // last committed offset, and the inbox folds the redelivery.
+                    tracing::debug!(error = %err, "offset not stored");
+                }
+            }
+        }
     }
 
     /// Applies a batch: the records of each partition in one transaction, the
@@ -554,4 +578,45 @@ fn consume_span(
         span.record("event_type", event.event_type.as_str());
     }
     span
+}
+
+/// A member of `group` subscribed to `topics`; records are read from the earliest offset
+/// when the group has none committed.
+fn member(kafka: &KafkaConfig, group: &str, topics: &[String]) -> anyhow::Result<StreamConsumer> {
+    let mut client = kafka.client_config(group);
+    if let Some(instance) = &kafka.group_instance_id {
+        // One static member per group: a process may consume in several groups.
+        client.set("group.instance.id", format!("{instance}.{group}"));
+    }
+    let consumer: StreamConsumer = client
+        .set("group.id", group)
+        // Offsets are stored by hand once a batch's effects have committed, and the
+        // client commits what is stored every second (and on shutdown): one broker
+        // write per second per member, not one per record.
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.commit.interval.ms", "1000")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        // A busy broker answers heartbeats late; 10 s was seen to expire every
+        // session of a group under a burst, and a group that rejoins under load
+        // can stay broken on some brokers.
+        .set("session.timeout.ms", "30000")
+        .set("heartbeat.interval.ms", "3000")
+        // Bounds how long a rebalance waits for a member that died without leaving
+        // (SIGKILL, OOM): some brokers wait the whole rebalance timeout, which is this
+        // (librdkafka requires it to be at least the session timeout). A record's
+        // retries stay well below it.
+        .set("max.poll.interval.ms", "30000")
+        // A saga step waits on each hop for the fetch in flight: Apache Kafka answers
+        // a fetch as soon as a record arrives, but some brokers (tansu) always wait
+        // the full time, so this bounds each hop's latency.
+        .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
+        .create()
+        .context("create kafka consumer")?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&names)
+        .with_context(|| format!("subscribe to {names:?}"))?;
+    Ok(consumer)
 }

@@ -4,7 +4,13 @@
 //! from what a member has fetched, so a member that receives nothing — no assignment, a
 //! fetch that never returns — still shows its lag growing.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
 
 use rdkafka::{
     Offset, TopicPartitionList,
@@ -17,6 +23,35 @@ use crate::KafkaConfig;
 /// How long one metadata, offset or watermark request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What the measurer last saw of the whole group, for the consumer's stall watch: the
+/// records behind (−1 until measured) and the sum of the committed positions (which
+/// moves whenever any member of the group makes progress).
+#[derive(Debug)]
+pub(crate) struct GroupProgress {
+    behind: AtomicI64,
+    committed: AtomicI64,
+}
+
+impl GroupProgress {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            behind: AtomicI64::new(-1),
+            committed: AtomicI64::new(0),
+        })
+    }
+
+    /// `(records behind, committed positions)`, once measured.
+    pub(crate) fn read(&self) -> Option<(i64, i64)> {
+        let behind = self.behind.load(Ordering::Relaxed);
+        (behind >= 0).then(|| (behind, self.committed.load(Ordering::Relaxed)))
+    }
+
+    fn record(&self, behind: i64, committed: i64) {
+        self.committed.store(committed, Ordering::Relaxed);
+        self.behind.store(behind, Ordering::Relaxed);
+    }
+}
+
 /// Measures the lag of `group` (the broker-side name) on `topics` (broker-side names)
 /// every `interval` until `stop`, and publishes it as
 /// `ocop_consumer_lag{group=label,topic,partition}`. Runs on a blocking thread: the
@@ -27,6 +62,7 @@ pub(crate) fn spawn(
     label: &str,
     topics: Vec<String>,
     interval: Duration,
+    progress: Arc<GroupProgress>,
     stop: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     // A client of the group that never subscribes: it reads the group's offsets without
@@ -41,7 +77,17 @@ pub(crate) fn spawn(
         while !stop.is_cancelled() {
             match measure(&client, &topics) {
                 Ok(lags) => {
-                    for (topic, partition, lag) in lags {
+                    progress.record(
+                        lags.iter().map(|lag| lag.behind).sum(),
+                        lags.iter().map(|lag| lag.committed).sum(),
+                    );
+                    for PartitionLag {
+                        topic,
+                        partition,
+                        behind: lag,
+                        ..
+                    } in lags
+                    {
                         metrics::gauge!(
                             "ocop_consumer_lag",
                             "group" => label.clone(),
@@ -63,11 +109,21 @@ pub(crate) fn spawn(
     }))
 }
 
-/// `(topic, partition, lag)` for every partition of `topics`.
+/// One partition as the group stands on it.
+struct PartitionLag {
+    topic: String,
+    partition: i32,
+    /// Records after the group's committed position.
+    behind: i64,
+    /// The committed position (the low watermark while nothing is committed).
+    committed: i64,
+}
+
+/// Every partition of `topics`.
 fn measure(
     client: &BaseConsumer,
     topics: &[String],
-) -> Result<Vec<(String, i32, i64)>, rdkafka::error::KafkaError> {
+) -> Result<Vec<PartitionLag>, rdkafka::error::KafkaError> {
     let metadata = client.fetch_metadata(None, REQUEST_TIMEOUT)?;
     let mut partitions = TopicPartitionList::new();
     for topic in metadata
@@ -90,11 +146,12 @@ fn measure(
                 Offset::Offset(offset) => offset,
                 _ => low,
             };
-            Ok((
-                element.topic().to_owned(),
-                element.partition(),
-                (high - from).max(0),
-            ))
+            Ok(PartitionLag {
+                topic: element.topic().to_owned(),
+                partition: element.partition(),
+                behind: (high - from).max(0),
+                committed: from,
+            })
         })
         .collect()
 }

@@ -17,6 +17,7 @@ pub mod database;
 pub mod inbox;
 pub mod lag;
 pub mod outbox;
+mod stall;
 pub mod topics;
 
 pub use cloudevent::CloudEvent;
