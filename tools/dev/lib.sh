@@ -16,6 +16,7 @@ ensure_system_packages() {
   pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
   pkg-config --exists zlib 2>/dev/null || missing+=(zlib1g-dev)
   command -v make >/dev/null || missing+=(make)
+  command -v jq >/dev/null || missing+=(jq)  # the bench's and the soak's reports
   command -v cc >/dev/null || missing+=(gcc)
   pg_bin initdb >/dev/null 2>&1 || missing+=(postgresql)
   [ -n "$(pg_sharedir)" ] && [ -f "$(pg_sharedir)/extension/unaccent.control" ] || missing+=(postgresql-contrib)

@@ -117,20 +117,23 @@ LOADGEN_PID=$!
 
 # --- the faults -------------------------------------------------------------------------
 declare -A FAULTS=()
-between() { echo $(( $1 + RANDOM % ($2 - $1 + 1) )); }
+# between LOW HIGH: sets PICK to a number in [LOW, HIGH] from the seeded sequence (not
+# in a $(…) subshell, which bash reseeds, so that a seed replays the same faults).
+between() { PICK=$(( $1 + RANDOM % ($2 - $1 + 1) )); }
 fault_kill() {
   local name=${PLATFORM_SERVICES[$((RANDOM % ${#PLATFORM_SERVICES[@]}))]}
   step "fault: SIGKILL $name"
   kill -KILL "${SERVICE_PID[$name]}" 2>/dev/null || true
   wait "${SERVICE_PID[$name]}" 2>/dev/null || true
-  sleep "$(between 1 3)"
+  between 1 3
+  sleep "$PICK"
   restart_service "$name"
   wait_for_port "${SERVICE_GRPC_PORT[$name]}" "the restarted $name service" 60
   FAULTS[kill $name]=$(( ${FAULTS[kill $name]:-0} + 1 ))
 }
 fault_pause() {
-  local seconds
-  seconds=$(between 5 30)
+  between 5 30
+  local seconds=$PICK
   step "fault: SIGSTOP the broker for $seconds s"
   kill -STOP "$BROKER_PID"
   sleep "$seconds"
@@ -150,8 +153,9 @@ fault_postgres() {
   FAULTS[postgres crashed]=$(( ${FAULTS[postgres crashed]:-0} + 1 ))
 }
 fault_pool() {
-  local name=${PLATFORM_SERVICES[$((RANDOM % ${#PLATFORM_SERVICES[@]}))]} seconds
-  seconds=$(between 5 15)
+  local name=${PLATFORM_SERVICES[$((RANDOM % ${#PLATFORM_SERVICES[@]}))]}
+  between 5 15
+  local seconds=$PICK
   step "fault: $name's outbox locked for $seconds s"
   "${PSQL[@]}" -d "$name" -c "BEGIN; LOCK TABLE outbox IN EXCLUSIVE MODE; SELECT pg_sleep($seconds); COMMIT;" \
     >/dev/null 2>>"$WORK/logs/faults.log" || true
@@ -170,7 +174,8 @@ fi
 
 deadline=$((SECONDS + MINUTES * 60))
 while :; do
-  sleep "$(between $((FAULT_EVERY / 2)) $((FAULT_EVERY * 3 / 2)))"
+  between $((FAULT_EVERY / 2)) $((FAULT_EVERY * 3 / 2))
+  sleep "$PICK"
   [ $SECONDS -lt $((deadline - 5)) ] || break
   kill -0 "$LOADGEN_PID" 2>/dev/null || break
   "${kinds[$((RANDOM % ${#kinds[@]}))]}"
