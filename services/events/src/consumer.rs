@@ -144,6 +144,33 @@ pub struct EventConsumer {
     config: ConsumerConfig,
 }
 
+/// The longest pause between two tries of a record while the database is unavailable.
+const MAX_UNAVAILABLE_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Whether a handler's failure is the database being away (a connection lost or refused,
+/// the pool exhausted, the server shutting down or out of connections, a transaction
+/// that lost a serialization or deadlock race), which a later try outlives; anything else
+/// (a constraint, a bad query, a bug) spends an attempt.
+fn database_unavailable(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+            Some(
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            Some(sqlx::Error::Database(db)) => db.code().is_some_and(|code| {
+                code.starts_with("08")
+                    || matches!(
+                        &*code,
+                        "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01"
+                    )
+            }),
+            _ => false,
+        })
+}
+
 /// Why [`EventConsumer::serve`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Served {
@@ -426,7 +453,8 @@ impl EventConsumer {
         };
 
         let mut backoff = self.config.initial_backoff;
-        for attempt in 1..=self.config.max_attempts {
+        let mut attempt = 0;
+        loop {
             let started = std::time::Instant::now();
             let result = self.apply(handler, &event).await;
             metrics::histogram!("ocop_consumer_handler_seconds", "group" => self.config.group.clone())
@@ -439,17 +467,28 @@ impl EventConsumer {
                 }
                 Err(HandlerError::Reject(err)) => {
                     tracing::warn!(event_id = %event.id, error = format!("{err:#}"), "event rejected");
-                    self.dead_letter(message, &format!("{err:#}"), attempt)
+                    self.dead_letter(message, &format!("{err:#}"), attempt + 1)
                         .await;
                     return Outcome::DeadLettered;
                 }
-                Err(HandlerError::Retry(err)) if attempt == self.config.max_attempts => {
-                    tracing::error!(event_id = %event.id, attempts = attempt, error = format!("{err:#}"), "event failed every attempt");
-                    self.dead_letter(message, &format!("{err:#}"), attempt)
-                        .await;
-                    return Outcome::DeadLettered;
+                // The database is away (restarting, unreachable, out of connections): the
+                // record is fine and waits for it, spending no attempt. Dead-lettering it
+                // would lose its effect for good.
+                Err(HandlerError::Retry(err)) if database_unavailable(&err) => {
+                    metrics::counter!("ocop_consumer_retries_total", "group" => self.config.group.clone())
+                        .increment(1);
+                    tracing::warn!(event_id = %event.id, error = format!("{err:#}"), "database unavailable; the event waits");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_UNAVAILABLE_BACKOFF);
                 }
                 Err(HandlerError::Retry(err)) => {
+                    attempt += 1;
+                    if attempt >= self.config.max_attempts {
+                        tracing::error!(event_id = %event.id, attempts = attempt, error = format!("{err:#}"), "event failed every attempt");
+                        self.dead_letter(message, &format!("{err:#}"), attempt)
+                            .await;
+                        return Outcome::DeadLettered;
+                    }
                     metrics::counter!("ocop_consumer_retries_total", "group" => self.config.group.clone())
                         .increment(1);
                     tracing::warn!(event_id = %event.id, attempt, error = format!("{err:#}"), "event failed; retrying");
@@ -458,7 +497,6 @@ impl EventConsumer {
                 }
             }
         }
-        unreachable!("the last attempt returns")
     }
 
     /// One attempt in one transaction. `Ok(false)`: the inbox already had the event.
@@ -619,4 +657,20 @@ fn member(kafka: &KafkaConfig, group: &str, topics: &[String]) -> anyhow::Result
         .subscribe(&names)
         .with_context(|| format!("subscribe to {names:?}"))?;
     Ok(consumer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_that_is_away_is_waited_for_and_a_bug_is_not() {
+        assert!(database_unavailable(&sqlx::Error::PoolTimedOut.into()));
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(database_unavailable(
+            &anyhow::Error::from(sqlx::Error::Io(refused)).context("reserve stock")
+        ));
+        assert!(!database_unavailable(&sqlx::Error::RowNotFound.into()));
+        assert!(!database_unavailable(&anyhow::anyhow!("unlucky payload")));
+    }
 }

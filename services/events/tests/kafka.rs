@@ -1,6 +1,9 @@
 //! The outbox relay and the consumer loop against the real PostgreSQL and broker.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
 
 use ocop_events::{
     CloudEvent, KafkaConfig,
@@ -230,8 +233,22 @@ async fn stopped_broker_delays_events_and_the_relay_catches_up_when_it_resumes()
     assert_eq!(seen, expected, "every event, in order, none lost");
 }
 
-/// Records each applied event in `effects`; an event whose payload says 13 always fails.
-struct RecordingHandler;
+/// Records each applied event in `effects`; an event whose payload says 13 always fails;
+/// one whose payload says 7 finds the database unavailable on its first
+/// `UNAVAILABLE_TRIES` tries (more than the consumer's attempts).
+struct RecordingHandler {
+    unavailable_left: AtomicU32,
+}
+
+const UNAVAILABLE_TRIES: u32 = 8;
+
+impl RecordingHandler {
+    fn new() -> Self {
+        Self {
+            unavailable_left: AtomicU32::new(UNAVAILABLE_TRIES),
+        }
+    }
+}
 
 impl Handler for RecordingHandler {
     async fn handle(
@@ -242,6 +259,16 @@ impl Handler for RecordingHandler {
         let payload = event.decode::<prost_types::Duration>()?;
         if payload.seconds == 13 {
             return Err(HandlerError::Retry(anyhow::anyhow!("unlucky payload")));
+        }
+        if payload.seconds == 7
+            && self
+                .unavailable_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                })
+                .is_ok()
+        {
+            return Err(sqlx::Error::PoolTimedOut.into());
         }
         sqlx::query("INSERT INTO effects (event_id, seconds) VALUES ($1, $2)")
             .bind(event.id)
@@ -272,7 +299,7 @@ async fn start_consumer(pool: &PgPool, group: &str, topic: &str) -> RunningConsu
     .unwrap();
     let consumer = EventConsumer::new(&kafka(), pool.clone(), config).unwrap();
     let stop = CancellationToken::new();
-    let task = tokio::spawn(consumer.run(RecordingHandler, stop.clone()));
+    let task = tokio::spawn(consumer.run(RecordingHandler::new(), stop.clone()));
     RunningConsumer { stop, task }
 }
 
@@ -323,6 +350,32 @@ async fn redelivered_event_is_applied_once() {
         .await
         .unwrap();
     assert_eq!(inbox, 2);
+}
+
+#[tokio::test]
+async fn an_event_waits_out_a_database_outage_and_is_applied_not_dead_lettered() {
+    let pool = pool_with_effects().await;
+    let topic = fresh_topic("outage").await;
+    let group = unique("group");
+    // Its first 8 tries find the database unavailable; the consumer allows 3 attempts.
+    let waits = event("k", 7);
+    let next = event("k", 8);
+    for sent in [&waits, &next] {
+        publish_raw(topic, "k", Some(sent), &sent.data).await;
+    }
+    let consumer = start_consumer(&pool, &group, topic).await;
+    let applied = eventually("both events applied", WAIT, || async {
+        let rows = effects(&pool).await;
+        (rows.len() >= 2).then_some(rows)
+    })
+    .await;
+    consumer.stop.cancel();
+    consumer.task.await.unwrap();
+    assert_eq!(
+        applied,
+        vec![(waits.id, 7), (next.id, 8)],
+        "in order, each once"
+    );
 }
 
 #[tokio::test]
