@@ -19,10 +19,16 @@ pub struct DatabaseConfig {
     pub database_max_connections: u32,
 
     /// Run the migrations and exit: for a Kubernetes init container or a release job.
-    /// (A service also migrates at every start; sqlx holds an advisory lock meanwhile,
-    /// so replicas starting together are safe.)
+    /// (sqlx holds an advisory lock meanwhile, so several starting together are safe.)
     #[arg(long, env = "MIGRATE_ONLY", default_value_t = false)]
     pub migrate_only: bool,
+
+    /// Migrate at every start (local stacks). With `false` the service only checks that
+    /// its schema has every migration it needs — run them once per release with
+    /// MIGRATE_ONLY=true — and refuses to start on an older schema; a newer one (after a
+    /// rollback) is fine either way.
+    #[arg(long, env = "MIGRATE_AT_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_at_start: bool,
 }
 
 impl fmt::Debug for DatabaseConfig {
@@ -31,27 +37,40 @@ impl fmt::Debug for DatabaseConfig {
             .field("database_url", &"<redacted>")
             .field("database_max_connections", &self.database_max_connections)
             .field("migrate_only", &self.migrate_only)
+            .field("migrate_at_start", &self.migrate_at_start)
             .finish()
     }
 }
 
 impl DatabaseConfig {
     /// Connects to the database and brings the schema up to date (the outbox and inbox
-    /// tables plus the service's own migrations). `service` names the database in errors.
+    /// tables plus the service's own migrations), or with `migrate_at_start` off checks
+    /// that it is. `service` names the database in errors.
     pub async fn connect(
         &self,
         service: &str,
         migrations: &sqlx::migrate::Migrator,
     ) -> anyhow::Result<sqlx::PgPool> {
+        let pool = self.pool(service).await?;
+        if self.migrate_at_start || self.migrate_only {
+            crate::migrate(&pool, migrations)
+                .await
+                .with_context(|| format!("run {service} migrations"))?;
+        } else {
+            crate::check_schema(&pool, migrations)
+                .await
+                .with_context(|| format!("check the {service} database's schema"))?;
+        }
+        Ok(pool)
+    }
+
+    async fn pool(&self, service: &str) -> anyhow::Result<sqlx::PgPool> {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(self.database_max_connections)
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(&self.database_url)
             .await
             .with_context(|| format!("connect to the {service} database"))?;
-        crate::migrate(&pool, migrations)
-            .await
-            .with_context(|| format!("run {service} migrations"))?;
         Ok(pool)
     }
 
@@ -79,7 +98,97 @@ mod tests {
             database_url: url.to_owned(),
             database_max_connections: 2,
             migrate_only,
+            migrate_at_start: true,
         }
+    }
+
+    /// A service's migrations: the first `count` of two.
+    fn service_migrations(count: usize) -> sqlx::migrate::Migrator {
+        use sqlx::{
+            SqlSafeStr as _,
+            migrate::{Migration, MigrationType},
+        };
+        let all = [
+            (
+                20990101000000,
+                "CREATE TABLE widgets (id BIGINT PRIMARY KEY)",
+            ),
+            (20990102000000, "ALTER TABLE widgets ADD COLUMN colour TEXT"),
+        ];
+        sqlx::migrate::Migrator::with_migrations(
+            all.into_iter()
+                .take(count)
+                .map(|(version, sql)| {
+                    Migration::new(
+                        version,
+                        "widgets".into(),
+                        MigrationType::Simple,
+                        sql.into_sql_str(),
+                        false,
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_older_build_starts_against_a_newer_schema() {
+        let url = ocop_testkit::fresh_database_url().await;
+        config(&url, false)
+            .connect("test", &service_migrations(2))
+            .await
+            .unwrap();
+        // The rollback: the previous release, which knows only the first migration.
+        let older = config(&url, false);
+        older.connect("test", &service_migrations(1)).await.unwrap();
+        let checking = DatabaseConfig {
+            migrate_at_start: false,
+            ..older
+        };
+        checking
+            .connect("test", &service_migrations(1))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_service_that_does_not_migrate_refuses_an_older_schema() {
+        let url = ocop_testkit::fresh_database_url().await;
+        let checking = DatabaseConfig {
+            migrate_at_start: false,
+            ..config(&url, false)
+        };
+        let refused = checking
+            .connect("test", &service_migrations(2))
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{refused:#}").contains("older than this build"),
+            "{refused:#}"
+        );
+        // The release's migration job, then the service starts.
+        assert!(
+            config(&url, true)
+                .migrate_only("test", &service_migrations(1))
+                .await
+                .unwrap()
+        );
+        let refused = checking
+            .connect("test", &service_migrations(2))
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{refused:#}").contains("[20990102000000]"),
+            "names the missing migration: {refused:#}"
+        );
+        config(&url, true)
+            .migrate_only("test", &service_migrations(2))
+            .await
+            .unwrap();
+        checking
+            .connect("test", &service_migrations(2))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

@@ -49,17 +49,67 @@ pub async fn report_pool(
     }
 }
 
+/// The outbox/inbox migrations together with the service's own, as one migrator
+/// (versions are timestamps and never collide), so `_sqlx_migrations` records both and
+/// neither looks "missing" to the other. Applied migrations this build does not know are
+/// let be: an older image rolled back onto a newer schema still starts (migrations only
+/// ever add, so the older code finds everything it uses).
+fn migrator(service: &sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate::Migrator::with_migrations(
+        MIGRATOR.iter().chain(service.iter()).cloned().collect(),
+    );
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
 /// Runs the outbox/inbox migrations together with the service's own on `pool`.
-///
-/// They form one migrator (versions are timestamps and never collide), so
-/// `_sqlx_migrations` records both and neither looks "missing" to the other.
 pub async fn migrate(
     pool: &sqlx::PgPool,
     service: &sqlx::migrate::Migrator,
 ) -> Result<(), sqlx::migrate::MigrateError> {
-    sqlx::migrate::Migrator::with_migrations(
-        MIGRATOR.iter().chain(service.iter()).cloned().collect(),
-    )
-    .run(pool)
-    .await
+    migrator(service).run(pool).await
+}
+
+/// Checks, without changing anything, that `pool`'s schema has every migration this
+/// build needs, as this build has them: for a service that does not migrate at start
+/// (its migrations run once per release). A newer schema is fine; an older one, or a
+/// migration applied with other contents, is refused with the versions named.
+pub async fn check_schema(
+    pool: &sqlx::PgPool,
+    service: &sqlx::migrate::Migrator,
+) -> anyhow::Result<()> {
+    let applied: Vec<(i64, Vec<u8>)> =
+        match sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(applied) => applied,
+            // No migration table: nothing was ever applied.
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P01") => Vec::new(),
+            Err(err) => return Err(err.into()),
+        };
+    let applied: std::collections::HashMap<i64, Vec<u8>> = applied.into_iter().collect();
+    let (mut missing, mut changed) = (Vec::new(), Vec::new());
+    for migration in migrator(service)
+        .iter()
+        .filter(|migration| !migration.migration_type.is_down_migration())
+    {
+        match applied.get(&migration.version) {
+            None => missing.push(migration.version),
+            Some(checksum) if checksum.as_slice() != &*migration.checksum => {
+                changed.push(migration.version)
+            }
+            Some(_) => {}
+        }
+    }
+    anyhow::ensure!(
+        changed.is_empty(),
+        "migrations {changed:?} were applied with other contents than this build's"
+    );
+    anyhow::ensure!(
+        missing.is_empty(),
+        "the database schema is older than this build: migrations {missing:?} are not \
+         applied; run this release's migrations first (the same binary with MIGRATE_ONLY=true)"
+    );
+    Ok(())
 }
