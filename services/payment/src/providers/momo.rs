@@ -262,16 +262,27 @@ impl ProviderAdapter for MoMoAdapter {
             .send()
             .await;
         let answer: momo::RefundResponse = read_json(Provider::MoMo, sent).await?;
-        Ok(if answer.result_code == 0 {
-            RefundOutcome::Succeeded {
+        match query_status(answer.result_code) {
+            QueryStatus::Final(ProviderResult::Success) => Ok(RefundOutcome::Succeeded {
                 provider_refund_id: answer.trans_id.to_string(),
-            }
-        } else {
-            RefundOutcome::Failed {
+            }),
+            QueryStatus::Final(ProviderResult::Failure) => Ok(RefundOutcome::Failed {
                 code: answer.result_code.to_string(),
                 message: answer.message,
-            }
-        })
+            }),
+            // Still processing, or an answer about the request — "duplicated requestId"
+            // (40) above all, which MoMo gives to a retry of a refund whose first answer
+            // was not final: the refund may well have gone through, so it stays pending
+            // and is asked again; MoMo answers the same requestId with its final result
+            // once it has one.
+            QueryStatus::InProgress | QueryStatus::NoAnswer => Err(Unavailable::new(
+                Provider::MoMo,
+                format!(
+                    "refund answered resultCode {}: {}",
+                    answer.result_code, answer.message
+                ),
+            )),
+        }
     }
 }
 
@@ -290,6 +301,14 @@ mod tests {
     fn an_answer_about_the_request_is_no_answer_about_the_payment() {
         // Maintenance, access denied, bad format, unknown or duplicate order, system error.
         for code in [10, 11, 20, 41, 42, 43, 98, 99] {
+            assert_eq!(query_status(code), QueryStatus::NoAnswer, "{code}");
+        }
+    }
+
+    #[test]
+    fn a_duplicated_refund_request_is_not_a_failed_refund() {
+        // 40: duplicated requestId; 43: a similar transaction is being processed.
+        for code in [40, 43] {
             assert_eq!(query_status(code), QueryStatus::NoAnswer, "{code}");
         }
     }

@@ -253,16 +253,35 @@ impl ProviderAdapter for VnPayAdapter {
         };
         request.vnp_SecureHash = self.secure_hash(&vnpay::refund_hash_data(&request));
         let answer = self.call_api(&request, "refund").await?;
-        Ok(if answer.vnp_ResponseCode == "00" {
-            RefundOutcome::Succeeded {
+        match refund_answer(&answer.vnp_ResponseCode) {
+            Some(true) => Ok(RefundOutcome::Succeeded {
                 provider_refund_id: answer.vnp_TransactionNo,
-            }
-        } else {
-            RefundOutcome::Failed {
+            }),
+            Some(false) => Ok(RefundOutcome::Failed {
                 code: answer.vnp_ResponseCode,
                 message: answer.vnp_Message,
-            }
-        })
+            }),
+            None => Err(Unavailable::new(
+                Provider::VnPay,
+                format!(
+                    "refund answered {}: {}",
+                    answer.vnp_ResponseCode, answer.vnp_Message
+                ),
+            )),
+        }
+    }
+}
+
+/// What a refund answer's `vnp_ResponseCode` decides: `Some(true)` refunded, `Some(false)`
+/// refused, `None` nothing yet — 94 (a duplicate of a request still within the API's
+/// window, as a retry of a refund whose first answer was lost) and 99 (unknown error)
+/// leave the refund pending, to be asked again, rather than record a refund that may
+/// have gone through as failed.
+fn refund_answer(code: &str) -> Option<bool> {
+    match code {
+        "00" => Some(true),
+        "94" | "99" => None,
+        _ => Some(false),
     }
 }
 
@@ -294,6 +313,17 @@ fn querydr_amount(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duplicate_refund_request_leaves_the_refund_pending() {
+        assert_eq!(refund_answer("00"), Some(true));
+        assert_eq!(refund_answer("94"), None);
+        assert_eq!(refund_answer("99"), None);
+        // 02 invalid merchant, 91 transaction not found, 95 refused by VNPay.
+        for refused in ["02", "91", "95"] {
+            assert_eq!(refund_answer(refused), Some(false), "{refused}");
+        }
+    }
 
     #[test]
     fn querydr_success_is_judged_on_the_amount_vnpay_reports() {

@@ -293,7 +293,8 @@ async fn vnpay_transaction(State(gateway): State<Gateway>, body: Bytes) -> Respo
                             answer.vnp_TransactionStatus = "05".into();
                         }
                         Ok(decision) => {
-                            answer.vnp_ResponseCode = "94".into();
+                            // VNPay's "refused" (94 is a duplicate request).
+                            answer.vnp_ResponseCode = "95".into();
                             answer.vnp_Message = decision.message;
                         }
                         Err(err) => return internal(err),
