@@ -199,6 +199,13 @@ impl Catalog {
         to: ReservationState,
     ) -> Result<Option<Reservation>, CatalogError> {
         let Some(held) = store::reservation_for_update(tx, order_id).await? else {
+            if to == ReservationState::Released {
+                // Cancelled before its placement was applied (the placement dead-lettered
+                // and replayed later, or delivered late): a released reservation without
+                // lines stands for it, so that the placement, when it comes, finds the
+                // order already answered and holds nothing for a cancelled order.
+                store::insert_released_placeholder(tx, order_id).await?;
+            }
             return Ok(None);
         };
         if held.state == ReservationState::Expired && to == ReservationState::Committed {

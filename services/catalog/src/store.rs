@@ -479,6 +479,21 @@ pub async fn finish_reservation(
     Ok(())
 }
 
+/// A released reservation without lines for an order that has none (see
+/// `Catalog::finish`).
+pub async fn insert_released_placeholder(tx: &mut Tx, order_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO reservations (id, order_id, state, expires_at)
+         VALUES ($1, $2, 'released', now())
+         ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(order_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// The products held by the reservations of `orders`.
 pub async fn reserved_products(tx: &mut Tx, orders: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(

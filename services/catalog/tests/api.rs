@@ -755,6 +755,36 @@ async fn a_change_committed_during_a_snapshot_round_is_published_by_a_later_roun
 }
 
 #[tokio::test]
+async fn a_placement_applied_after_its_cancellation_holds_nothing() {
+    let mut catalog = spawn_catalog().await;
+    let products = catalog.small_catalogue().await;
+    let noodles = Uuid::parse_str(&products[0].id).unwrap(); // 50 on hand
+    let order = Uuid::new_v4();
+    // The cancellation first (the placement was dead-lettered, then replayed).
+    assert!(!finish(&catalog.catalog, order, ReservationState::Released).await);
+    let outcome = reserve(
+        &catalog.catalog,
+        order,
+        &[RequestedLine {
+            product_id: noodles,
+            quantity: 5,
+        }],
+    )
+    .await;
+    assert!(
+        matches!(outcome, ReserveOutcome::AlreadyReserved(_)),
+        "{outcome:?}"
+    );
+    let reserved: i64 = sqlx::query_scalar("SELECT reserved FROM stock WHERE product_id = $1")
+        .bind(noodles)
+        .fetch_one(catalog.catalog.pool())
+        .await
+        .unwrap();
+    assert_eq!(reserved, 0, "nothing held for a cancelled order");
+    catalog.stop().await;
+}
+
+#[tokio::test]
 async fn stock_adjustment_never_goes_below_what_is_reserved() {
     let mut catalog = spawn_catalog().await;
     let products = catalog.small_catalogue().await;
