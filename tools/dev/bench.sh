@@ -124,19 +124,6 @@ mkdir -p "$WORK/logs" "$RESULTS_DIR"
 PIDS=()
 BROKER_PID=""
 LOADGEN_PID=""
-# stop_processes PID…: SIGTERM, then SIGKILL for whatever still runs after 15 s (a service
-# whose broker went first, with the same Ctrl-C, may never finish its drain).
-stop_processes() {
-  local pid deadline=$((SECONDS + 15))
-  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null; done
-  for pid in "$@"; do
-    while [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" == [^Z]* ]] && [ $SECONDS -lt $deadline ]; do
-      sleep 0.2
-    done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
-}
 cleanup() {
   local status=$?
   set +e  # tear everything down, whatever already stopped by itself

@@ -206,6 +206,21 @@ start_service() {
   restart_service "$name"
 }
 
+# stop_processes PID…: SIGCONT (a paused process cannot exit) and SIGTERM, then SIGKILL
+# for whatever still runs after 15 s (a service whose broker went first, with the same
+# Ctrl-C, may never finish its drain).
+stop_processes() {
+  local pid deadline=$((SECONDS + 15))
+  for pid in "$@"; do kill -CONT "$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null; done
+  for pid in "$@"; do
+    while [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" == [^Z]* ]] && [ $SECONDS -lt $deadline ]; do
+      sleep 0.2
+    done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+}
+
 # restart_service NAME: starts a service again with the command start_service gave it
 # (after it exited or was killed), its log appended to; updates SERVICE_PID and PIDS.
 restart_service() {

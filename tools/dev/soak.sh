@@ -59,17 +59,6 @@ mkdir -p "$WORK/logs"
 PIDS=()
 BROKER_PID=""
 LOADGEN_PID=""
-stop_processes() {
-  local pid deadline=$((SECONDS + 15))
-  for pid in "$@"; do kill -CONT "$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null; done
-  for pid in "$@"; do
-    while [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" == [^Z]* ]] && [ $SECONDS -lt $deadline ]; do
-      sleep 0.2
-    done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
-}
 cleanup() {
   local status=$?
   set +e
