@@ -420,6 +420,7 @@ impl Platform {
             .catalog
             .get_product(catalog::GetProductRequest {
                 id: product_id.into(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -462,7 +463,10 @@ impl Platform {
                 let id = product_id.to_owned();
                 async move {
                     let product = client
-                        .get_product(catalog::GetProductRequest { id })
+                        .get_product(catalog::GetProductRequest {
+                            id,
+                            ..Default::default()
+                        })
                         .await
                         .ok()?
                         .into_inner()

@@ -92,7 +92,10 @@ async fn a_burst_of_concurrent_orders_settles_every_order_on_the_run_stacks_brok
         let id = product_id.clone();
         async move {
             let product = catalog
-                .get_product(GetProductRequest { id })
+                .get_product(GetProductRequest {
+                    id,
+                    ..Default::default()
+                })
                 .await
                 .ok()?
                 .into_inner()

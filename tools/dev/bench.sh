@@ -131,7 +131,7 @@ cleanup() {
   [ -z "$LOADGEN_PID" ] || stop_processes "$LOADGEN_PID"
   stop_processes ${PIDS[@]+"${PIDS[@]}"}
   [ -z "$BROKER_PID" ] || stop_processes "$BROKER_PID"
-  stop_postgres "$WORK/pg"
+  stop_postgres "${PG_DATA:-$WORK/pg}"
   if [ $status -eq 130 ]; then
     log "interrupted; everything stopped"
     rm -rf "$WORK"

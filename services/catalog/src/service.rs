@@ -112,6 +112,13 @@ impl Catalog {
             .ok_or_else(|| CatalogError::not_found("id", format!("no product with id {id}")))
     }
 
+    pub async fn product_by_sku(&self, sku: &str) -> Result<ProductRecord, CatalogError> {
+        let mut conn = self.pool.acquire().await?;
+        store::product_by_sku(&mut conn, sku)
+            .await?
+            .ok_or_else(|| CatalogError::not_found("sku", format!("no product with SKU {sku}")))
+    }
+
     /// The products of `ids` that exist, in the order asked, and the ids that do not.
     pub async fn products(
         &self,

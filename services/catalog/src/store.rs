@@ -146,7 +146,7 @@ pub async fn upsert_product(
                    EXCLUDED.search_text)
          RETURNING id, (xmax = 0) AS created",
     )
-    .bind(Uuid::now_v7())
+    .bind(draft.id())
     .bind(&draft.sku)
     .bind(producer_id)
     .bind(&draft.name)
@@ -189,6 +189,18 @@ pub async fn product(
 ) -> Result<Option<ProductRecord>, sqlx::Error> {
     sqlx::query_as(product_select!("WHERE p.id = $1"))
         .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// One product by SKU.
+#[tracing::instrument(name = "SELECT products", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "products"))]
+pub async fn product_by_sku(
+    conn: &mut PgConnection,
+    sku: &str,
+) -> Result<Option<ProductRecord>, sqlx::Error> {
+    sqlx::query_as(product_select!("WHERE p.sku = $1"))
+        .bind(sku)
         .fetch_optional(conn)
         .await
 }

@@ -419,6 +419,52 @@ async fn operator_calls_need_a_token_with_the_write_scope() {
 }
 
 #[tokio::test]
+async fn a_product_is_found_by_its_sku_and_its_id_follows_from_the_sku() {
+    let mut catalog = spawn_catalog().await;
+    let products = catalog.small_catalogue().await;
+    // Every install seeded with this SKU gets this id (UUIDv5 in the catalog's namespace).
+    assert_eq!(products[0].id, "a059a972-06c8-5391-b2e7-5d77793363d0");
+    let by_sku = |sku: &str| pb::GetProductRequest {
+        sku: sku.into(),
+        ..Default::default()
+    };
+    let got = catalog
+        .client
+        .get_product(by_sku("BLI-MIEN-DONG-500G"))
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    assert_eq!(got.id, products[0].id);
+
+    let status = catalog
+        .client
+        .get_product(by_sku("BLI-NOT-SOLD-HERE"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    for bad in ["bli-mien-dong-500g", "BLI\0MIEN"] {
+        let status = catalog.client.get_product(by_sku(bad)).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}");
+        assert_eq!(violations(&status)[0].field, "sku");
+    }
+    let both = pb::GetProductRequest {
+        id: products[0].id.clone(),
+        sku: "BLI-MIEN-DONG-500G".into(),
+    };
+    let status = catalog.client.get_product(both).await.unwrap_err();
+    assert_eq!(violations(&status)[0].field, "sku");
+    let status = catalog
+        .client
+        .get_product(pb::GetProductRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&status)[0].field, "id");
+    catalog.stop().await;
+}
+
+#[tokio::test]
 async fn get_and_batch_get_report_unknown_ids() {
     let mut catalog = spawn_catalog().await;
     let products = catalog.small_catalogue().await;
@@ -426,6 +472,7 @@ async fn get_and_batch_get_report_unknown_ids() {
         .client
         .get_product(pb::GetProductRequest {
             id: products[0].id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -440,13 +487,17 @@ async fn get_and_batch_get_report_unknown_ids() {
         .client
         .get_product(pb::GetProductRequest {
             id: unknown.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     let status = catalog
         .client
-        .get_product(pb::GetProductRequest { id: "42".into() })
+        .get_product(pb::GetProductRequest {
+            id: "42".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(violations(&status)[0].field, "id");

@@ -108,6 +108,7 @@ impl Stack {
         self.catalog
             .get_product(catalog::GetProductRequest {
                 id: product_id.into(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -329,7 +330,10 @@ async fn cancelling_before_payment_gives_the_stock_back_and_shipping_it_is_refus
         let id = product_id.clone();
         async move {
             let available = catalog
-                .get_product(catalog::GetProductRequest { id })
+                .get_product(catalog::GetProductRequest {
+                    id,
+                    ..Default::default()
+                })
                 .await
                 .ok()?
                 .into_inner()

@@ -27,17 +27,52 @@ pub enum ProductsCommand {
         #[arg(long, default_value_t = 20)]
         page_size: i32,
     },
-    /// Show one product.
-    Get { id: String },
+    /// Show one product, by id or by SKU.
+    Get { product: String },
     /// Operator: add to (positive) or take from (negative) a product's stock on hand.
     AdjustStock {
-        id: String,
+        /// The product's id or SKU.
+        product: String,
         #[arg(allow_hyphen_values = true)]
         delta: i64,
         /// Why, for the audit trail.
         #[arg(long)]
         reason: String,
     },
+}
+
+/// The request for one product named by its id or its SKU.
+fn get_request(product: &str) -> pb::GetProductRequest {
+    if uuid::Uuid::parse_str(product).is_ok() {
+        pb::GetProductRequest {
+            id: product.to_owned(),
+            ..Default::default()
+        }
+    } else {
+        pb::GetProductRequest {
+            sku: product.to_owned(),
+            ..Default::default()
+        }
+    }
+}
+
+/// The id of a product named by its id (returned as it is) or its SKU (looked up).
+pub async fn product_id(
+    client: &mut CatalogServiceClient<Channel>,
+    product: &str,
+) -> anyhow::Result<String> {
+    if uuid::Uuid::parse_str(product).is_ok() {
+        return Ok(product.to_owned());
+    }
+    let found = client
+        .get_product(get_request(product))
+        .await
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))
+        .with_context(|| format!("product `{product}`"))?
+        .into_inner()
+        .product
+        .context("catalog returned no product")?;
+    Ok(found.id)
 }
 
 fn print_product(product: &pb::Product) {
@@ -111,19 +146,24 @@ pub async fn run(
             }
             eprintln!("{count} listed");
         }
-        ProductsCommand::Get { id } => {
+        ProductsCommand::Get { product } => {
             let product = client
-                .get_product(pb::GetProductRequest { id: id.clone() })
+                .get_product(get_request(product))
                 .await?
                 .into_inner()
                 .product
                 .context("catalog returned no product")?;
             println!("{product:#?}");
         }
-        ProductsCommand::AdjustStock { id, delta, reason } => {
+        ProductsCommand::AdjustStock {
+            product,
+            delta,
+            reason,
+        } => {
+            let product_id = product_id(&mut client, product).await?;
             let request = crate::authorized(
                 pb::AdjustStockRequest {
-                    product_id: id.clone(),
+                    product_id,
                     delta: *delta,
                     reason: reason.clone(),
                 },

@@ -147,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Order(command) => orders::run(&cli.order, command).await,
+        Command::Order(command) => orders::run(&cli.order, &cli.catalog, command).await,
         Command::Payment(command) => {
             payments::run(&cli.payment_addr, &cli.payment_http, command, |scopes| {
                 cli.operator_token(scopes)

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use ocop_proto::catalog::v1::catalog_service_client::CatalogServiceClient;
 use ocop_proto::order::v1::{self as pb, order_service_client::OrderServiceClient};
 use tonic::transport::Channel;
 
@@ -30,7 +31,8 @@ pub enum OrderCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct PlaceArgs {
-    /// A line as PRODUCT_ID:QUANTITY (repeat for several products).
+    /// A line as PRODUCT:QUANTITY, the product by id or by SKU (e.g.
+    /// BLI-MIEN-DONG-500G:2); repeat for several products.
     #[arg(long = "line", required = true, value_parser = parse_line)]
     lines: Vec<(String, i32)>,
     #[arg(long, default_value = "Nguyễn Văn An")]
@@ -67,7 +69,7 @@ pub struct PlaceArgs {
 fn parse_line(raw: &str) -> Result<(String, i32), String> {
     let (id, quantity) = raw
         .rsplit_once(':')
-        .ok_or_else(|| format!("`{raw}` is not PRODUCT_ID:QUANTITY"))?;
+        .ok_or_else(|| format!("`{raw}` is not PRODUCT:QUANTITY"))?;
     let quantity = quantity
         .parse()
         .map_err(|_| format!("`{quantity}` is not a quantity"))?;
@@ -172,12 +174,35 @@ async fn follow(
     }
 }
 
-pub async fn run(address: &str, command: &OrderCommand) -> anyhow::Result<()> {
+/// The product id of each line, a SKU looked up in the catalogue.
+async fn product_ids(catalog: &str, lines: &[(String, i32)]) -> anyhow::Result<Vec<String>> {
+    let mut client = None;
+    let mut ids = Vec::with_capacity(lines.len());
+    for (product, _) in lines {
+        if uuid::Uuid::parse_str(product).is_ok() {
+            ids.push(product.clone());
+            continue;
+        }
+        let client = match &mut client {
+            Some(client) => client,
+            None => client.insert(
+                CatalogServiceClient::<Channel>::connect(catalog.to_owned())
+                    .await
+                    .with_context(|| format!("connect to the catalog at {catalog}"))?,
+            ),
+        };
+        ids.push(crate::catalog::product_id(client, product).await?);
+    }
+    Ok(ids)
+}
+
+pub async fn run(address: &str, catalog: &str, command: &OrderCommand) -> anyhow::Result<()> {
     let mut client = OrderServiceClient::<Channel>::connect(address.to_owned())
         .await
         .with_context(|| format!("connect to the order service at {address}"))?;
     match command {
         OrderCommand::Place(args) => {
+            let product_ids = product_ids(catalog, &args.lines).await?;
             let enum_value = |name: &str| name.to_ascii_uppercase();
             let request = pb::PlaceOrderRequest {
                 idempotency_key: args
@@ -195,11 +220,11 @@ pub async fn run(address: &str, command: &OrderCommand) -> anyhow::Result<()> {
                         street: args.street.clone(),
                     }),
                 }),
-                lines: args
-                    .lines
-                    .iter()
-                    .map(|(product_id, quantity)| pb::LineItem {
-                        product_id: product_id.clone(),
+                lines: product_ids
+                    .into_iter()
+                    .zip(&args.lines)
+                    .map(|(product_id, (_, quantity))| pb::LineItem {
+                        product_id,
                         quantity: *quantity,
                     })
                     .collect(),

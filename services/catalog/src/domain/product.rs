@@ -1,6 +1,13 @@
 //! Producers and products as operators submit them, checked on construction.
 
+use uuid::Uuid;
+
 use super::Invalid;
+
+/// The UUIDv5 namespace of product ids. A product's id follows from its SKU, so every
+/// install seeded from the same file has the same ids (those in the README and in the
+/// partner documents), and an id still means the same product after a re-seed elsewhere.
+const PRODUCT_ID_NAMESPACE: Uuid = Uuid::from_u128(0xdf6a52d2_eaa9_44f6_9b97_667b81332cf9);
 
 /// Trimmed text of 1..=`max` characters.
 fn text(field: &str, raw: &str, max: usize) -> Result<String, Invalid> {
@@ -31,6 +38,11 @@ fn code(field: &str, raw: &str) -> Result<String, Invalid> {
         ));
     }
     Ok(value)
+}
+
+/// A SKU as a client names a product by it (the same rules as when it was created).
+pub fn sku(raw: &str) -> Result<String, Invalid> {
+    code("sku", raw)
 }
 
 /// OCOP rating: 3, 4 or 5 stars.
@@ -193,6 +205,11 @@ pub struct ProductDraft {
 }
 
 impl ProductDraft {
+    /// The id a new product with this SKU gets (an existing product keeps the id it has).
+    pub fn id(&self) -> Uuid {
+        Uuid::new_v5(&PRODUCT_ID_NAMESPACE, self.sku.as_bytes())
+    }
+
     pub fn new(input: ProductInput<'_>) -> Result<Self, Invalid> {
         if !(0..=MAX_STOCK).contains(&input.initial_stock) {
             return Err(Invalid::new(
@@ -283,6 +300,22 @@ mod tests {
         let draft = ProductDraft::new(input()).unwrap();
         assert_eq!(draft.name, "Miến dong Bình Liêu");
         assert_eq!(draft.status, ProductStatus::Active);
+    }
+
+    #[test]
+    fn product_id_is_the_uuid_v5_of_the_sku() {
+        let draft = ProductDraft::new(input()).unwrap();
+        // RFC 9562 name-based id; Python's uuid.uuid5(namespace, sku) gives the same.
+        assert_eq!(
+            draft.id().to_string(),
+            "a059a972-06c8-5391-b2e7-5d77793363d0"
+        );
+        let other = ProductDraft::new(ProductInput {
+            sku: "BLI-MIEN-DONG-1KG",
+            ..input()
+        })
+        .unwrap();
+        assert_ne!(other.id(), draft.id());
     }
 
     #[test]
