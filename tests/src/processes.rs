@@ -98,6 +98,11 @@ impl ProcessPlatform {
         (catalog, orders)
     }
 
+    /// The service's HTTP base address (`/metrics`, the payment service's callbacks).
+    pub fn http_url(&self, service: &str) -> String {
+        format!("http://127.0.0.1:{}", self.http[service])
+    }
+
     /// The service's `/metrics` in the Prometheus text format.
     pub async fn scrape(&self, service: &str) -> String {
         ocop_testkit::scrape_metrics(([127, 0, 0, 1], self.http[service]).into())

@@ -6,12 +6,16 @@
 //! The four services run as real processes on a broker of the test's own, so the test
 //! can pause one of them or the broker itself.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, SystemTime},
+};
 
 use ocop_e2e::{
     PAYMENT_PROVIDERS, SECRET, WAIT, place_request,
     processes::{Options, ProcessPlatform, SANDBOX_SECRET, SERVICES},
 };
+use ocop_payment_schemes::{Secret, vietqr};
 use ocop_proto::{
     catalog::v1::{self as catalog},
     order::v1::{self as order, order_service_client::OrderServiceClient},
@@ -44,8 +48,9 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
                 .map(|name| {
                     let mut flags = vec![brokers.clone()];
                     if name == "order" {
-                        // Short, for the stuck-saga step; long enough for the paid ones.
+                        // Short, for the stuck-saga steps; long enough for the paid ones.
                         flags.push("--payment-ttl=4s".to_owned());
+                        flags.push("--pending-overdue-after=1s".to_owned());
                     }
                     (name, flags)
                 })
@@ -55,6 +60,8 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
     .await;
     let (mut catalog, orders) = platform.clients().await;
     let product_id = seed_product(&mut catalog, SECRET, 10, 150_000).await;
+    // Alert metrics seen above zero; a gauge may be back at zero by the final scrape.
+    let mut seen = HashSet::new();
 
     // The happy path through every provider (each signs with its own keys): paid,
     // confirmed, the shopper told.
@@ -71,6 +78,11 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
         wait_for_status(&orders, order_id, order::OrderStatus::Confirmed, WAIT).await;
     }
 
+    // A bank reports money taken that nothing can apply: a correctly signed VietQR
+    // transfer notification, but a day old. It is refused and flagged for an operator.
+    send_stale_vietqr_transfer(&platform).await;
+    seen.insert(metric_above_zero(&platform, "payment", "ocop_callbacks_flagged_total").await);
+
     // A stuck saga: the payment service stands still past the order's payment deadline.
     platform.process("payment").pause();
     let stuck = place(
@@ -81,7 +93,7 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
     )
     .await;
     wait_for_status(&orders, &stuck, order::OrderStatus::AwaitingPayment, WAIT).await;
-    metric_above_zero(&platform, "order", "ocop_orders_past_payment_deadline").await;
+    seen.insert(metric_above_zero(&platform, "order", "ocop_orders_past_payment_deadline").await);
     platform.process("payment").resume();
     // Once back, the payment service expires the overdue payment and the order cancels.
     wait_for_status(&orders, &stuck, order::OrderStatus::Cancelled, WAIT).await;
@@ -100,7 +112,7 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
         )
         .await
         .expect("produce the poison record");
-    metric_above_zero(&platform, "catalog", "ocop_consumer_dead_letters_total").await;
+    seen.insert(metric_above_zero(&platform, "catalog", "ocop_consumer_dead_letters_total").await);
 
     // A broker outage: a stock change waits in the catalog's outbox, growing older.
     broker.freeze();
@@ -116,7 +128,16 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
         ))
         .await
         .unwrap();
-    metric_above_zero(&platform, "catalog", "ocop_outbox_oldest_age_seconds").await;
+    seen.insert(metric_above_zero(&platform, "catalog", "ocop_outbox_oldest_age_seconds").await);
+    // An order placed meanwhile stays PENDING: its OrderPlaced cannot reach the catalog.
+    place(
+        &orders,
+        "observe-pending",
+        &product_id,
+        order::PaymentMethod::Sandbox,
+    )
+    .await;
+    seen.insert(metric_above_zero(&platform, "order", "ocop_orders_pending_overdue").await);
     let mut scraped = HashMap::new();
     for service in SERVICES {
         scraped.extend(samples(&platform.scrape(service).await));
@@ -142,9 +163,10 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
             continue;
         }
         assert!(
-            scraped
-                .iter()
-                .any(|((metric, _), value)| metric == name && *value > 0.0),
+            seen.contains(name)
+                || scraped
+                    .iter()
+                    .any(|((metric, _), value)| metric == name && *value > 0.0),
             "{name} stayed at zero through the run"
         );
     }
@@ -181,6 +203,44 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
     }
 }
 
+/// POSTs a VietQR transfer notification signed with the platform's webhook secret and
+/// timestamped a day ago.
+async fn send_stale_vietqr_transfer(platform: &ProcessPlatform) {
+    let setting = |flag: &str| {
+        PAYMENT_PROVIDERS
+            .iter()
+            .find_map(|arg| arg.strip_prefix(flag))
+            .unwrap_or_else(|| panic!("{flag} is not among PAYMENT_PROVIDERS"))
+    };
+    let body = vietqr::Notification {
+        transaction_id: unique("FT-STALE"),
+        account_number: setting("--vietqr-account-number=").to_owned(),
+        amount: 150_000,
+        currency: "VND".to_owned(),
+        description: "OCOPSTALE".to_owned(),
+    }
+    .to_bytes();
+    let day_ago = SystemTime::now() - Duration::from_secs(24 * 3600);
+    let timestamp = day_ago
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let secret = Secret::parse(setting("--vietqr-webhook-secret=")).unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/callbacks/vietqr", platform.http_url("payment")))
+        .header("content-type", "application/json")
+        .header(vietqr::TIMESTAMP_HEADER, &timestamp)
+        .header(
+            vietqr::SIGNATURE_HEADER,
+            vietqr::sign_webhook(&secret, &timestamp, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("the payment service answers the bank");
+}
+
 async fn place(
     orders: &OrderServiceClient<tonic::transport::Channel>,
     key: &str,
@@ -192,8 +252,9 @@ async fn place(
     place_order(orders, request).await.id
 }
 
-/// Waits until some series of `metric` on `service`'s `/metrics` is above zero.
-async fn metric_above_zero(platform: &ProcessPlatform, service: &str, metric: &str) {
+/// Waits until some series of `metric` on `service`'s `/metrics` is above zero; returns
+/// the metric's name.
+async fn metric_above_zero(platform: &ProcessPlatform, service: &str, metric: &str) -> String {
     eventually(
         &format!("{metric} above zero on {service}"),
         WAIT,
@@ -205,6 +266,7 @@ async fn metric_above_zero(platform: &ProcessPlatform, service: &str, metric: &s
         },
     )
     .await;
+    metric.to_owned()
 }
 
 /// Prometheus text → `(metric name, labels) → value`.

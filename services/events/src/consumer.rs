@@ -15,7 +15,9 @@
 //! with backoff a bounded number of times; after that, or at once for a record that
 //! cannot be decoded, the record goes to the group's dead-letter topic and the partition
 //! moves on. Nothing is dropped silently: either the effect commits, or the record is in
-//! the dead-letter topic.
+//! the dead-letter topic. A record waiting for its next try does not hold up the rest:
+//! its partition is paused and sought back to it while the member goes on serving the
+//! other partitions and topics (see `deferral`); a database outage spends no attempt.
 
 use std::{
     future::Future,
@@ -25,7 +27,7 @@ use std::{
 use anyhow::Context as _;
 use futures::{FutureExt as _, StreamExt as _, future::join_all};
 use rdkafka::{
-    Message as _,
+    Message as _, Offset, TopicPartitionList,
     consumer::{Consumer as _, StreamConsumer},
     message::{BorrowedMessage, Header, OwnedHeaders},
     producer::FutureRecord,
@@ -35,8 +37,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::{
-    CloudEvent, KafkaConfig, cloudevent::DecodeError, inbox, lag, outbox::idempotent_producer,
-    stall::StallWatch, topics::dead_letter_topic,
+    CloudEvent, KafkaConfig,
+    cloudevent::DecodeError,
+    deferral::{Deferrals, Failed},
+    inbox, lag,
+    outbox::idempotent_producer,
+    stall::StallWatch,
+    topics::dead_letter_topic,
 };
 
 /// What went wrong while handling an event.
@@ -144,8 +151,8 @@ pub struct EventConsumer {
     config: ConsumerConfig,
 }
 
-/// The longest pause between two tries of a record while the database is unavailable.
-const MAX_UNAVAILABLE_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest pause between two tries of a record (a database outage can take many).
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Whether a handler's failure is the database being away (a connection lost or refused,
 /// the pool exhausted, the server shutting down or out of connections, a transaction
@@ -183,6 +190,15 @@ enum Outcome {
     Duplicate,
     DeadLettered,
     Skipped,
+}
+
+/// What one try of a record came to.
+enum Tried {
+    Done(Outcome),
+    /// Failed, worth another try; the attempts spent on it so far.
+    Again {
+        attempts: u32,
+    },
 }
 
 /// A fetched record with its decoded event and its processing span.
@@ -283,13 +299,21 @@ impl EventConsumer {
         let mut watch = StallWatch::new(self.config.stall_after, Instant::now());
         let mut check = tokio::time::interval(self.config.lag_interval);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut deferrals = Deferrals::new(self.config.initial_backoff, MAX_BACKOFF);
         loop {
+            let next_due = deferrals.next_due();
             let first = tokio::select! {
                 _ = stop.cancelled() => return Served::Stopped,
                 _ = check.tick() => {
-                    if watch.stalled(progress.read(), Instant::now()) {
+                    // A member whose partitions wait for a retry receives nothing on
+                    // purpose: that is not a stall.
+                    if !deferrals.any_paused() && watch.stalled(progress.read(), Instant::now()) {
                         return Served::Stalled;
                     }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now).into()), if next_due.is_some() => {
+                    self.resume(deferrals.due(Instant::now()));
                     continue;
                 }
                 message = stream.next() => message.expect("kafka streams never end"),
@@ -314,13 +338,61 @@ impl EventConsumer {
                     Some(None) | None => break,
                 }
             }
-            self.handle_batch(handler, &batch).await;
+            // Records of a paused partition were fetched before its pause; it restarts at
+            // the record that waits, so they come again in order.
+            batch.retain(|message| !deferrals.paused(message.topic(), message.partition()));
+            let failed = self.handle_batch(handler, &batch, &deferrals).await;
             for message in &batch {
+                let held_back = failed.iter().any(|failed| {
+                    failed.topic == message.topic()
+                        && failed.partition == message.partition()
+                        && message.offset() >= failed.offset
+                });
+                if held_back {
+                    continue;
+                }
+                deferrals.handled(message.topic(), message.partition(), message.offset());
                 if let Err(err) = self.consumer.store_offset_from_message(message) {
                     // The partition was revoked meanwhile: its new owner starts from the
                     // last committed offset, and the inbox folds the redelivery.
                     tracing::debug!(error = %err, "offset not stored");
                 }
+            }
+            for failed in failed {
+                let wait = deferrals.defer(&failed, Instant::now());
+                self.pause_at(&failed, wait);
+            }
+        }
+    }
+
+    /// Pauses the failed record's partition and seeks it back to the record, to be
+    /// fetched again when the partition resumes.
+    fn pause_at(&self, failed: &Failed, wait: Duration) {
+        let mut partition = TopicPartitionList::new();
+        partition.add_partition(&failed.topic, failed.partition);
+        if let Err(err) = self.consumer.pause(&partition) {
+            // Revoked meanwhile: its next owner starts from the committed offset.
+            tracing::debug!(error = %err, "partition not paused");
+            return;
+        }
+        let seek = self.consumer.seek(
+            &failed.topic,
+            failed.partition,
+            Offset::Offset(failed.offset),
+            Duration::from_secs(1),
+        );
+        if let Err(err) = seek {
+            tracing::warn!(group = %self.config.group, topic = %failed.topic, partition = failed.partition, error = %err, "could not seek back to a record that waits for a retry");
+        }
+        tracing::debug!(topic = %failed.topic, partition = failed.partition, offset = failed.offset, wait_ms = wait.as_millis() as u64, "partition paused until the record's next try");
+    }
+
+    fn resume(&self, due: Vec<(String, i32)>) {
+        for (topic, partition) in due {
+            let mut list = TopicPartitionList::new();
+            list.add_partition(&topic, partition);
+            if let Err(err) = self.consumer.resume(&list) {
+                tracing::debug!(error = %err, "partition not resumed (revoked meanwhile)");
             }
         }
     }
@@ -328,7 +400,14 @@ impl EventConsumer {
     /// Applies a batch: the records of each partition in one transaction, the
     /// partitions side by side (each keeps its order). A partition's records whose
     /// transaction fails are applied one by one instead (bounded retries, dead letters).
-    async fn handle_batch<'m, H: Handler>(&self, handler: &H, batch: &'m [BorrowedMessage<'m>]) {
+    /// Returns the records that wait for another try, one per partition at most (its
+    /// later records are left for then).
+    async fn handle_batch<'m, H: Handler>(
+        &self,
+        handler: &H,
+        batch: &'m [BorrowedMessage<'m>],
+        deferrals: &Deferrals,
+    ) -> Vec<Failed> {
         let mut partitions: Vec<Vec<Record<'m>>> = Vec::new();
         for message in batch {
             let event = CloudEvent::from_message(message);
@@ -349,13 +428,22 @@ impl EventConsumer {
         join_all(
             partitions
                 .into_iter()
-                .map(|records| self.handle_partition(handler, records)),
+                .map(|records| self.handle_partition(handler, records, deferrals)),
         )
-        .await;
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
-    /// One partition's records of a batch, in order.
-    async fn handle_partition<H: Handler>(&self, handler: &H, records: Vec<Record<'_>>) {
+    /// One partition's records of a batch, in order, up to one that waits for another
+    /// try.
+    async fn handle_partition<H: Handler>(
+        &self,
+        handler: &H,
+        records: Vec<Record<'_>>,
+        deferrals: &Deferrals,
+    ) -> Option<Failed> {
         if records.len() > 1 && records.iter().all(|(_, event, _)| event.is_ok()) {
             let started = std::time::Instant::now();
             match self.apply_all(handler, &records).await {
@@ -373,7 +461,7 @@ impl EventConsumer {
                         };
                         self.count(message, outcome);
                     }
-                    return;
+                    return None;
                 }
                 Err(err) => tracing::debug!(
                     group = %self.config.group,
@@ -384,9 +472,25 @@ impl EventConsumer {
             }
         }
         for (message, event, span) in records {
-            let outcome = self.process(handler, message, event).instrument(span).await;
-            self.count(message, outcome);
+            let attempts =
+                deferrals.attempts(message.topic(), message.partition(), message.offset());
+            match self
+                .try_once(handler, message, event, attempts)
+                .instrument(span)
+                .await
+            {
+                Tried::Done(outcome) => self.count(message, outcome),
+                Tried::Again { attempts } => {
+                    return Some(Failed {
+                        topic: message.topic().to_owned(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        attempts,
+                    });
+                }
+            }
         }
+        None
     }
 
     /// Records of one partition in one transaction. Returns, per record, whether it was
@@ -438,63 +542,59 @@ impl EventConsumer {
         .increment(1);
     }
 
-    async fn process<H: Handler>(
+    /// One try of a record that has had `attempts` failed tries: applied, a duplicate,
+    /// dead-lettered (undecodable, rejected, or out of attempts), or to be tried again.
+    async fn try_once<H: Handler>(
         &self,
         handler: &H,
         message: &BorrowedMessage<'_>,
         event: Result<CloudEvent, DecodeError>,
-    ) -> Outcome {
+        attempts: u32,
+    ) -> Tried {
         let event = match event {
             Ok(event) => event,
             Err(err) => {
                 self.dead_letter(message, &err.to_string(), 1).await;
-                return Outcome::DeadLettered;
+                return Tried::Done(Outcome::DeadLettered);
             }
         };
-
-        let mut backoff = self.config.initial_backoff;
-        let mut attempt = 0;
-        loop {
-            let started = std::time::Instant::now();
-            let result = self.apply(handler, &event).await;
-            metrics::histogram!("ocop_consumer_handler_seconds", "group" => self.config.group.clone())
-                .record(started.elapsed().as_secs_f64());
-            match result {
-                Ok(true) => return Outcome::Applied,
-                Ok(false) => {
-                    tracing::debug!(event_id = %event.id, "event already applied; skipped");
-                    return Outcome::Duplicate;
-                }
-                Err(HandlerError::Reject(err)) => {
-                    tracing::warn!(event_id = %event.id, error = format!("{err:#}"), "event rejected");
-                    self.dead_letter(message, &format!("{err:#}"), attempt + 1)
+        let started = std::time::Instant::now();
+        let result = self.apply(handler, &event).await;
+        metrics::histogram!("ocop_consumer_handler_seconds", "group" => self.config.group.clone())
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(true) => Tried::Done(Outcome::Applied),
+            Ok(false) => {
+                tracing::debug!(event_id = %event.id, "event already applied; skipped");
+                Tried::Done(Outcome::Duplicate)
+            }
+            Err(HandlerError::Reject(err)) => {
+                tracing::warn!(event_id = %event.id, error = format!("{err:#}"), "event rejected");
+                self.dead_letter(message, &format!("{err:#}"), attempts + 1)
+                    .await;
+                Tried::Done(Outcome::DeadLettered)
+            }
+            // The database is away (restarting, unreachable, out of connections): the
+            // record is fine and waits for it, spending no attempt. Dead-lettering it
+            // would lose its effect for good.
+            Err(HandlerError::Retry(err)) if database_unavailable(&err) => {
+                metrics::counter!("ocop_consumer_retries_total", "group" => self.config.group.clone())
+                    .increment(1);
+                tracing::warn!(event_id = %event.id, error = format!("{err:#}"), "database unavailable; the event waits");
+                Tried::Again { attempts }
+            }
+            Err(HandlerError::Retry(err)) => {
+                let attempts = attempts + 1;
+                if attempts >= self.config.max_attempts {
+                    tracing::error!(event_id = %event.id, attempts, error = format!("{err:#}"), "event failed every attempt");
+                    self.dead_letter(message, &format!("{err:#}"), attempts)
                         .await;
-                    return Outcome::DeadLettered;
+                    return Tried::Done(Outcome::DeadLettered);
                 }
-                // The database is away (restarting, unreachable, out of connections): the
-                // record is fine and waits for it, spending no attempt. Dead-lettering it
-                // would lose its effect for good.
-                Err(HandlerError::Retry(err)) if database_unavailable(&err) => {
-                    metrics::counter!("ocop_consumer_retries_total", "group" => self.config.group.clone())
-                        .increment(1);
-                    tracing::warn!(event_id = %event.id, error = format!("{err:#}"), "database unavailable; the event waits");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_UNAVAILABLE_BACKOFF);
-                }
-                Err(HandlerError::Retry(err)) => {
-                    attempt += 1;
-                    if attempt >= self.config.max_attempts {
-                        tracing::error!(event_id = %event.id, attempts = attempt, error = format!("{err:#}"), "event failed every attempt");
-                        self.dead_letter(message, &format!("{err:#}"), attempt)
-                            .await;
-                        return Outcome::DeadLettered;
-                    }
-                    metrics::counter!("ocop_consumer_retries_total", "group" => self.config.group.clone())
-                        .increment(1);
-                    tracing::warn!(event_id = %event.id, attempt, error = format!("{err:#}"), "event failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                }
+                metrics::counter!("ocop_consumer_retries_total", "group" => self.config.group.clone())
+                    .increment(1);
+                tracing::warn!(event_id = %event.id, attempt = attempts, error = format!("{err:#}"), "event failed; retrying");
+                Tried::Again { attempts }
             }
         }
     }

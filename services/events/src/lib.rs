@@ -14,6 +14,7 @@ pub mod cloudevent;
 pub mod config;
 pub mod consumer;
 pub mod database;
+mod deferral;
 pub mod inbox;
 pub mod lag;
 pub mod outbox;

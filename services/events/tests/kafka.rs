@@ -1,7 +1,10 @@
 //! The outbox relay and the consumer loop against the real PostgreSQL and broker.
 
 use std::{
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU32, Ordering},
+    },
     time::Duration,
 };
 
@@ -235,17 +238,24 @@ async fn stopped_broker_delays_events_and_the_relay_catches_up_when_it_resumes()
 
 /// Records each applied event in `effects`; an event whose payload says 13 always fails;
 /// one whose payload says 7 finds the database unavailable on its first
-/// `UNAVAILABLE_TRIES` tries (more than the consumer's attempts).
+/// `UNAVAILABLE_TRIES` tries (more than the consumer's attempts); one that says 99 finds
+/// it unavailable for as long as `held` is set.
 struct RecordingHandler {
     unavailable_left: AtomicU32,
+    held: Arc<AtomicBool>,
 }
 
 const UNAVAILABLE_TRIES: u32 = 8;
 
 impl RecordingHandler {
     fn new() -> Self {
+        Self::holding(Arc::new(AtomicBool::new(false)))
+    }
+
+    fn holding(held: Arc<AtomicBool>) -> Self {
         Self {
             unavailable_left: AtomicU32::new(UNAVAILABLE_TRIES),
+            held,
         }
     }
 }
@@ -270,6 +280,9 @@ impl Handler for RecordingHandler {
         {
             return Err(sqlx::Error::PoolTimedOut.into());
         }
+        if payload.seconds == 99 && self.held.load(Ordering::SeqCst) {
+            return Err(sqlx::Error::PoolTimedOut.into());
+        }
         sqlx::query("INSERT INTO effects (event_id, seconds) VALUES ($1, $2)")
             .bind(event.id)
             .bind(payload.seconds)
@@ -285,7 +298,16 @@ struct RunningConsumer {
 }
 
 async fn start_consumer(pool: &PgPool, group: &str, topic: &str) -> RunningConsumer {
-    let mut config = ConsumerConfig::new(group, &[topic]);
+    start_consumer_with(pool, group, &[topic], RecordingHandler::new()).await
+}
+
+async fn start_consumer_with(
+    pool: &PgPool,
+    group: &str,
+    topics: &[&str],
+    handler: RecordingHandler,
+) -> RunningConsumer {
+    let mut config = ConsumerConfig::new(group, topics);
     config.max_attempts = 3;
     config.initial_backoff = Duration::from_millis(10);
     ensure_topics(
@@ -299,7 +321,7 @@ async fn start_consumer(pool: &PgPool, group: &str, topic: &str) -> RunningConsu
     .unwrap();
     let consumer = EventConsumer::new(&kafka(), pool.clone(), config).unwrap();
     let stop = CancellationToken::new();
-    let task = tokio::spawn(consumer.run(RecordingHandler::new(), stop.clone()));
+    let task = tokio::spawn(consumer.run(handler, stop.clone()));
     RunningConsumer { stop, task }
 }
 
@@ -317,10 +339,12 @@ async fn effects(pool: &PgPool) -> Vec<(uuid::Uuid, i64)> {
 
 async fn pool_with_effects() -> PgPool {
     let pool = migrated_pool().await;
-    sqlx::query("CREATE TABLE effects (event_id UUID NOT NULL, seconds BIGINT NOT NULL)")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "CREATE TABLE effects (event_id UUID NOT NULL, seconds BIGINT NOT NULL, applied BIGSERIAL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     pool
 }
 
@@ -376,6 +400,64 @@ async fn an_event_waits_out_a_database_outage_and_is_applied_not_dead_lettered()
         vec![(waits.id, 7), (next.id, 8)],
         "in order, each once"
     );
+}
+
+#[tokio::test]
+async fn a_record_waiting_for_the_database_holds_up_only_its_own_partition() {
+    let pool = pool_with_effects().await;
+    let waiting_topic = fresh_topic("held").await;
+    let other_topic = fresh_topic("flowing").await;
+    let group = unique("group");
+    let held = Arc::new(AtomicBool::new(true));
+    // On one topic, a record that finds the database away for as long as `held` is set,
+    // and one behind it on the same partition, which must wait its turn.
+    let waits = event("k", 99);
+    let behind = event("k", 100);
+    for sent in [&waits, &behind] {
+        publish_raw(waiting_topic, "k", Some(sent), &sent.data).await;
+    }
+    let consumer = start_consumer_with(
+        &pool,
+        &group,
+        &[waiting_topic, other_topic],
+        RecordingHandler::holding(held.clone()),
+    )
+    .await;
+    // The same consumer's other topic goes on meanwhile.
+    let flows = event("k", 1);
+    publish_raw(other_topic, "k", Some(&flows), &flows.data).await;
+    eventually(
+        "the other topic's record applied while one waits",
+        WAIT,
+        || async {
+            effects(&pool)
+                .await
+                .iter()
+                .any(|(id, _)| *id == flows.id)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        effects(&pool).await,
+        vec![(flows.id, 1)],
+        "the waiting record and the one behind it are not applied yet"
+    );
+    // The database back, the waiting record is applied (no attempt was spent on the
+    // outage: it is not dead-lettered), then the one behind it.
+    held.store(false, Ordering::SeqCst);
+    eventually("the waiting records applied", WAIT, || async {
+        (effects(&pool).await.len() >= 3).then_some(())
+    })
+    .await;
+    consumer.stop.cancel();
+    consumer.task.await.unwrap();
+    let in_applied_order: Vec<i64> =
+        sqlx::query_scalar("SELECT seconds FROM effects ORDER BY applied")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(in_applied_order, [1, 99, 100]);
 }
 
 #[tokio::test]

@@ -89,7 +89,11 @@ impl App {
         );
         background.spawn(
             "status gauge",
-            report_statuses(self.orders.clone(), background.token()),
+            report_statuses(
+                self.orders.clone(),
+                self.config.pending_overdue_after,
+                background.token(),
+            ),
         );
         background.spawn(
             "pool gauge",
@@ -113,9 +117,13 @@ impl App {
 }
 
 /// Refreshes the orders-by-status gauge every few seconds.
-async fn report_statuses(orders: Orders, stop: tokio_util::sync::CancellationToken) {
+async fn report_statuses(
+    orders: Orders,
+    pending_overdue_after: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
     loop {
-        if let Err(err) = orders.report_statuses().await {
+        if let Err(err) = orders.report_statuses(pending_overdue_after).await {
             tracing::warn!(error = %err, "could not count orders by status");
         }
         tokio::select! {

@@ -32,6 +32,11 @@ pub struct Config {
     #[arg(long, env = "PAYMENT_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
     pub payment_ttl: Duration,
 
+    /// How long an order may stay PENDING (waiting for the catalog's reservation) before
+    /// `ocop_orders_pending_overdue` counts it; the reservation normally takes milliseconds.
+    #[arg(long, env = "PENDING_OVERDUE_AFTER", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub pending_overdue_after: Duration,
+
     #[command(flatten)]
     pub shutdown: ShutdownConfig,
 

@@ -353,9 +353,13 @@ impl Orders {
     }
 
     /// Sets `ocop_orders{status}` to the number of orders in each status (a status with
-    /// no orders reads 0 rather than keeping a stale value) and
-    /// `ocop_orders_past_payment_deadline`.
-    pub async fn report_statuses(&self) -> Result<(), OrderError> {
+    /// no orders reads 0 rather than keeping a stale value),
+    /// `ocop_orders_past_payment_deadline` and `ocop_orders_pending_overdue` (orders
+    /// PENDING for longer than `pending_overdue_after`).
+    pub async fn report_statuses(
+        &self,
+        pending_overdue_after: std::time::Duration,
+    ) -> Result<(), OrderError> {
         let mut conn = self.pool.acquire().await?;
         let counts = store::count_by_status(&mut conn).await?;
         for status in OrderStatus::ALL {
@@ -367,6 +371,8 @@ impl Orders {
         }
         let overdue = store::count_past_payment_deadline(&mut conn).await?;
         metrics::gauge!("ocop_orders_past_payment_deadline").set(overdue as f64);
+        let pending = store::count_pending_longer_than(&mut conn, pending_overdue_after).await?;
+        metrics::gauge!("ocop_orders_pending_overdue").set(pending as f64);
         Ok(())
     }
 

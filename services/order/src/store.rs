@@ -369,6 +369,22 @@ pub async fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(String, i64
         .await
 }
 
+/// How many orders have been PENDING (no answer from the catalog yet) for longer than
+/// `age`: the reservation normally answers within milliseconds, so a lasting count means
+/// the catalog or its consumer of `ocop.orders.v1` is not moving.
+pub async fn count_pending_longer_than(
+    conn: &mut PgConnection,
+    age: std::time::Duration,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM orders
+         WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)",
+    )
+    .bind(age.as_secs_f64())
+    .fetch_one(conn)
+    .await
+}
+
 /// How many orders still await a payment whose deadline has passed: normally the
 /// payment's expiry cancels them within seconds, so a lasting count means a stuck saga.
 pub async fn count_past_payment_deadline(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {

@@ -259,6 +259,7 @@ impl CallbackReceiver {
         signature_valid: bool,
         reply: Reply,
     ) -> Result<Reply, PaymentError> {
+        let flagged = report.is_some_and(|r| r.result == ProviderResult::Success);
         let mut conn = self.payments.pool().acquire().await?;
         store::record_callback(
             &mut conn,
@@ -271,10 +272,13 @@ impl CallbackReceiver {
                 verdict: reply.verdict,
                 reason: &reply.reason,
                 http_status: reply.status.as_u16(),
-                flagged: report.is_some_and(|r| r.result == ProviderResult::Success),
+                flagged,
             },
         )
         .await?;
+        if flagged {
+            count_flagged(provider);
+        }
         tracing::warn!(verdict = reply.verdict, reason = %reply.reason, "provider callback refused");
         Ok(reply)
     }
@@ -460,6 +464,9 @@ impl CallbackReceiver {
         )
         .await?;
         tx.commit().await?;
+        if flagged {
+            count_flagged(intent.provider);
+        }
         if let Some(outcome) = moved_to {
             service::count_outcome(intent.provider, outcome);
         }
@@ -471,4 +478,11 @@ impl CallbackReceiver {
         );
         Ok(reply)
     }
+}
+
+/// `ocop_callbacks_flagged_total`: a provider said money was taken and nothing applied it
+/// (too old, unknown payment, wrong amount, already paid by another transaction); an
+/// operator must reconcile each one (`provider_callbacks.flagged`).
+fn count_flagged(provider: Provider) {
+    metrics::counter!("ocop_callbacks_flagged_total", "provider" => provider.as_str()).increment(1);
 }

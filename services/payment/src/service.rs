@@ -597,6 +597,7 @@ pub fn register_metrics(providers: &[Provider]) {
             metrics::counter!("ocop_callbacks_total", "provider" => provider, "verdict" => verdict)
                 .increment(0);
         }
+        metrics::counter!("ocop_callbacks_flagged_total", "provider" => provider).increment(0);
     }
 }
 
