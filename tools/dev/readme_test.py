@@ -185,20 +185,33 @@ class Stack:
         return self.output_path.read_text(errors="replace")
 
     def stop(self):
-        """Ctrl-C, as a user stops it; then the folders it made."""
-        relocated = self.state / "pg"
-        relocated = relocated.resolve().parent if relocated.is_symlink() else None
+        """SIGTERM to the whole stack, as a process manager stops it (not Ctrl-C's SIGINT,
+        which a job started in the background ignores for good); then the folders it
+        made. What make run leaves running after a minute is killed, PostgreSQL too."""
+        data = self.state / "pg"
+        relocated = data.resolve().parent if data.is_symlink() else None
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
+            os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                log("make run did not stop within 60 s of Ctrl-C; killing it")
+                log("make run did not stop within 60 s of SIGTERM; killing it")
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        if (data / "postmaster.pid").exists():
+            owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+            subprocess.run(owner + ["pg_ctl", "-D", str(data.resolve()), "-m", "immediate", "stop"],
+                           env=dict(os.environ, PATH=f"{pg_bin_dir()}:{os.environ['PATH']}"),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if relocated and relocated.parent == Path("/var/lib/ocop-market"):
             shutil.rmtree(relocated, ignore_errors=True)
         shutil.rmtree(self.closed, ignore_errors=True)
+
+
+def pg_bin_dir():
+    """Where Debian keeps the PostgreSQL server programs (pg_ctl is not on PATH)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return str(found[-1].parent) if found else "/usr/bin"
 
 
 def run_step(stack, step, env):

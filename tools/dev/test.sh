@@ -72,7 +72,8 @@ readme_status=0
 python3 tools/dev/readme_test.py || readme_status=$?
 [ "$readme_status" -eq 0 ] || status=$readme_status
 # One closing line for the whole run (cargo prints one per test binary).
-awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
-     END { printf "tests: %d passed, %d failed, %d skipped; README worked example: %s\n", passed, failed, ignored, readme }' \
-  -v readme="$([ "$readme_status" -eq 0 ] && echo ok || echo FAILED)" "$WORK/cargo-test.log"
+awk -v readme="$([ "$readme_status" -eq 0 ] && echo ok || echo FAILED)" \
+  '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
+   END { printf "tests: %d passed, %d failed, %d skipped; README worked example: %s\n", passed, failed, ignored, readme }' \
+  "$WORK/cargo-test.log"
 exit $status
