@@ -302,10 +302,27 @@ def check_overlay(name, docs):
         missing = names - have
         if missing:
             fail(f"{name}: no {kind} for {sorted(missing)}")
-    for dep in deployments:
+    jobs = {d["metadata"]["name"]: d for d in by_kind.get("Job", [])}
+    for svc in sorted(names):
+        job = jobs.get(f"{svc}-migrate")
+        if job is None:
+            fail(f"{name}: no Job {svc}-migrate running the {svc} migrations")
+            continue
+        containers = job["spec"]["template"]["spec"]["containers"]
+        if not any(e.get("name") == "MIGRATE_ONLY" and e.get("value") == "true"
+                   for c in containers for e in c.get("env", [])):
+            fail(f"{name}: Job/{svc}-migrate does not set MIGRATE_ONLY=true")
+        if job["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component") == "service":
+            fail(f"{name}: Job/{svc}-migrate's pods must not be selected as service pods")
+    for service in by_kind.get("Service", []):
+        if service["spec"].get("selector", {}).get("app.kubernetes.io/component") != "service":
+            fail(f"{name}: Service/{service['metadata']['name']} must select component=service "
+                 "(not the migration Job's pods)")
+    workloads = [("Deployment", d) for d in deployments] + [("Job", j) for j in jobs.values()]
+    for kind, dep in workloads:
         dname = dep["metadata"]["name"]
         pod = dep["spec"]["template"]["spec"]
-        ident = f"{name}: Deployment/{dname}"
+        ident = f"{name}: {kind}/{dname}"
         if pod.get("automountServiceAccountToken") is not False:
             fail(f"{ident}: automountServiceAccountToken must be false")
         if not pod.get("securityContext", {}).get("runAsNonRoot"):
@@ -323,8 +340,8 @@ def check_overlay(name, docs):
             binary = os.path.basename(command[0]) if command else None
             if binary not in bins:
                 fail(f"{cid}: runs {command!r}, not a workspace binary")
-            elif binary != dname:
-                fail(f"{cid}: runs {binary}, expected {dname}")
+            elif binary != dname.removesuffix("-migrate"):
+                fail(f"{cid}: runs {binary}, expected {dname.removesuffix('-migrate')}")
             for ref in c.get("envFrom", []):
                 if "configMapRef" in ref:
                     data = configmaps.get(ref["configMapRef"]["name"])
@@ -343,11 +360,10 @@ def check_overlay(name, docs):
                 secret = var.get("valueFrom", {}).get("secretKeyRef")
                 if secret is not None and not secret.get("name"):
                     fail(f"{cid}: secretKeyRef without a name")
-        init = pod.get("initContainers", [])
-        if not any(e.get("name") == "MIGRATE_ONLY" and e.get("value") == "true"
-                   for c in init for e in c.get("env", [])) \
-                and not any("--migrate-only" in c.get("args", []) for c in init):
-            fail(f"{ident}: no init container running the migrations (MIGRATE_ONLY=true)")
+        if kind == "Job":
+            continue
+        if env_settings.get("MIGRATE_AT_START") != "false":
+            fail(f"{ident}: must not migrate its own schema (MIGRATE_AT_START=false); the Job does")
         main = pod["containers"][0]
         ports = {p["name"]: p["containerPort"] for p in main.get("ports", [])}
         grpc_port = int(env_settings.get("GRPC_ADDR", ":0").rsplit(":", 1)[1])
