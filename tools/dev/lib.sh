@@ -226,8 +226,8 @@ start_platform() {
     MOMO_PARTNER_CODE=MOMOOCOPDEV MOMO_ACCESS_KEY=OCOPDEVACCESS MOMO_SECRET_KEY="$(state_secret "$state" momo-secret-key 24)"
     ZALOPAY_APP_ID=2553 ZALOPAY_KEY1="$(state_secret "$state" zalopay-key1 24)" ZALOPAY_KEY2="$(state_secret "$state" zalopay-key2 24)"
   )
-  declare -gA SERVICE_PID=() SERVICE_GRPC_PORT=() SERVICE_LOG=() SERVICE_STARTED_US=() SERVICE_READY_MS=() \
-    SERVICE_CMD=()
+  declare -gA SERVICE_PID=() SERVICE_GRPC_PORT=() SERVICE_HTTP_PORT=() SERVICE_LOG=() SERVICE_STARTED_US=() \
+    SERVICE_READY_MS=() SERVICE_CMD=()
   start_service "$bin" "$logs" catalog "$CATALOG_GRPC_PORT" "$CATALOG_HTTP_PORT" ${CATALOG_ENV[@]+"${CATALOG_ENV[@]}"}
   start_service "$bin" "$logs" order "$ORDER_GRPC_PORT" "$ORDER_HTTP_PORT" CATALOG_URL="http://127.0.0.1:$CATALOG_GRPC_PORT" \
     ${ORDER_ENV[@]+"${ORDER_ENV[@]}"}
@@ -256,8 +256,25 @@ start_service() {
     GRPC_ADDR="127.0.0.1:$grpc" HTTP_ADDR="127.0.0.1:$http" "$@" "$bin/$name")
   SERVICE_LOG[$name]="$logs/$name.log"
   SERVICE_GRPC_PORT[$name]=$grpc
+  SERVICE_HTTP_PORT[$name]=$http
   : >"${SERVICE_LOG[$name]}"
   restart_service "$name"
+}
+
+# start_replica NAME COPY: another instance of a started service, named COPY (e.g.
+# order-2): the same binary, database and settings on ports of its own; it shares the
+# service's consumer groups, outbox and sweepers, as a second pod does.
+start_replica() {
+  local name=$1 copy=$2 grpc http
+  grpc=$(free_port)
+  http=$(free_port)
+  local cmd=${SERVICE_CMD[$name]/GRPC_ADDR=127.0.0.1:${SERVICE_GRPC_PORT[$name]}/GRPC_ADDR=127.0.0.1:$grpc}
+  SERVICE_CMD[$copy]=${cmd/HTTP_ADDR=127.0.0.1:${SERVICE_HTTP_PORT[$name]}/HTTP_ADDR=127.0.0.1:$http}
+  SERVICE_LOG[$copy]="$(dirname "${SERVICE_LOG[$name]}")/$copy.log"
+  SERVICE_GRPC_PORT[$copy]=$grpc
+  SERVICE_HTTP_PORT[$copy]=$http
+  : >"${SERVICE_LOG[$copy]}"
+  restart_service "$copy"
 }
 
 # stop_processes PID…: SIGCONT (a paused process cannot exit) and SIGTERM, then SIGKILL

@@ -24,8 +24,11 @@ BIN=${CARGO_TARGET_DIR:-target}/debug
 SHOWN_STATE=${STATE#"$OCOP_ROOT"/}
 
 ensure_system_packages
-ensure_broker
-log "building the services and ocopctl (a first build takes about 5 minutes on 2 cores; later ones only rebuild what changed)"
+if [ ! -x "$TANSU_BIN" ]; then
+  ensure_broker
+  phase_done "broker build (once)"
+fi
+log "building the services and ocopctl (a first build takes about 3 minutes on 2 cores; later ones only rebuild what changed)"
 cargo build --workspace --bins
 phase_done build
 

@@ -2,10 +2,12 @@
 # `make soak`: the saga under steady load while things fail, then the books.
 #
 # Starts the platform as `make run` does (release binaries, PostgreSQL with fsync on,
-# free ports, a temporary folder), drives the load generator at SOAK_RATE orders/s for
+# free ports, a temporary folder), with SOAK_REPLICAS instances of the order and catalog
+# services (they share their consumer groups, outboxes and sweepers, as pods do; the load
+# generator calls the first of each), drives the load generator at SOAK_RATE orders/s for
 # SOAK_MINUTES, and meanwhile, every SOAK_FAULT_EVERY seconds or so, injects one fault
 # chosen at random (SOAK_SEED makes the sequence replayable; it is printed):
-#   kill     SIGKILL a service, start it again 1–3 s later;
+#   kill     SIGKILL a service instance, start it again 1–3 s later;
 #   pause    SIGSTOP the broker for 5–30 s, then SIGCONT;
 #   postgres restart PostgreSQL with `pg_ctl -m immediate` (a crash, no checkpoint);
 #   pool     hold a lock on one service's outbox for 5–15 s, so every transaction that
@@ -20,7 +22,7 @@
 # no lost or stuck order, no money kept without an order, no oversold unit, a balanced
 # ledger, and every service alive.
 #
-# Settings: SOAK_MINUTES (10), SOAK_RATE (10), SOAK_FAULT_EVERY (15), SOAK_SEED, SOAK_FAULTS
+# Settings: SOAK_MINUTES (10), SOAK_RATE (10), SOAK_REPLICAS (2), SOAK_FAULT_EVERY (15), SOAK_SEED, SOAK_FAULTS
 # (the kinds to inject: kill pause postgres pool broker_restart; all by default),
 # SOAK_DRAIN_TIMEOUT (5m), SOAK_BUILD (1: build the release binaries), OCOP_BROKER_STORAGE.
 set -euo pipefail
@@ -30,6 +32,8 @@ cd "$OCOP_ROOT"
 MINUTES=${SOAK_MINUTES:-10}
 RATE=${SOAK_RATE:-10}
 FAULT_EVERY=${SOAK_FAULT_EVERY:-15}
+REPLICAS=${SOAK_REPLICAS:-2}
+[[ "$REPLICAS" =~ ^[1-9]$ ]] || die "SOAK_REPLICAS must be 1 to 9, not '$REPLICAS'"
 DRAIN_TIMEOUT=${SOAK_DRAIN_TIMEOUT:-5m}
 SEED=${SOAK_SEED:-$((RANDOM * 32768 + RANDOM))}
 RANDOM=$SEED
@@ -85,13 +89,22 @@ for var in CATALOG_GRPC_PORT CATALOG_HTTP_PORT ORDER_GRPC_PORT ORDER_HTTP_PORT P
 done
 PSQL=(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA)
 
-step "seed $SEED: $MINUTES min at $RATE orders/s, a fault every ~$FAULT_EVERY s; broker $(platform_broker_storage)"
+step "seed $SEED: $MINUTES min at $RATE orders/s, a fault every ~$FAULT_EVERY s; order and catalog ×$REPLICAS; broker $(platform_broker_storage)"
 OCOP_PG_FSYNC=on start_postgres "$WORK/pg" "$PG_PORT" "$WORK/logs/postgres.log"
 export RUST_LOG=${SOAK_RUST_LOG:-warn}
 export OCOP_SANDBOX_OUTCOME=never  # the load generator pays as the shopper
 ORDER_ENV=(PAYMENT_TTL="$PAYMENT_TTL")
 CATALOG_ENV=(RESERVATION_TTL="$RESERVATION_TTL")
 start_platform "$WORK" "$BIN_DIR" >&2
+# Every instance the faults may kill: the services, then the other replicas.
+INSTANCES=("${PLATFORM_SERVICES[@]}")
+for ((replica = 2; replica <= REPLICAS; replica++)); do
+  for name in order catalog; do
+    start_replica "$name" "$name-$replica"
+    INSTANCES+=("$name-$replica")
+  done
+done
+wait_for_services 60
 
 DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT"
 step "load generator: --rate $RATE --duration ${MINUTES}m"
@@ -110,7 +123,7 @@ declare -A FAULTS=()
 # in a $(…) subshell, which bash reseeds, so that a seed replays the same faults).
 between() { PICK=$(( $1 + RANDOM % ($2 - $1 + 1) )); }
 fault_kill() {
-  local name=${PLATFORM_SERVICES[$((RANDOM % ${#PLATFORM_SERVICES[@]}))]}
+  local name=${INSTANCES[$((RANDOM % ${#INSTANCES[@]}))]}
   step "fault: SIGKILL $name"
   kill -KILL "${SERVICE_PID[$name]}" 2>/dev/null || true
   wait "${SERVICE_PID[$name]}" 2>/dev/null || true
@@ -178,7 +191,7 @@ drained=$((SECONDS - drain_started))
 
 # --- the report -------------------------------------------------------------------------
 dead=()
-for name in "${PLATFORM_SERVICES[@]}"; do
+for name in "${INSTANCES[@]}"; do
   kill -0 "${SERVICE_PID[$name]}" 2>/dev/null || dead+=("$name")
 done
 audit_status=0
@@ -186,7 +199,7 @@ audit_status=0
 [ -s "$WORK/loadgen.json" ] || { tail -n 30 "$WORK/logs/loadgen.log" >&2; die "the load generator wrote no report"; }
 
 {
-  echo "## make soak: seed $SEED, $MINUTES min at $RATE orders/s, broker $(platform_broker_storage)"
+  echo "## make soak: seed $SEED, $MINUTES min at $RATE orders/s, order and catalog ×$REPLICAS, broker $(platform_broker_storage)"
   echo
   jq -r '"orders placed \(.orders_placed), confirmed \(.orders_confirmed), cancelled \(.orders_cancelled) (\(.cancelled_by_reason | to_entries | map("\(.key) \(.value)") | join(", "))), PlaceOrder failed \(.orders_failed)"' "$WORK/loadgen.json"
   printf 'faults injected: '
