@@ -1,13 +1,16 @@
 //! `ocopctl audit` (the real binary) against a real platform: the books of a settled saga
-//! pass; books broken behind the services' backs fail, naming what and where.
+//! pass, and its dead letters are listed with their reasons; books broken behind the
+//! services' backs fail, naming what and where.
 
 use std::process::Command;
 
 use ocop_e2e::{Platform, Settings};
 use ocop_proto::order::v1::OrderStatus;
+use ocop_testkit::{kafka_brokers, produce};
+use rdkafka::message::{Header, OwnedHeaders};
 
 /// Runs `ocopctl audit` on the platform's three databases (nothing in flight is left
-/// out: the settle grace is zero).
+/// out: the settle grace is zero) and its topics' dead letters.
 fn audit(platform: &Platform) -> (bool, String) {
     let url = |service: &str| {
         platform
@@ -20,7 +23,9 @@ fn audit(platform: &Platform) -> (bool, String) {
     let bin_dir = std::env::var("OCOP_TEST_BIN_DIR")
         .expect("OCOP_TEST_BIN_DIR is not set: run the tests with `make test`");
     let output = Command::new(std::path::Path::new(&bin_dir).join("ocopctl"))
-        .args(["audit", "--settle-grace=0s"])
+        .args(["audit", "--settle-grace=0s", "--dead-letters"])
+        .arg(format!("--kafka-brokers={}", kafka_brokers()))
+        .arg(format!("--kafka-topic-prefix={}", platform.prefix))
         .env("OCOP_CATALOG_DATABASE_URL", url("catalog"))
         .env("OCOP_ORDER_DATABASE_URL", url("order"))
         .env("OCOP_PAYMENT_DATABASE_URL", url("payment"))
@@ -66,6 +71,36 @@ async fn audit_passes_settled_books_and_names_what_breaks_them() {
     assert!(!report.contains("FAIL"), "{report}");
     assert!(
         report.contains("a paid order has one succeeded payment for its total"),
+        "{report}"
+    );
+    assert!(report.contains("dead letters: none"), "{report}");
+
+    // A dead letter, as a consumer that gave up writes it: listed with its reason, and
+    // not a broken invariant (an operator looks at it and replays it).
+    let dead_letters = format!("{}ocop.catalog.orders.dlq", platform.prefix);
+    let headers = [
+        ("ce_type", "ocop.order.v1.OrderPlaced"),
+        ("dlq_original_topic", "ocop.orders.v1"),
+        ("dlq_attempts", "5"),
+        ("dlq_error", "reservation failed: the audit test's reason"),
+    ]
+    .into_iter()
+    .fold(OwnedHeaders::new(), |headers, (key, value)| {
+        headers.insert(Header {
+            key,
+            value: Some(value),
+        })
+    });
+    produce(&dead_letters, &placed.id, b"payload", headers).await;
+    let (passed, report) = audit(&platform);
+    assert!(passed, "a dead letter fails the audit:\n{report}");
+    assert!(
+        report.contains(&format!("dead letters: 1 ({dead_letters} 1)")),
+        "{report}"
+    );
+    assert!(
+        report.contains("ocop.order.v1.OrderPlaced")
+            && report.contains("from ocop.orders.v1 after 5 attempt(s): reservation failed: the audit test's reason"),
         "{report}"
     );
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::Args;
 use ocop_audit::{Audit, Databases, Settings};
+use ocop_events::KafkaConfig;
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -29,6 +30,13 @@ pub struct AuditArgs {
     /// change is still on its way (left out of the comparisons between databases).
     #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
     settle_grace: Duration,
+    /// Also list every dead letter with its reason (read from the broker's `*.dlq`
+    /// topics; they do not fail the audit: each is an event whose effect did not happen,
+    /// for an operator to look at).
+    #[arg(long)]
+    dead_letters: bool,
+    #[command(flatten)]
+    kafka: KafkaConfig,
 }
 
 pub async fn run(args: &AuditArgs) -> anyhow::Result<()> {
@@ -54,6 +62,12 @@ pub async fn run(args: &AuditArgs) -> anyhow::Result<()> {
     };
     let audit = ocop_audit::run(&databases, settings).await?;
     print!("{}", render(&audit));
+    if args.dead_letters {
+        print!(
+            "{}",
+            crate::dlq::render(&crate::dlq::dead_letters(&args.kafka, None).await?)
+        );
+    }
     let broken = audit.broken().count();
     if broken > 0 {
         bail!("{broken} of {} invariants broken", audit.invariants.len());
