@@ -155,8 +155,13 @@ class Stack:
 
     def localise(self, text):
         """README text with this stack's ports and state folder for make run's defaults."""
-        for setting, default in DEFAULT_PORTS.items():
-            text = re.sub(rf"127\.0\.0\.1:{default}\b", f"127.0.0.1:{self.ports[setting]}", text)
+        # One pass, so that a free port that happens to equal a default stays as it is.
+        ports = {str(default): str(self.ports[setting]) for setting, default in DEFAULT_PORTS.items()}
+        text = re.sub(
+            r"127\.0\.0\.1:(\d+)\b",
+            lambda found: f"127.0.0.1:{ports.get(found[1], found[1])}",
+            text,
+        )
         return re.sub(r"(?<![\w/])\.run/", f"{self.state}/", text)
 
     def start(self):
@@ -170,7 +175,7 @@ class Stack:
                 env=env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches every process of the stack
+                start_new_session=True,  # a group of its own, stopped as one
             )
         deadline = time.monotonic() + STACK_START_SECONDS
         while STACK_READY not in self.output():
