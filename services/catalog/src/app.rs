@@ -3,6 +3,7 @@
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use ocop_events::{
+    Recovering,
     consumer::{ConsumerConfig, EventConsumer},
     outbox::{Relay, RelayConfig},
 };
@@ -25,6 +26,8 @@ pub struct App {
     catalog: Catalog,
     relay: Relay,
     consumer: EventConsumer,
+    /// Its consumer recreating its group member (health NOT_SERVING meanwhile).
+    recovering: Recovering,
     listeners: Listeners,
 }
 
@@ -42,17 +45,20 @@ impl App {
             &config.kafka,
             RelayConfig::default(),
         )?;
+        let recovering = Recovering::default();
         let consumer = EventConsumer::new(
             &config.kafka,
             pool.clone(),
             ConsumerConfig::new(events::CONSUMER_GROUP, &[events::ORDERS_TOPIC]),
-        )?;
+        )?
+        .reporting_to(&recovering);
         let listeners = Listeners::bind(config.grpc_addr, config.http_addr).await?;
         Ok(Self {
             catalog: Catalog::new(pool, config.reservation_ttl),
             config,
             relay,
             consumer,
+            recovering,
             listeners,
         })
     }
@@ -121,6 +127,7 @@ impl App {
             verifier: TokenVerifier::new(&self.config.auth),
             policy: grpc::policy,
             shutdown: self.config.shutdown,
+            not_ready: Some(self.recovering.subscribe()),
         };
         background
             .serve_grpc(self.listeners.grpc, routes, options, shutdown)

@@ -37,12 +37,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::{
-    CloudEvent, KafkaConfig,
+    CloudEvent, KafkaConfig, Recovering,
     cloudevent::DecodeError,
     deferral::{Deferrals, Failed},
     inbox, lag,
     outbox::idempotent_producer,
-    stall::StallWatch,
+    stall::{StallWatch, group_moves},
     topics::dead_letter_topic,
 };
 
@@ -149,6 +149,7 @@ pub struct EventConsumer {
     kafka: KafkaConfig,
     pool: PgPool,
     config: ConsumerConfig,
+    recovering: Recovering,
 }
 
 /// The longest pause between two tries of a record (a database outage can take many).
@@ -226,7 +227,15 @@ impl EventConsumer {
             kafka: kafka.clone(),
             pool,
             config,
+            recovering: Recovering::default(),
         })
+    }
+
+    /// Counts this consumer in `recovering` while it recreates its member, so that the
+    /// service reports NOT_SERVING meanwhile.
+    pub fn reporting_to(mut self, recovering: &Recovering) -> Self {
+        self.recovering = recovering.clone();
+        self
     }
 
     /// Handles records until `stop` is cancelled; the batch in hand is finished first.
@@ -257,7 +266,14 @@ impl EventConsumer {
         .inspect_err(|err| tracing::warn!(group = %self.config.group, error = format!("{err:#}"), "consumer lag not measured"))
         .ok();
         let lag_stop = lag_stop.drop_guard();
-        while self.serve(&handler, &stop, &progress).await == Served::Stalled {
+        // While a recreated member has not moved yet: the group's committed offsets when
+        // it was recreated. The service reports NOT_SERVING meanwhile.
+        let mut recovery: Option<Option<i64>> = None;
+        while self.serve(&handler, &stop, &progress, &mut recovery).await == Served::Stalled {
+            if recovery.is_none() {
+                self.recovering.begin();
+            }
+            recovery = Some(progress.read().map(|(_, committed)| committed));
             tracing::warn!(
                 group = %self.config.group,
                 stall_after_s = self.config.stall_after.as_secs(),
@@ -284,6 +300,9 @@ impl EventConsumer {
         if let Some(lag) = lag {
             let _ = lag.await;
         }
+        if recovery.is_some() {
+            self.recovering.end();
+        }
         tracing::info!(group = %self.config.group, "consumer stopped");
     }
 
@@ -294,6 +313,7 @@ impl EventConsumer {
         handler: &H,
         stop: &CancellationToken,
         progress: &lag::GroupProgress,
+        recovery: &mut Option<Option<i64>>,
     ) -> Served {
         let mut stream = self.consumer.stream();
         let mut watch = StallWatch::new(self.config.stall_after, Instant::now());
@@ -305,6 +325,11 @@ impl EventConsumer {
             let first = tokio::select! {
                 _ = stop.cancelled() => return Served::Stopped,
                 _ = check.tick() => {
+                    if let Some(committed_before) = *recovery
+                        && group_moves(progress.read(), committed_before)
+                    {
+                        self.recovered(recovery);
+                    }
                     // A member whose partitions wait for a retry receives nothing on
                     // purpose: that is not a stall.
                     if !deferrals.any_paused() && watch.stalled(progress.read(), Instant::now()) {
@@ -327,6 +352,9 @@ impl EventConsumer {
                 }
             };
             watch.received(Instant::now());
+            if recovery.is_some() {
+                self.recovered(recovery);
+            }
             // Whatever else the client has already fetched joins the batch, without waiting.
             while batch.len() < self.config.max_batch {
                 match stream.next().now_or_never() {
@@ -363,6 +391,14 @@ impl EventConsumer {
                 self.pause_at(&failed, wait);
             }
         }
+    }
+
+    /// A recreated member moves again: the service may report SERVING (as far as this
+    /// consumer goes).
+    fn recovered(&self, recovery: &mut Option<Option<i64>>) {
+        *recovery = None;
+        self.recovering.end();
+        tracing::info!(group = %self.config.group, "the recreated consumer moves again");
     }
 
     /// Pauses the failed record's partition and seeks it back to the record, to be

@@ -18,12 +18,14 @@ mod deferral;
 pub mod inbox;
 pub mod lag;
 pub mod outbox;
+mod recovering;
 mod stall;
 pub mod topics;
 
 pub use cloudevent::CloudEvent;
 pub use config::KafkaConfig;
 pub use database::DatabaseConfig;
+pub use recovering::Recovering;
 
 /// The migrations of the outbox and inbox tables. Every producing or consuming service
 /// runs them with its own (see [`migrator_with`]).

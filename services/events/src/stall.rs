@@ -51,6 +51,20 @@ impl StallWatch {
     }
 }
 
+/// After a member was recreated: whether its group moves again, so the service may
+/// report SERVING. It does when nothing is behind, or when the group's committed offsets
+/// passed `committed_before` (what they were at the recreation); when the lag cannot be
+/// measured, nothing says otherwise. (A record received says so too; the consumer sees
+/// that itself.)
+pub(crate) fn group_moves(progress: Option<(i64, i64)>, committed_before: Option<i64>) -> bool {
+    match progress {
+        None => true,
+        Some((behind, committed)) => {
+            behind == 0 || committed_before.is_some_and(|before| committed != before)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +78,20 @@ mod tests {
         assert!(!watch.stalled(Some((120, 500)), start));
         assert!(!watch.stalled(Some((120, 500)), start + AFTER / 2));
         assert!(watch.stalled(Some((120, 500)), start + AFTER));
+    }
+
+    #[test]
+    fn a_recreated_member_counts_as_moving_once_its_group_commits_or_catches_up() {
+        assert!(
+            !group_moves(Some((120, 500)), Some(500)),
+            "still behind, nothing committed"
+        );
+        assert!(
+            group_moves(Some((90, 530)), Some(500)),
+            "the group committed"
+        );
+        assert!(group_moves(Some((0, 500)), Some(500)), "nothing behind");
+        assert!(group_moves(None, Some(500)), "lag unknown");
     }
 
     #[test]

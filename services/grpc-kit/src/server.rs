@@ -3,7 +3,7 @@
 use std::{future::Future, time::Duration};
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
 use tonic::{service::Routes, transport::server::TcpIncoming};
 use tonic_health::ServingStatus;
@@ -73,6 +73,9 @@ pub struct ServeOptions {
     pub verifier: TokenVerifier,
     pub policy: Policy,
     pub shutdown: ShutdownConfig,
+    /// How many parts of the service are not ready (its event consumers recreating their
+    /// group member): health says NOT_SERVING while it is above zero.
+    pub not_ready: Option<watch::Receiver<usize>>,
 }
 
 /// Serves `routes` plus health and reflection on `listener` until `shutdown` resolves;
@@ -97,12 +100,41 @@ pub async fn serve(
         .context("build reflection service")?;
     let routes = routes.add_service(health_service).add_service(reflection);
 
+    // Follows `not_ready` until the shutdown, which has the last word (NOT_SERVING).
+    let stopping = CancellationToken::new();
+    let follow_readiness = options.not_ready.clone().map(|mut not_ready| {
+        let reporter = reporter.clone();
+        let names = options.service_names.clone();
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            while not_ready.changed().await.is_ok() {
+                let status = if *not_ready.borrow_and_update() == 0 {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                if stopping.is_cancelled() {
+                    return;
+                }
+                tracing::info!(status = ?status, "health follows the event consumers");
+                for name in names.iter().copied().chain([""]) {
+                    reporter.set_service_status(name, status).await;
+                }
+            }
+        })
+    });
+
     let draining = CancellationToken::new();
     let start_drain = draining.clone();
     let names = options.service_names.clone();
     let drain_delay = options.shutdown.drain_delay;
     let stop = async move {
         shutdown.await;
+        stopping.cancel();
+        if let Some(follower) = follow_readiness {
+            follower.abort();
+            let _ = follower.await; // finished: it sets nothing after this
+        }
         for name in names.into_iter().chain([""]) {
             reporter
                 .set_service_status(name, ServingStatus::NotServing)
@@ -134,4 +166,80 @@ pub async fn serve(
     }
     tracing::info!("grpc server stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus as Status,
+        health_client::HealthClient,
+    };
+
+    use super::*;
+
+    async fn status(health: &mut HealthClient<tonic::transport::Channel>) -> i32 {
+        health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner()
+            .status
+    }
+
+    /// Polls the health status until it is `wanted` (a watch change is applied
+    /// asynchronously), for at most 5 s.
+    async fn wait_for(health: &mut HealthClient<tonic::transport::Channel>, wanted: Status) {
+        for _ in 0..100 {
+            if status(health).await == wanted as i32 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("health never said {wanted:?}");
+    }
+
+    #[tokio::test]
+    async fn health_is_not_serving_while_a_part_is_not_ready_and_after_shutdown_for_good() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (not_ready, watched) = watch::channel(0_usize);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let options = ServeOptions {
+            service_names: vec!["ocop.test.v1.TestService"],
+            verifier: TokenVerifier::from_secret(b"a-test-secret-a-test-secret-a-test!"),
+            policy: |_| None,
+            shutdown: ShutdownConfig {
+                drain_delay: Duration::from_millis(300),
+                grace: Duration::from_secs(1),
+            },
+            not_ready: Some(watched),
+        };
+        let server = tokio::spawn(serve(listener, Routes::default(), options, async move {
+            let _ = stopped.await;
+        }));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut health = HealthClient::new(channel);
+        assert_eq!(status(&mut health).await, Status::Serving as i32);
+
+        not_ready.send(1).unwrap();
+        wait_for(&mut health, Status::NotServing).await;
+        not_ready.send(0).unwrap();
+        wait_for(&mut health, Status::Serving).await;
+
+        // Once shutting down, a consumer that recovers does not bring SERVING back.
+        not_ready.send(1).unwrap();
+        wait_for(&mut health, Status::NotServing).await;
+        stop.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        not_ready.send(0).unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(status(&mut health).await, Status::NotServing as i32);
+        server.await.unwrap().unwrap();
+    }
 }

@@ -5,6 +5,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use ocop_events::{
+    Recovering,
     consumer::EventConsumer,
     outbox::{Relay, RelayConfig},
 };
@@ -36,6 +37,8 @@ pub struct App {
     dispatcher: Dispatcher,
     relay: Relay,
     consumers: Vec<EventConsumer>,
+    /// Its consumers recreating their group member (health NOT_SERVING meanwhile).
+    recovering: Recovering,
     listeners: Listeners,
 }
 
@@ -60,6 +63,7 @@ impl App {
             &config.kafka,
             RelayConfig::default(),
         )?;
+        let recovering = Recovering::default();
         let consumers = events::SUBSCRIPTIONS
             .iter()
             .map(|subscription| {
@@ -68,7 +72,8 @@ impl App {
                     config.event_max_attempts,
                     config.event_retry_backoff,
                 );
-                EventConsumer::new(&config.kafka, pool.clone(), consumer)
+                Ok(EventConsumer::new(&config.kafka, pool.clone(), consumer)?
+                    .reporting_to(&recovering))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let notifications = Notifications::new(pool.clone(), Arc::new(templates), channels.kinds());
@@ -94,6 +99,7 @@ impl App {
             dispatcher,
             relay,
             consumers,
+            recovering,
             listeners,
         })
     }
@@ -145,6 +151,7 @@ impl App {
             verifier: TokenVerifier::new(&self.config.auth),
             policy: grpc::policy,
             shutdown: self.config.shutdown,
+            not_ready: Some(self.recovering.subscribe()),
         };
         background
             .serve_grpc(self.listeners.grpc, routes, options, shutdown)

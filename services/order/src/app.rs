@@ -4,6 +4,7 @@
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use ocop_events::{
+    Recovering,
     consumer::{ConsumerConfig, EventConsumer},
     outbox::{Relay, RelayConfig},
 };
@@ -26,6 +27,8 @@ pub struct App {
     orders: Orders,
     relay: Relay,
     consumer: EventConsumer,
+    /// Its consumer recreating its group member (health NOT_SERVING meanwhile).
+    recovering: Recovering,
     listeners: Listeners,
 }
 
@@ -44,6 +47,7 @@ impl App {
             config.payment_ttl,
         );
         let relay = Relay::new("order", pool.clone(), &config.kafka, RelayConfig::default())?;
+        let recovering = Recovering::default();
         let consumer = EventConsumer::new(
             &config.kafka,
             pool,
@@ -51,13 +55,15 @@ impl App {
                 events::CONSUMER_GROUP,
                 &[events::INVENTORY_TOPIC, events::PAYMENTS_TOPIC],
             ),
-        )?;
+        )?
+        .reporting_to(&recovering);
         let listeners = Listeners::bind(config.grpc_addr, config.http_addr).await?;
         Ok(Self {
             config,
             orders,
             relay,
             consumer,
+            recovering,
             listeners,
         })
     }
@@ -109,6 +115,7 @@ impl App {
             verifier: TokenVerifier::new(&self.config.auth),
             policy: grpc::policy,
             shutdown: self.config.shutdown,
+            not_ready: Some(self.recovering.subscribe()),
         };
         background
             .serve_grpc(self.listeners.grpc, routes, options, shutdown)

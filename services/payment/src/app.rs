@@ -7,6 +7,7 @@ use std::{
 };
 
 use ocop_events::{
+    Recovering,
     consumer::{ConsumerConfig, EventConsumer},
     outbox::{Relay, RelayConfig},
 };
@@ -42,6 +43,8 @@ pub struct App {
     gateway: Gateway,
     relay: Relay,
     consumer: EventConsumer,
+    /// Its consumer recreating its group member (health NOT_SERVING meanwhile).
+    recovering: Recovering,
     listeners: Listeners,
 }
 
@@ -60,11 +63,13 @@ impl App {
             &config.kafka,
             RelayConfig::default(),
         )?;
+        let recovering = Recovering::default();
         let consumer = EventConsumer::new(
             &config.kafka,
             pool.clone(),
             ConsumerConfig::new(events::ORDERS_GROUP, &[events::ORDERS_TOPIC]),
-        )?;
+        )?
+        .reporting_to(&recovering);
         let listeners = Listeners::bind(config.grpc_addr, config.http_addr).await?;
         let public_url = match &config.public_url {
             Some(url) => url.clone(),
@@ -106,6 +111,7 @@ impl App {
             config,
             relay,
             consumer,
+            recovering,
             listeners,
         })
     }
@@ -197,6 +203,7 @@ impl App {
             verifier: TokenVerifier::new(&self.config.auth),
             policy: grpc::policy,
             shutdown: self.config.shutdown,
+            not_ready: Some(self.recovering.subscribe()),
         };
         background
             .serve_grpc(self.listeners.grpc, routes, options, shutdown)
