@@ -366,9 +366,24 @@ impl EventConsumer {
                     Some(None) | None => break,
                 }
             }
-            // Records of a paused partition were fetched before its pause; it restarts at
-            // the record that waits, so they come again in order.
-            batch.retain(|message| !deferrals.paused(message.topic(), message.partition()));
+            // Records of a paused partition were fetched before its pause, or a rebalance
+            // gave the partition back (unpaused, from its committed offset): they are
+            // passed over and the partition paused again at the record that waits, so
+            // they come again, in order, after it.
+            let mut repause: Vec<(String, i32, i64)> = Vec::new();
+            batch.retain(|message| {
+                let Some(offset) = deferrals.paused_at(message.topic(), message.partition()) else {
+                    return true;
+                };
+                let partition = (message.topic().to_owned(), message.partition(), offset);
+                if !repause.contains(&partition) {
+                    repause.push(partition);
+                }
+                false
+            });
+            for (topic, partition, offset) in repause {
+                self.pause_at(&topic, partition, offset);
+            }
             let failed = self.handle_batch(handler, &batch, &deferrals).await;
             for message in &batch {
                 let held_back = failed.iter().any(|failed| {
@@ -388,7 +403,8 @@ impl EventConsumer {
             }
             for failed in failed {
                 let wait = deferrals.defer(&failed, Instant::now());
-                self.pause_at(&failed, wait);
+                tracing::debug!(topic = %failed.topic, partition = failed.partition, offset = failed.offset, wait_ms = wait.as_millis() as u64, "partition paused until the record's next try");
+                self.pause_at(&failed.topic, failed.partition, failed.offset);
             }
         }
     }
@@ -401,26 +417,25 @@ impl EventConsumer {
         tracing::info!(group = %self.config.group, "the recreated consumer moves again");
     }
 
-    /// Pauses the failed record's partition and seeks it back to the record, to be
-    /// fetched again when the partition resumes.
-    fn pause_at(&self, failed: &Failed, wait: Duration) {
-        let mut partition = TopicPartitionList::new();
-        partition.add_partition(&failed.topic, failed.partition);
-        if let Err(err) = self.consumer.pause(&partition) {
+    /// Pauses a partition and seeks it back to the record at `offset`, to be fetched
+    /// again when the partition resumes.
+    fn pause_at(&self, topic: &str, partition: i32, offset: i64) {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        if let Err(err) = self.consumer.pause(&list) {
             // Revoked meanwhile: its next owner starts from the committed offset.
             tracing::debug!(error = %err, "partition not paused");
             return;
         }
         let seek = self.consumer.seek(
-            &failed.topic,
-            failed.partition,
-            Offset::Offset(failed.offset),
+            topic,
+            partition,
+            Offset::Offset(offset),
             Duration::from_secs(1),
         );
         if let Err(err) = seek {
-            tracing::warn!(group = %self.config.group, topic = %failed.topic, partition = failed.partition, error = %err, "could not seek back to a record that waits for a retry");
+            tracing::warn!(group = %self.config.group, topic, partition, error = %err, "could not seek back to a record that waits for a retry");
         }
-        tracing::debug!(topic = %failed.topic, partition = failed.partition, offset = failed.offset, wait_ms = wait.as_millis() as u64, "partition paused until the record's next try");
     }
 
     fn resume(&self, due: Vec<(String, i32)>) {

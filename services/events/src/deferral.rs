@@ -57,12 +57,12 @@ impl Deferrals {
             .map_or(0, |waiting| waiting.attempts)
     }
 
-    /// Whether the partition is paused: records of it that still arrive were fetched
-    /// before the pause and are passed over (the partition restarts at the held record).
-    pub fn paused(&self, topic: &str, partition: i32) -> bool {
+    /// The offset of the record a paused partition waits with (`None`: not paused).
+    pub fn paused_at(&self, topic: &str, partition: i32) -> Option<i64> {
         self.partitions
             .get(&(topic.to_owned(), partition))
-            .is_some_and(|waiting| waiting.resume_at.is_some())
+            .filter(|waiting| waiting.resume_at.is_some())
+            .map(|waiting| waiting.offset)
     }
 
     pub fn any_paused(&self) -> bool {
@@ -166,7 +166,8 @@ mod tests {
         let mut deferrals = Deferrals::new(100 * MS, Duration::from_secs(5));
         let now = Instant::now();
         deferrals.defer(&failed(7, 1), now);
-        assert!(deferrals.paused("t", 0) && !deferrals.paused("t", 1));
+        assert_eq!(deferrals.paused_at("t", 0), Some(7));
+        assert_eq!(deferrals.paused_at("t", 1), None);
         assert_eq!(deferrals.next_due(), Some(now + 100 * MS));
         assert!(deferrals.due(now + 50 * MS).is_empty());
         assert_eq!(deferrals.due(now + 100 * MS), [("t".to_owned(), 0)]);
