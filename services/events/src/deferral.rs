@@ -51,6 +51,9 @@ impl Deferrals {
 
     /// Attempts already spent on the record at `offset` (0 for a record never tried).
     pub fn attempts(&self, topic: &str, partition: i32, offset: i64) -> u32 {
+        if self.partitions.is_empty() {
+            return 0; // the usual case, on every record: no key to build
+        }
         self.partitions
             .get(&(topic.to_owned(), partition))
             .filter(|waiting| waiting.offset == offset)
@@ -59,6 +62,9 @@ impl Deferrals {
 
     /// The offset of the record a paused partition waits with (`None`: not paused).
     pub fn paused_at(&self, topic: &str, partition: i32) -> Option<i64> {
+        if self.partitions.is_empty() {
+            return None;
+        }
         self.partitions
             .get(&(topic.to_owned(), partition))
             .filter(|waiting| waiting.resume_at.is_some())
@@ -119,6 +125,9 @@ impl Deferrals {
     /// The record at `offset` of the partition was handled (applied, a duplicate or
     /// dead-lettered): nothing of the partition waits any more.
     pub fn handled(&mut self, topic: &str, partition: i32, offset: i64) {
+        if self.partitions.is_empty() {
+            return;
+        }
         let key = (topic.to_owned(), partition);
         if self
             .partitions
