@@ -13,7 +13,7 @@ use ocop_proto::{
 pub use ocop_testkit::fixtures::place_request;
 use ocop_testkit::{
     eventually,
-    fixtures::{place_order, seed_product, wait_for_status},
+    fixtures::{PlacedOrder, place_order, seed_product, wait_for_status},
     fresh_database_url, service_args, unique,
 };
 use tokio_util::sync::CancellationToken;
@@ -430,16 +430,20 @@ impl Platform {
         (product.on_hand, product.reserved)
     }
 
-    pub async fn place(&mut self, product_id: &str, quantity: i32) -> order::Order {
+    pub async fn place(&mut self, product_id: &str, quantity: i32) -> PlacedOrder {
         let key = uuid::Uuid::new_v4().to_string();
         place_order(&self.orders, place_request(&key, product_id, quantity)).await
     }
 
     pub async fn order(&mut self, order_id: &str) -> order::Order {
         self.orders
-            .get_order(order::GetOrderRequest {
-                order_id: order_id.into(),
-            })
+            .get_order(authorized(
+                order::GetOrderRequest {
+                    order_id: order_id.into(),
+                    ..Default::default()
+                },
+                &["order:read"],
+            ))
             .await
             .unwrap()
             .into_inner()
@@ -449,7 +453,7 @@ impl Platform {
 
     /// Waits until the order reaches `status`.
     pub async fn wait_for(&self, order_id: &str, status: order::OrderStatus) -> order::Order {
-        wait_for_status(&self.orders, order_id, status, WAIT).await
+        wait_for_status(&self.orders, SECRET, order_id, status, WAIT).await
     }
 
     /// Waits until a product's stock is `(on_hand, reserved)`.

@@ -13,7 +13,7 @@ use std::{
 
 use futures::future::join_all;
 use ocop_e2e::{
-    SECRET,
+    SECRET, authorized,
     processes::{Options, ProcessPlatform, SERVICES},
 };
 use ocop_proto::{
@@ -55,7 +55,7 @@ async fn a_burst_of_concurrent_orders_settles_every_order_on_the_run_stacks_brok
     let placed: Vec<String> = join_all((0..BURST).map(|_| {
         let orders = orders.clone();
         let request = place_request(&unique("burst"), &product_id, 1);
-        async move { place_order(&orders, request).await.id }
+        async move { place_order(&orders, request).await.order.id }
     }))
     .await;
 
@@ -117,7 +117,13 @@ async fn statuses(
         let id = id.clone();
         async move {
             orders
-                .get_order(order::GetOrderRequest { order_id: id })
+                .get_order(authorized(
+                    order::GetOrderRequest {
+                        order_id: id,
+                        ..Default::default()
+                    },
+                    &["order:read"],
+                ))
                 .await
                 .ok()
                 .and_then(|response| response.into_inner().order)

@@ -75,7 +75,14 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
         paid.push(place(&orders, &unique("observe-paid"), &product_id, method).await);
     }
     for order_id in &paid {
-        wait_for_status(&orders, order_id, order::OrderStatus::Confirmed, WAIT).await;
+        wait_for_status(
+            &orders,
+            SECRET,
+            order_id,
+            order::OrderStatus::Confirmed,
+            WAIT,
+        )
+        .await;
     }
 
     // A bank reports money taken that nothing can apply: a correctly signed VietQR
@@ -92,11 +99,18 @@ async fn a_saga_run_drives_every_alerted_metric_and_logs_nothing_personal() {
         order::PaymentMethod::Sandbox,
     )
     .await;
-    wait_for_status(&orders, &stuck, order::OrderStatus::AwaitingPayment, WAIT).await;
+    wait_for_status(
+        &orders,
+        SECRET,
+        &stuck,
+        order::OrderStatus::AwaitingPayment,
+        WAIT,
+    )
+    .await;
     seen.insert(metric_above_zero(&platform, "order", "ocop_orders_past_payment_deadline").await);
     platform.process("payment").resume();
     // Once back, the payment service expires the overdue payment and the order cancels.
-    wait_for_status(&orders, &stuck, order::OrderStatus::Cancelled, WAIT).await;
+    wait_for_status(&orders, SECRET, &stuck, order::OrderStatus::Cancelled, WAIT).await;
 
     // A poison record on the orders topic: every consumer of it dead-letters it.
     let producer: FutureProducer = rdkafka::ClientConfig::new()
@@ -249,7 +263,7 @@ async fn place(
 ) -> String {
     let mut request = place_request(key, product_id, 1);
     request.payment_method = method as i32;
-    place_order(orders, request).await.id
+    place_order(orders, request).await.order.id
 }
 
 /// Waits until some series of `metric` on `service`'s `/metrics` is above zero; returns

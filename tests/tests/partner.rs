@@ -163,7 +163,7 @@ impl DistinctShopper {
         customer.phone = self.phone_digits.clone();
         customer.email = self.email.clone();
         customer.address.as_mut().unwrap().street = self.street.clone();
-        place_order(&platform.orders, request).await.id
+        place_order(&platform.orders, request).await.order.id
     }
 
     /// Every form a detail could leak in (the phone also as +84…).

@@ -211,6 +211,7 @@ async fn cancel_before_payment_releases_the_stock() {
         .cancel_order(order::CancelOrderRequest {
             order_id: placed.id.clone(),
             reason: "đặt nhầm".into(),
+            access_token: placed.access_token.clone(),
         })
         .await
         .unwrap()
@@ -236,6 +237,7 @@ async fn cancel_after_payment_is_refused() {
         .cancel_order(order::CancelOrderRequest {
             order_id: placed.id.clone(),
             reason: String::new(),
+            access_token: placed.access_token.clone(),
         })
         .await
         .unwrap_err();
@@ -397,7 +399,7 @@ async fn order_service_killed_mid_saga_and_restarted_still_settles_every_order_o
     let product = platform.product(100).await;
     let mut ids = Vec::new();
     for _ in 0..10 {
-        ids.push(platform.place(&product, 2).await.id);
+        ids.push(platform.place(&product, 2).await.order.id);
     }
     // Kill while the saga is in flight: some orders pending, some awaiting payment.
     let (process, port) = platform.order_process.as_mut().unwrap();
@@ -434,7 +436,7 @@ async fn two_hundred_concurrent_orders_for_fifty_units_sell_exactly_fifty() {
         .map(|n| {
             let orders = platform.orders.clone();
             let request = place_request(&format!("rush-{n}"), &product, 1);
-            tokio::spawn(async move { place_order(&orders, request).await.id })
+            tokio::spawn(async move { place_order(&orders, request).await.order.id })
         })
         .collect();
     let mut ids = Vec::new();
@@ -453,7 +455,13 @@ async fn two_hundred_concurrent_orders_for_fifty_units_sell_exactly_fifty() {
                 let id = id.clone();
                 async move {
                     let status = client
-                        .get_order(order::GetOrderRequest { order_id: id })
+                        .get_order(authorized(
+                            order::GetOrderRequest {
+                                order_id: id,
+                                ..Default::default()
+                            },
+                            &["order:read"],
+                        ))
                         .await
                         .ok()?
                         .into_inner()

@@ -8,7 +8,7 @@ use std::{
 };
 
 use ocop_e2e::{
-    WAIT, place_request,
+    SECRET, WAIT, place_request,
     processes::{Options, ProcessPlatform},
 };
 use ocop_proto::order::v1::{self as order};
@@ -112,7 +112,14 @@ async fn one_order_is_one_trace_across_all_four_services() {
             .await;
 
     let placed = place_order(&orders, place_request("trace-1", &product_id, 1)).await;
-    wait_for_status(&orders, &placed.id, order::OrderStatus::Confirmed, WAIT).await;
+    wait_for_status(
+        &orders,
+        SECRET,
+        &placed.id,
+        order::OrderStatus::Confirmed,
+        WAIT,
+    )
+    .await;
     let spool = platform.spool.join("notifications.jsonl");
     eventually("the shopper told three times", WAIT, || async {
         let told = std::fs::read_to_string(&spool).unwrap_or_default();

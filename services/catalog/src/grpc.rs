@@ -3,7 +3,7 @@
 //! become messages.
 
 use ocop_grpc_kit::{
-    auth,
+    auth::{self, Access},
     validation::{FieldViolation, parse_uuid},
 };
 use ocop_proto::catalog::v1::{self as pb, catalog_service_server::CatalogService};
@@ -24,9 +24,12 @@ use crate::{
 };
 
 /// Which calls need which scope; browse, search, get and quote are anonymous.
-pub fn policy(method: &str) -> Option<&'static str> {
-    match method.strip_prefix("/ocop.catalog.v1.CatalogService/") {
-        Some("UpsertProducer" | "UpsertProduct" | "AdjustStock") => Some("catalog:write"),
+pub fn policy(method: &str) -> Option<Access> {
+    match method.strip_prefix("/ocop.catalog.v1.CatalogService/")? {
+        "ListProducts" | "SearchProducts" | "GetProduct" | "BatchGetProducts" | "QuotePrice" => {
+            Some(Access::Anyone)
+        }
+        "UpsertProducer" | "UpsertProduct" | "AdjustStock" => Some(Access::Scope("catalog:write")),
         _ => None,
     }
 }
@@ -469,16 +472,16 @@ mod tests {
     fn only_operator_calls_need_a_scope() {
         assert_eq!(
             policy("/ocop.catalog.v1.CatalogService/UpsertProduct"),
-            Some("catalog:write")
+            Some(Access::Scope("catalog:write"))
         );
         assert_eq!(
             policy("/ocop.catalog.v1.CatalogService/AdjustStock"),
-            Some("catalog:write")
+            Some(Access::Scope("catalog:write"))
         );
         assert_eq!(
             policy("/ocop.catalog.v1.CatalogService/SearchProducts"),
-            None
+            Some(Access::Anyone)
         );
-        assert_eq!(policy("/grpc.health.v1.Health/Check"), None);
+        assert_eq!(policy("/ocop.x.v1.Other/Method"), None);
     }
 }

@@ -9,10 +9,14 @@ use ocop_catalog::{
     domain::reservation::{RequestedLine, ReservationState},
     service::{Catalog, ReserveOutcome},
 };
-use ocop_grpc_kit::{auth::TokenVerifier, validation::violations};
+use ocop_grpc_kit::{
+    auth::{Grant, TokenIssuer, audience},
+    validation::violations,
+};
 use ocop_proto::catalog::v1::{self as pb, catalog_service_client::CatalogServiceClient};
 use ocop_testkit::{
     authorized, eventually, find_record, fresh_database_url, header, key_text, service_args,
+    with_grant,
 };
 use prost::Message as _;
 use rdkafka::Message as _;
@@ -391,12 +395,18 @@ async fn operator_calls_need_a_token_with_the_write_scope() {
         .unwrap_err();
     assert_eq!(wrong_scope.code(), Code::PermissionDenied);
     let mut forged = Request::new(producer_request("HTX-X", "Cô Tô"));
-    let other = TokenVerifier::from_secret(b"someone-else-someone-else-someone-else");
+    let other = TokenIssuer::from_secret(b"someone-else-someone-else-someone-else");
     forged.metadata_mut().insert(
         "authorization",
         format!(
             "Bearer {}",
-            other.mint("x", &["catalog:write"], Duration::from_secs(60))
+            other.mint(&Grant {
+                audiences: &[audience::CATALOG],
+                subject: "x",
+                scopes: &["catalog:write"],
+                channel: None,
+                ttl: Duration::from_secs(60),
+            })
         )
         .parse()
         .unwrap(),
@@ -410,6 +420,25 @@ async fn operator_calls_need_a_token_with_the_write_scope() {
             .code(),
         Code::Unauthenticated
     );
+    // A token with the right scope minted for another service is no use here.
+    let for_the_order_service = with_grant(
+        producer_request("HTX-X", "Cô Tô"),
+        SECRET,
+        &Grant {
+            audiences: &[audience::ORDER],
+            subject: "ops",
+            scopes: &["catalog:write"],
+            channel: None,
+            ttl: Duration::from_secs(60),
+        },
+    );
+    let refused = catalog
+        .client
+        .upsert_producer(for_the_order_service)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert!(refused.message().contains("Audience"), "{refused:?}");
     let listed = catalog
         .client
         .list_products(pb::ListProductsRequest::default())

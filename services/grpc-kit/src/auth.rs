@@ -1,10 +1,14 @@
-//! Bearer tokens with scopes.
+//! Bearer tokens with scopes, an audience per service, and a policy for every method.
 //!
 //! Tokens are HS256 JWTs signed with a secret shared by the platform's token issuer and
-//! the services (`OCOP_AUTH_JWT_SECRET`); the `scope` claim is a space-separated list
-//! such as `catalog:write order:write`. [`ScopeLayer`] checks every call against the
-//! service's policy, which maps a gRPC method to the scope it needs (or none, for
-//! anonymous methods like health and public browse).
+//! the services (`OCOP_AUTH_JWT_SECRET`). The `scope` claim is a space-separated list such
+//! as `catalog:write order:write`; the `aud` claim names the services the token is for
+//! (`ocop-order`, …), so a token minted for one service is refused by the others; a
+//! partner's token carries the `partner` scope and its sales channel (`channel`).
+//!
+//! [`ScopeLayer`] checks every call against the service's [`Policy`], which must name
+//! every method: a method the policy does not know is refused (deny by default). Health
+//! and reflection are open on every server.
 
 use std::{
     sync::Arc,
@@ -13,10 +17,23 @@ use std::{
 };
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Issuer written into and required from every token.
 pub const ISSUER: &str = "ocop-market";
+
+/// The audience of each service: a token is accepted only by the services it names.
+pub mod audience {
+    pub const CATALOG: &str = "ocop-catalog";
+    pub const ORDER: &str = "ocop-order";
+    pub const PAYMENT: &str = "ocop-payment";
+    pub const NOTIFICATION: &str = "ocop-notification";
+    /// Every service, for tools and tests that talk to all of them.
+    pub const ALL: [&str; 4] = [CATALOG, ORDER, PAYMENT, NOTIFICATION];
+}
+
+/// The scope of a partner's token; the token also names the partner's sales channel.
+pub const PARTNER_SCOPE: &str = "partner";
 
 /// Token settings.
 #[derive(Clone, clap::Args)]
@@ -54,8 +71,27 @@ pub struct Claims {
     /// Space-separated scopes.
     pub scope: String,
     pub iss: String,
+    /// The services the token is for (a JSON string or array, as RFC 7519 allows).
+    #[serde(deserialize_with = "one_or_many")]
+    pub aud: Vec<String>,
+    /// A partner's sales channel (`postmart`, `voso`, …), with the `partner` scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     /// Expiry, seconds since the epoch.
     pub exp: u64,
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
 }
 
 impl Claims {
@@ -65,18 +101,75 @@ impl Claims {
             .split_whitespace()
             .any(|granted| granted == scope)
     }
+
+    /// The sales channel of a partner's token (`partner` scope and a channel), if it is one.
+    pub fn partner_channel(&self) -> Option<&str> {
+        self.channel
+            .as_deref()
+            .filter(|_| self.has_scope(PARTNER_SCOPE))
+    }
 }
 
-/// Verifies tokens (and mints them, for tools and tests).
+/// What a token grants, to mint one.
+#[derive(Debug, Clone, Copy)]
+pub struct Grant<'a> {
+    /// The services it is for (see [`audience`]).
+    pub audiences: &'a [&'a str],
+    pub subject: &'a str,
+    pub scopes: &'a [&'a str],
+    /// A partner's sales channel (with the `partner` scope).
+    pub channel: Option<&'a str>,
+    pub ttl: Duration,
+}
+
+/// Mints tokens (tools, tests and the platform's token issuer).
+#[derive(Clone)]
+pub struct TokenIssuer {
+    encoding: Arc<EncodingKey>,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenIssuer(<secret>)")
+    }
+}
+
+impl TokenIssuer {
+    pub fn from_secret(secret: &[u8]) -> Self {
+        Self {
+            encoding: Arc::new(EncodingKey::from_secret(secret)),
+        }
+    }
+
+    pub fn mint(&self, grant: &Grant<'_>) -> String {
+        let exp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .saturating_add(grant.ttl)
+            .as_secs();
+        let claims = Claims {
+            sub: grant.subject.to_owned(),
+            scope: grant.scopes.join(" "),
+            iss: ISSUER.to_owned(),
+            aud: grant.audiences.iter().map(|&aud| aud.to_owned()).collect(),
+            channel: grant.channel.map(str::to_owned),
+            exp,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 encoding cannot fail")
+    }
+}
+
+/// Verifies the tokens addressed to one service.
 #[derive(Clone)]
 pub struct TokenVerifier {
     decoding: Arc<DecodingKey>,
-    encoding: Arc<EncodingKey>,
+    audience: &'static str,
 }
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenVerifier(<secret>)")
+        write!(f, "TokenVerifier({}, <secret>)", self.audience)
     }
 }
 
@@ -89,6 +182,8 @@ pub enum AuthError {
     InvalidToken(String),
     #[error("the token does not grant scope `{0}`")]
     MissingScope(&'static str),
+    #[error("this method is not in the service's access policy")]
+    NotInPolicy,
 }
 
 impl From<AuthError> for tonic::Status {
@@ -97,48 +192,63 @@ impl From<AuthError> for tonic::Status {
             AuthError::MissingToken(_) | AuthError::InvalidToken(_) => {
                 tonic::Status::unauthenticated(err.to_string())
             }
-            AuthError::MissingScope(_) => tonic::Status::permission_denied(err.to_string()),
+            AuthError::MissingScope(_) | AuthError::NotInPolicy => {
+                tonic::Status::permission_denied(err.to_string())
+            }
         }
     }
 }
 
+/// What a call needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (browsing the catalogue, placing an order).
+    Anyone,
+    /// Anyone may call, but the handler demands a capability the request carries (an
+    /// order's access token) unless the caller's bearer token grants enough instead.
+    Capability,
+    /// A bearer token granting this scope.
+    Scope(&'static str),
+}
+
+/// Maps a gRPC method path to what it needs; `None` (a method the policy does not know)
+/// refuses the call.
+pub type Policy = fn(&str) -> Option<Access>;
+
+/// Health checks and reflection, open on every server whatever its policy.
+fn framework_access(method: &str) -> Option<Access> {
+    [
+        "/grpc.health.v1.Health/",
+        "/grpc.reflection.v1.ServerReflection/",
+        "/grpc.reflection.v1alpha.ServerReflection/",
+    ]
+    .iter()
+    .any(|prefix| method.starts_with(prefix))
+    .then_some(Access::Anyone)
+}
+
 impl TokenVerifier {
-    pub fn new(config: &AuthConfig) -> Self {
-        Self::from_secret(config.jwt_secret.as_bytes())
+    /// A verifier for the service named `audience` (see [`audience`]).
+    pub fn new(config: &AuthConfig, audience: &'static str) -> Self {
+        Self::from_secret(config.jwt_secret.as_bytes(), audience)
     }
 
-    pub fn from_secret(secret: &[u8]) -> Self {
+    pub fn from_secret(secret: &[u8], audience: &'static str) -> Self {
         Self {
             decoding: Arc::new(DecodingKey::from_secret(secret)),
-            encoding: Arc::new(EncodingKey::from_secret(secret)),
+            audience,
         }
     }
 
-    /// Checks signature, issuer and expiry.
+    /// Checks signature, issuer, audience and expiry.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        validation.set_audience(&[self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map(|data| data.claims)
             .map_err(|err| AuthError::InvalidToken(err.to_string()))
-    }
-
-    /// Mints a token for `subject` with `scopes`, valid for `ttl`.
-    pub fn mint(&self, subject: &str, scopes: &[&str], ttl: Duration) -> String {
-        let exp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock after 1970")
-            .saturating_add(ttl)
-            .as_secs();
-        let claims = Claims {
-            sub: subject.to_owned(),
-            scope: scopes.join(" "),
-            iss: ISSUER.to_owned(),
-            exp,
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .expect("HS256 encoding cannot fail")
     }
 
     /// Checks a call to `method` (e.g. `/ocop.catalog.v1.CatalogService/UpsertProduct`)
@@ -149,14 +259,16 @@ impl TokenVerifier {
         method: &str,
         authorization: Option<&str>,
     ) -> Result<Option<Claims>, AuthError> {
-        let required = policy(method);
+        let access = framework_access(method)
+            .or_else(|| policy(method))
+            .ok_or(AuthError::NotInPolicy)?;
         let token =
             authorization.map(|value| value.strip_prefix("Bearer ").unwrap_or(value).trim());
         let claims = match token {
             Some(token) if !token.is_empty() => Some(self.verify(token)?),
             _ => None,
         };
-        if let Some(scope) = required {
+        if let Access::Scope(scope) = access {
             match &claims {
                 None => return Err(AuthError::MissingToken(scope)),
                 Some(claims) if !claims.has_scope(scope) => {
@@ -169,15 +281,11 @@ impl TokenVerifier {
     }
 }
 
-/// Maps a gRPC method path to the scope it requires; `None` means anonymous.
-pub type Policy = fn(&str) -> Option<&'static str>;
-
-/// The scope a handler may find in the request extensions after [`ScopeLayer`] admitted
-/// a call with a valid token.
+/// The claims a handler finds in the request extensions after [`ScopeLayer`] admitted a
+/// call with a valid token.
 pub fn caller(extensions: &tonic::Extensions) -> Option<&Claims> {
     extensions.get::<Claims>()
 }
-
 /// Tower layer enforcing a [`Policy`] on every call of a server.
 #[derive(Clone, Debug)]
 pub struct ScopeLayer {
@@ -256,21 +364,62 @@ mod tests {
     use super::*;
 
     const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+    const AUDIENCE: &str = "ocop-test";
 
-    fn policy(method: &str) -> Option<&'static str> {
-        method.ends_with("/Upsert").then_some("catalog:write")
+    fn policy(method: &str) -> Option<Access> {
+        match method.strip_prefix("/x.Svc/")? {
+            "Get" => Some(Access::Anyone),
+            "Upsert" => Some(Access::Scope("catalog:write")),
+            _ => None,
+        }
+    }
+
+    fn verifier() -> TokenVerifier {
+        TokenVerifier::from_secret(SECRET, AUDIENCE)
+    }
+
+    fn token(audiences: &[&str], scopes: &[&str]) -> String {
+        TokenIssuer::from_secret(SECRET).mint(&Grant {
+            audiences,
+            subject: "ops",
+            scopes,
+            channel: None,
+            ttl: Duration::from_secs(60),
+        })
     }
 
     #[test]
     fn anonymous_method_needs_no_token() {
-        let verifier = TokenVerifier::from_secret(SECRET);
-        assert_eq!(verifier.authorize(policy, "/x.Svc/Get", None), Ok(None));
+        assert_eq!(verifier().authorize(policy, "/x.Svc/Get", None), Ok(None));
+    }
+
+    #[test]
+    fn a_method_missing_from_the_policy_is_refused_even_with_every_scope() {
+        let token = token(&[AUDIENCE], &["catalog:write"]);
+        let err = verifier()
+            .authorize(policy, "/x.Svc/Forgotten", Some(&format!("Bearer {token}")))
+            .unwrap_err();
+        assert_eq!(err, AuthError::NotInPolicy);
+        assert_eq!(
+            tonic::Status::from(err).code(),
+            tonic::Code::PermissionDenied
+        );
+    }
+
+    #[test]
+    fn health_and_both_reflection_versions_are_open_on_every_server() {
+        for method in [
+            "/grpc.health.v1.Health/Check",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert_eq!(verifier().authorize(|_| None, method, None), Ok(None));
+        }
     }
 
     #[test]
     fn protected_method_without_token_is_unauthenticated() {
-        let verifier = TokenVerifier::from_secret(SECRET);
-        let err = verifier
+        let err = verifier()
             .authorize(policy, "/x.Svc/Upsert", None)
             .unwrap_err();
         assert_eq!(err, AuthError::MissingToken("catalog:write"));
@@ -282,9 +431,8 @@ mod tests {
 
     #[test]
     fn token_without_the_scope_is_permission_denied() {
-        let verifier = TokenVerifier::from_secret(SECRET);
-        let token = verifier.mint("partner:postmart", &["order:read"], Duration::from_secs(60));
-        let err = verifier
+        let token = token(&[AUDIENCE], &["order:read"]);
+        let err = verifier()
             .authorize(policy, "/x.Svc/Upsert", Some(&format!("Bearer {token}")))
             .unwrap_err();
         assert_eq!(
@@ -295,9 +443,8 @@ mod tests {
 
     #[test]
     fn token_with_the_scope_is_admitted_with_its_claims() {
-        let verifier = TokenVerifier::from_secret(SECRET);
-        let token = verifier.mint("ops", &["catalog:write"], Duration::from_secs(60));
-        let claims = verifier
+        let token = token(&["ocop-other", AUDIENCE], &["catalog:write"]);
+        let claims = verifier()
             .authorize(policy, "/x.Svc/Upsert", Some(&format!("Bearer {token}")))
             .unwrap()
             .unwrap();
@@ -305,23 +452,76 @@ mod tests {
     }
 
     #[test]
+    fn a_token_for_another_service_is_rejected() {
+        let token = token(&["ocop-other"], &["catalog:write"]);
+        let err = verifier()
+            .authorize(policy, "/x.Svc/Upsert", Some(&format!("Bearer {token}")))
+            .unwrap_err();
+        assert!(
+            matches!(&err, AuthError::InvalidToken(reason) if reason.contains("Audience")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_single_string_audience_is_read_as_rfc_7519_allows() {
+        let claims = serde_json::json!({
+            "sub": "ops", "scope": "catalog:write", "iss": ISSUER, "aud": AUDIENCE,
+            "exp": 4_000_000_000_u64,
+        });
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert_eq!(verifier().verify(&token).unwrap().aud, vec![AUDIENCE]);
+    }
+
+    #[test]
+    fn only_a_partner_token_has_a_partner_channel() {
+        let issuer = TokenIssuer::from_secret(SECRET);
+        let grant = Grant {
+            audiences: &[AUDIENCE],
+            subject: "partner:postmart",
+            scopes: &[PARTNER_SCOPE],
+            channel: Some("postmart"),
+            ttl: Duration::from_secs(60),
+        };
+        let partner = verifier().verify(&issuer.mint(&grant)).unwrap();
+        assert_eq!(partner.partner_channel(), Some("postmart"));
+        let not_partner = verifier()
+            .verify(&issuer.mint(&Grant {
+                scopes: &["order:read"],
+                ..grant
+            }))
+            .unwrap();
+        assert_eq!(not_partner.partner_channel(), None);
+    }
+
+    #[test]
     fn token_signed_with_another_secret_is_rejected() {
-        let forger = TokenVerifier::from_secret(b"another-secret-another-secret-xx!");
-        let token = forger.mint("ops", &["catalog:write"], Duration::from_secs(60));
-        let verifier = TokenVerifier::from_secret(SECRET);
+        let forged = TokenIssuer::from_secret(b"another-secret-another-secret-xx!").mint(&Grant {
+            audiences: &[AUDIENCE],
+            subject: "ops",
+            scopes: &["catalog:write"],
+            channel: None,
+            ttl: Duration::from_secs(60),
+        });
         assert!(matches!(
-            verifier.verify(&token),
+            verifier().verify(&forged),
             Err(AuthError::InvalidToken(_))
         ));
     }
 
     #[test]
     fn expired_token_is_rejected() {
-        let verifier = TokenVerifier::from_secret(SECRET);
         let claims = Claims {
             sub: "ops".into(),
             scope: "catalog:write".into(),
             iss: ISSUER.into(),
+            aud: vec![AUDIENCE.into()],
+            channel: None,
             exp: 1_000,
         };
         let token = jsonwebtoken::encode(
@@ -331,7 +531,7 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            verifier.verify(&token),
+            verifier().verify(&token),
             Err(AuthError::InvalidToken(_))
         ));
     }

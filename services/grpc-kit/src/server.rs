@@ -208,7 +208,10 @@ mod tests {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let options = ServeOptions {
             service_names: vec!["ocop.test.v1.TestService"],
-            verifier: TokenVerifier::from_secret(b"a-test-secret-a-test-secret-a-test!"),
+            verifier: TokenVerifier::from_secret(
+                b"a-test-secret-a-test-secret-a-test!",
+                "ocop-test",
+            ),
             policy: |_| None,
             shutdown: ShutdownConfig {
                 drain_delay: Duration::from_millis(300),

@@ -10,7 +10,7 @@ use ocop_events::{
     outbox::{Relay, RelayConfig},
 };
 use ocop_grpc_kit::{
-    auth::TokenVerifier,
+    auth::{self, TokenVerifier},
     background::Background,
     server::{Listeners, ServeOptions},
 };
@@ -148,7 +148,7 @@ impl App {
         ));
         let options = ServeOptions {
             service_names: vec![SERVICE_NAME],
-            verifier: TokenVerifier::new(&self.config.auth),
+            verifier: TokenVerifier::new(&self.config.auth, auth::audience::NOTIFICATION),
             policy: grpc::policy,
             shutdown: self.config.shutdown,
             not_ready: Some(self.recovering.subscribe()),

@@ -2,7 +2,10 @@
 //! prost types. Requests become domain values here (`INVALID_ARGUMENT` naming the field
 //! when they cannot), records become messages.
 
-use ocop_grpc_kit::validation::{FieldViolation, parse_uuid};
+use ocop_grpc_kit::{
+    auth::Access,
+    validation::{FieldViolation, parse_uuid},
+};
 use ocop_proto::notification::v1::{
     self as pb, list_notifications_request::Filter,
     notification_service_server::NotificationService,
@@ -27,10 +30,11 @@ use crate::{
 pub const READ_SCOPE: &str = "notification:read";
 
 /// Which calls need which scope.
-pub fn policy(method: &str) -> Option<&'static str> {
-    method
-        .strip_prefix("/ocop.notification.v1.NotificationService/")
-        .map(|_| READ_SCOPE)
+pub fn policy(method: &str) -> Option<Access> {
+    match method.strip_prefix("/ocop.notification.v1.NotificationService/")? {
+        "ListNotifications" => Some(Access::Scope(READ_SCOPE)),
+        _ => None,
+    }
 }
 
 const MAX_PAGE_SIZE: i32 = 100;
@@ -226,8 +230,8 @@ mod tests {
     fn every_method_needs_the_read_scope() {
         assert_eq!(
             policy("/ocop.notification.v1.NotificationService/ListNotifications"),
-            Some("notification:read")
+            Some(Access::Scope("notification:read"))
         );
-        assert_eq!(policy("/grpc.health.v1.Health/Check"), None);
+        assert_eq!(policy("/ocop.x.v1.Other/Method"), None);
     }
 }

@@ -6,7 +6,10 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::Parser as _;
 use ocop_events::CloudEvent;
-use ocop_grpc_kit::{auth::TokenVerifier, validation::violations};
+use ocop_grpc_kit::{
+    auth::{Grant, TokenIssuer, audience},
+    validation::violations,
+};
 use ocop_notification::{App, Config, service::Notifications};
 use ocop_proto::{
     notification::v1::{
@@ -77,11 +80,13 @@ async fn spawn_service() -> TestService {
 }
 
 fn with_token<T>(message: T, scopes: &[&str]) -> Request<T> {
-    let token = TokenVerifier::from_secret(SECRET.as_bytes()).mint(
-        "test-operator",
+    let token = TokenIssuer::from_secret(SECRET.as_bytes()).mint(&Grant {
+        audiences: &[audience::NOTIFICATION],
+        subject: "test-operator",
         scopes,
-        Duration::from_secs(300),
-    );
+        channel: None,
+        ttl: Duration::from_secs(300),
+    });
     let mut request = Request::new(message);
     request
         .metadata_mut()

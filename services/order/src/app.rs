@@ -9,14 +9,17 @@ use ocop_events::{
     outbox::{Relay, RelayConfig},
 };
 use ocop_grpc_kit::{
-    auth::TokenVerifier,
+    auth::{self, TokenVerifier},
     background::Background,
     client::traced_channel,
     server::{Listeners, ServeOptions},
 };
 use ocop_proto::{
     catalog::v1::catalog_service_client::CatalogServiceClient,
-    order::v1::order_service_server::{OrderServiceServer, SERVICE_NAME},
+    order::v1::{
+        order_service_server::{self, OrderServiceServer},
+        partner_service_server::{self, PartnerServiceServer},
+    },
 };
 
 use crate::{Config, events, grpc, service::Orders};
@@ -109,10 +112,16 @@ impl App {
 
         let routes = tonic::service::Routes::new(OrderServiceServer::new(grpc::OrderApi::new(
             self.orders.clone(),
+        )))
+        .add_service(PartnerServiceServer::new(grpc::PartnerApi::new(
+            self.orders.clone(),
         )));
         let options = ServeOptions {
-            service_names: vec![SERVICE_NAME],
-            verifier: TokenVerifier::new(&self.config.auth),
+            service_names: vec![
+                order_service_server::SERVICE_NAME,
+                partner_service_server::SERVICE_NAME,
+            ],
+            verifier: TokenVerifier::new(&self.config.auth, auth::audience::ORDER),
             policy: grpc::policy,
             shutdown: self.config.shutdown,
             not_ready: Some(self.recovering.subscribe()),

@@ -185,16 +185,7 @@ pub fn partner_event(order: &OrderRecord) -> Option<CloudEvent> {
             kind: kind as i32,
             status: status_to_proto(row.status()) as i32,
             sales_channel: crate::grpc::channel_to_proto(&row.sales_channel) as i32,
-            lines: order
-                .lines
-                .iter()
-                .map(|line| pb::PartnerOrderLine {
-                    product_id: line.product_id.to_string(),
-                    sku: line.sku.clone(),
-                    quantity: line.quantity,
-                    unit_price_vnd: line.unit_price_vnd,
-                })
-                .collect(),
+            lines: crate::grpc::partner_lines(order),
             total_vnd: row.total_vnd,
             delivery_province: row.province.clone(),
             occurred_at: Some(timestamp(Utc::now())),

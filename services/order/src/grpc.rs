@@ -3,14 +3,17 @@
 
 use chrono::{DateTime, Utc};
 use ocop_grpc_kit::{
-    auth,
+    auth::{self, Access, PARTNER_SCOPE},
     validation::{FieldViolation, parse_uuid},
 };
-use ocop_proto::order::v1::{self as pb, order_service_server::OrderService};
+use ocop_proto::order::v1::{
+    self as pb, order_service_server::OrderService, partner_service_server::PartnerService,
+};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
+    access::{self, Refused},
     domain::{
         Invalid,
         order::{DeliveryMethod, OrderInput, OrderRequest, PaymentMethod, Phone, SalesChannel},
@@ -22,14 +25,34 @@ use crate::{
     store::{LineRecord, OrderRecord},
 };
 
-/// Which calls need which scope. Placing, reading and cancelling one order are
-/// anonymous (the order id is the shopper's handle); listing by phone reveals personal
-/// data; shipping and delivery are operator work.
-pub fn policy(method: &str) -> Option<&'static str> {
-    match method.strip_prefix("/ocop.order.v1.OrderService/") {
-        Some("ListOrders") => Some("order:read"),
-        Some("MarkShipped" | "MarkDelivered") => Some("order:write"),
+/// Who may call what. Anyone places an order; reading and cancelling one needs its
+/// access token or an operator's (or its channel's partner's) token, checked by the
+/// handler (see `access`); listing by phone reveals personal data; shipping and delivery
+/// are operator work; the partner API needs a partner's token.
+pub fn policy(method: &str) -> Option<Access> {
+    if let Some(method) = method.strip_prefix("/ocop.order.v1.OrderService/") {
+        return match method {
+            "PlaceOrder" => Some(Access::Anyone),
+            "GetOrder" | "CancelOrder" => Some(Access::Capability),
+            "ListOrders" => Some(Access::Scope("order:read")),
+            "MarkShipped" | "MarkDelivered" => Some(Access::Scope("order:write")),
+            _ => None,
+        };
+    }
+    match method.strip_prefix("/ocop.order.v1.PartnerService/")? {
+        "GetPartnerOrder" => Some(Access::Scope(PARTNER_SCOPE)),
         _ => None,
+    }
+}
+
+/// Answers a refused caller: without any credential it is told what is missing; with a
+/// credential that does not open the order it finds no order, as if the id were unknown.
+fn refused(refusal: Refused, id: Uuid) -> Status {
+    match refusal {
+        Refused::NoCredential => Status::permission_denied(
+            "access_token: this order's access token (from PlaceOrder) or an operator's token is needed",
+        ),
+        Refused::NotYours => Status::not_found(format!("order_id: no order with id {id}")),
     }
 }
 
@@ -288,6 +311,67 @@ fn decode_page_token(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, Field
     Ok(Some((at, id)))
 }
 
+/// An order's lines as partners see them: no product names, no personal data.
+pub fn partner_lines(order: &OrderRecord) -> Vec<pb::PartnerOrderLine> {
+    order
+        .lines
+        .iter()
+        .map(|line| pb::PartnerOrderLine {
+            product_id: line.product_id.to_string(),
+            sku: line.sku.clone(),
+            quantity: line.quantity,
+            unit_price_vnd: line.unit_price_vnd,
+        })
+        .collect()
+}
+
+fn partner_order_to_proto(order: &OrderRecord) -> pb::PartnerOrder {
+    let row = &order.row;
+    pb::PartnerOrder {
+        order_id: row.id.to_string(),
+        status: status_to_proto(row.status()) as i32,
+        sales_channel: channel_to_proto(&row.sales_channel) as i32,
+        lines: partner_lines(order),
+        total_vnd: row.total_vnd,
+        delivery_province: row.province.clone(),
+        created_at: Some(timestamp(row.created_at)),
+        updated_at: Some(timestamp(row.updated_at)),
+    }
+}
+
+/// The partner API: a partner's own channel's orders, without personal data.
+#[derive(Clone, Debug)]
+pub struct PartnerApi {
+    orders: Orders,
+}
+
+impl PartnerApi {
+    pub fn new(orders: Orders) -> Self {
+        Self { orders }
+    }
+}
+
+#[tonic::async_trait]
+impl PartnerService for PartnerApi {
+    async fn get_partner_order(
+        &self,
+        request: Request<pb::GetPartnerOrderRequest>,
+    ) -> Result<Response<pb::GetPartnerOrderResponse>, Status> {
+        // The layer admitted a `partner` token; one without a channel sees nothing.
+        let channel = auth::caller(request.extensions())
+            .and_then(|claims| claims.partner_channel())
+            .map(str::to_owned);
+        let id = parse_uuid("order_id", &request.into_inner().order_id)?;
+        let order = self.orders.order(id).await?;
+        if channel.as_deref() != Some(order.row.sales_channel.as_str()) {
+            return Err(refused(Refused::NotYours, id));
+        }
+        Ok(Response::new(pb::GetPartnerOrderResponse {
+            order: Some(partner_order_to_proto(&order)),
+        }))
+    }
+}
+
 /// The gRPC face of [`Orders`].
 #[derive(Clone, Debug)]
 pub struct OrderApi {
@@ -307,10 +391,11 @@ impl OrderService for OrderApi {
         request: Request<pb::PlaceOrderRequest>,
     ) -> Result<Response<pb::PlaceOrderResponse>, Status> {
         let request = parse_request(&request.into_inner())?;
-        let (order, created) = self.orders.place(&request).await?;
+        let placed = self.orders.place(&request).await?;
         Ok(Response::new(pb::PlaceOrderResponse {
-            order: Some(order_to_proto(&order)),
-            created,
+            order: Some(order_to_proto(&placed.order)),
+            created: placed.created,
+            access_token: placed.access_token,
         }))
     }
 
@@ -318,8 +403,12 @@ impl OrderService for OrderApi {
         &self,
         request: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::GetOrderResponse>, Status> {
-        let id = parse_uuid("order_id", &request.into_inner().order_id)?;
+        let caller = auth::caller(request.extensions()).cloned();
+        let request = request.into_inner();
+        let id = parse_uuid("order_id", &request.order_id)?;
         let order = self.orders.order(id).await?;
+        access::may_read(&order.row, &request.access_token, caller.as_ref())
+            .map_err(|refusal| refused(refusal, id))?;
         Ok(Response::new(pb::GetOrderResponse {
             order: Some(order_to_proto(&order)),
         }))
@@ -364,19 +453,16 @@ impl OrderService for OrderApi {
         &self,
         request: Request<pb::CancelOrderRequest>,
     ) -> Result<Response<pb::CancelOrderResponse>, Status> {
-        // An operator's token turns the shopper's cancellation into an operator one.
-        let by_operator = auth::caller(request.extensions())
-            .is_some_and(|claims| claims.has_scope("order:write"));
+        let caller = auth::caller(request.extensions()).cloned();
         let request = request.into_inner();
         let id = parse_uuid("order_id", &request.order_id)?;
         if request.reason.chars().count() > 500 {
             return Err(FieldViolation::new("reason", "is longer than 500 characters").into());
         }
-        let reason = if by_operator {
-            CancellationReason::Operator
-        } else {
-            CancellationReason::CustomerRequest
-        };
+        let current = self.orders.order(id).await?;
+        // An operator's token makes it an operator's cancellation.
+        let reason = access::may_cancel(&current.row, &request.access_token, caller.as_ref())
+            .map_err(|refusal| refused(refusal, id))?;
         let order = self
             .orders
             .cancel(id, reason, request.reason.trim())
@@ -427,17 +513,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_listing_and_operator_calls_need_a_scope() {
+    fn reading_and_cancelling_are_for_the_handler_and_listing_needs_a_scope() {
+        let order = |method: &str| policy(&format!("/ocop.order.v1.OrderService/{method}"));
+        assert_eq!(order("PlaceOrder"), Some(Access::Anyone));
+        assert_eq!(order("GetOrder"), Some(Access::Capability));
+        assert_eq!(order("CancelOrder"), Some(Access::Capability));
+        assert_eq!(order("ListOrders"), Some(Access::Scope("order:read")));
+        assert_eq!(order("MarkShipped"), Some(Access::Scope("order:write")));
+        assert_eq!(order("Forgotten"), None);
         assert_eq!(
-            policy("/ocop.order.v1.OrderService/ListOrders"),
-            Some("order:read")
+            policy("/ocop.order.v1.PartnerService/GetPartnerOrder"),
+            Some(Access::Scope("partner"))
         );
-        assert_eq!(
-            policy("/ocop.order.v1.OrderService/MarkShipped"),
-            Some("order:write")
-        );
-        assert_eq!(policy("/ocop.order.v1.OrderService/PlaceOrder"), None);
-        assert_eq!(policy("/ocop.order.v1.OrderService/GetOrder"), None);
     }
 
     #[test]

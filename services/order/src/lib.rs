@@ -1,6 +1,7 @@
 //! The order service: orders, their price snapshots and the saga's state machine
 //! (DESIGN §2–3). `main.rs` only parses [`Config`], starts telemetry and runs [`App`].
 
+mod access;
 mod app;
 pub mod config;
 pub mod domain;

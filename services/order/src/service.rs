@@ -12,6 +12,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::{
+    access,
     domain::{
         Invalid,
         order::{OrderRequest, order_code},
@@ -37,6 +38,16 @@ impl std::fmt::Debug for Orders {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Orders").finish_non_exhaustive()
     }
+}
+
+/// What PlaceOrder answers.
+#[derive(Debug)]
+pub struct Placed {
+    pub order: OrderRecord,
+    /// False when the idempotency key was already used and the stored order is returned.
+    pub created: bool,
+    /// The shopper's key to the order (only its hash is stored).
+    pub access_token: String,
 }
 
 /// Identifies a request for idempotency: equal requests have equal fingerprints.
@@ -66,14 +77,16 @@ impl Orders {
     }
 
     /// Places an order: the same key with the same request returns the first order
-    /// (`created` false); with a different request it is refused.
-    pub async fn place(&self, request: &OrderRequest) -> Result<(OrderRecord, bool), OrderError> {
+    /// (`created` false); with a different request it is refused. Either way the caller
+    /// gets a new access token to the order.
+    pub async fn place(&self, request: &OrderRequest) -> Result<Placed, OrderError> {
         let fingerprint = fingerprint(request);
         if let Some(existing) = self.replay(request, &fingerprint).await? {
-            return Ok((existing, false));
+            return Ok(existing);
         }
         let (lines, subtotal) = self.quote(request).await?;
         let id = Uuid::now_v7();
+        let (access_token, access_token_hash) = access::new_token();
         let new = NewOrder {
             id,
             code: order_code(id),
@@ -82,6 +95,7 @@ impl Orders {
             shipping_fee_vnd: request.delivery.fee(subtotal),
             subtotal_vnd: subtotal,
             lines,
+            access_token_hash,
         };
         let mut tx = self.pool.begin().await?;
         if let Err(err) = store::insert_order(&mut tx, &new).await {
@@ -89,7 +103,7 @@ impl Orders {
                 // A concurrent request with the same key won the race: answer as a retry.
                 drop(tx);
                 return match self.replay(request, &fingerprint).await? {
-                    Some(existing) => Ok((existing, false)),
+                    Some(existing) => Ok(existing),
                     None => {
                         Err(anyhow::anyhow!("idempotency key vanished after a conflict").into())
                     }
@@ -106,16 +120,20 @@ impl Orders {
         metrics::counter!("ocop_orders_placed_total", "channel" => request.channel.as_str())
             .increment(1);
         tracing::info!(order_id = %id, total_vnd = order.row.total_vnd, "order placed");
-        Ok((order, true))
+        Ok(Placed {
+            order,
+            created: true,
+            access_token,
+        })
     }
 
-    /// The order stored under the request's key, if any; a different request under the
-    /// same key is an error.
+    /// The order stored under the request's key, with a new access token to it, if any;
+    /// a different request under the same key is an error.
     async fn replay(
         &self,
         request: &OrderRequest,
         fingerprint: &str,
-    ) -> Result<Option<OrderRecord>, OrderError> {
+    ) -> Result<Option<Placed>, OrderError> {
         let mut conn = self.pool.acquire().await?;
         let Some((id, stored)) =
             store::by_idempotency_key(&mut conn, &request.idempotency_key).await?
@@ -127,7 +145,13 @@ impl Orders {
                 "was already used for a different order request".to_owned(),
             ));
         }
-        Ok(store::order(&mut conn, id).await?)
+        let (access_token, hash) = access::new_token();
+        store::add_access_token(&mut conn, id, &hash).await?;
+        Ok(store::order(&mut conn, id).await?.map(|order| Placed {
+            order,
+            created: false,
+            access_token,
+        }))
     }
 
     /// The catalog's authoritative prices, within the quote deadline.

@@ -63,6 +63,8 @@ pub struct OrderRow {
     pub tracking_code: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// SHA-256 of each access token answered for the order (see `access`).
+    pub access_token_hashes: Vec<Vec<u8>>,
 }
 
 impl OrderRow {
@@ -86,7 +88,7 @@ macro_rules! order_columns {
          province, district, ward, street, delivery_method, payment_method, sales_channel,
          note, status, cancellation_reason, cancellation_detail, subtotal_vnd,
          shipping_fee_vnd, total_vnd, pay_url, vietqr_payload, payment_expires_at,
-         carrier, tracking_code, created_at, updated_at"
+         carrier, tracking_code, created_at, updated_at, access_token_hashes"
     };
 }
 
@@ -110,6 +112,23 @@ pub async fn by_idempotency_key(
         .await
 }
 
+/// Keeps the hash of one more access token for an order (a retried PlaceOrder).
+#[tracing::instrument(name = "UPDATE orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "orders"))]
+pub async fn add_access_token(
+    conn: &mut PgConnection,
+    id: Uuid,
+    hash: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE orders SET access_token_hashes = array_append(access_token_hashes, $2) WHERE id = $1",
+    )
+    .bind(id)
+    .bind(hash)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// A priced order about to be stored.
 #[derive(Debug, Clone)]
 pub struct NewOrder<'a> {
@@ -120,6 +139,7 @@ pub struct NewOrder<'a> {
     pub lines: Vec<LineRecord>,
     pub subtotal_vnd: i64,
     pub shipping_fee_vnd: i64,
+    pub access_token_hash: Vec<u8>,
 }
 
 /// Stores a new PENDING order, its lines and the first history row. A second order
@@ -131,8 +151,10 @@ pub async fn insert_order(tx: &mut Tx, order: &NewOrder<'_>) -> Result<(), sqlx:
     sqlx::query(
         "INSERT INTO orders (id, code, idempotency_key, request_fingerprint, customer_name,
             customer_phone, customer_email, province, district, ward, street, delivery_method,
-            payment_method, sales_channel, note, status, subtotal_vnd, shipping_fee_vnd, total_vnd)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'pending', $16, $17, $18)",
+            payment_method, sales_channel, note, status, subtotal_vnd, shipping_fee_vnd, total_vnd,
+            access_token_hashes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'pending', $16, $17, $18,
+            ARRAY[$19::bytea])",
     )
     .bind(order.id)
     .bind(&order.code)
@@ -152,6 +174,7 @@ pub async fn insert_order(tx: &mut Tx, order: &NewOrder<'_>) -> Result<(), sqlx:
     .bind(order.subtotal_vnd)
     .bind(order.shipping_fee_vnd)
     .bind(order.subtotal_vnd + order.shipping_fee_vnd)
+    .bind(&order.access_token_hash)
     .execute(&mut **tx)
     .await?;
     for (line_no, line) in order.lines.iter().enumerate() {

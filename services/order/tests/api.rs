@@ -5,14 +5,23 @@
 use std::time::Duration;
 
 use clap::Parser as _;
-use ocop_grpc_kit::validation::violations;
+use ocop_grpc_kit::{
+    auth::{Grant, PARTNER_SCOPE, audience},
+    validation::violations,
+};
 use ocop_proto::{
     catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient},
-    order::v1::{self as pb, order_service_client::OrderServiceClient},
+    order::v1::{
+        self as pb, order_service_client::OrderServiceClient,
+        partner_service_client::PartnerServiceClient,
+    },
 };
 use ocop_testkit::{
     eventually, find_record,
-    fixtures::{SHOPPER_PERSONAL_DATA, place_order, place_request, seed_product, wait_for_status},
+    fixtures::{
+        PlacedOrder, SHOPPER_PERSONAL_DATA, place_order, place_request, seed_product,
+        wait_for_status,
+    },
     fresh_database_url, key_text, service_args, unique,
 };
 use prost::Message as _;
@@ -26,7 +35,9 @@ const WAIT: Duration = Duration::from_secs(30);
 struct Stack {
     prefix: String,
     order_http: std::net::SocketAddr,
+    order_database_url: String,
     orders: OrderServiceClient<Channel>,
+    partners: PartnerServiceClient<Channel>,
     catalog: CatalogServiceClient<Channel>,
     stop: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -48,7 +59,8 @@ async fn stack_with(catalog_url: Option<&str>) -> Stack {
         catalog_app.run_until_stopped(async move { stopped.cancelled().await }),
     ));
 
-    let mut args = service_args("order", &fresh_database_url().await, &prefix, SECRET);
+    let order_database_url = fresh_database_url().await;
+    let mut args = service_args("order", &order_database_url, &prefix, SECRET);
     args.push(format!(
         "--catalog-url={}",
         catalog_url.unwrap_or(&catalog_addr)
@@ -67,7 +79,11 @@ async fn stack_with(catalog_url: Option<&str>) -> Stack {
     Stack {
         prefix,
         order_http,
-        orders: OrderServiceClient::connect(order_addr).await.unwrap(),
+        order_database_url,
+        orders: OrderServiceClient::connect(order_addr.clone())
+            .await
+            .unwrap(),
+        partners: PartnerServiceClient::connect(order_addr).await.unwrap(),
         catalog: CatalogServiceClient::connect(catalog_addr).await.unwrap(),
         stop,
         tasks,
@@ -85,7 +101,7 @@ impl Stack {
     }
 
     async fn wait_for(&self, order_id: &str, status: pb::OrderStatus) -> pb::Order {
-        wait_for_status(&self.orders, order_id, status, WAIT).await
+        wait_for_status(&self.orders, SECRET, order_id, status, WAIT).await
     }
 
     /// The orders listed for the fixture shopper's phone.
@@ -313,6 +329,7 @@ async fn cancelling_before_payment_gives_the_stock_back_and_shipping_it_is_refus
         .cancel_order(pb::CancelOrderRequest {
             order_id: order.id.clone(),
             reason: "đổi ý".into(),
+            access_token: order.access_token.clone(),
         })
         .await
         .unwrap()
@@ -350,6 +367,7 @@ async fn cancelling_before_payment_gives_the_stock_back_and_shipping_it_is_refus
         .cancel_order(pb::CancelOrderRequest {
             order_id: order.id.clone(),
             reason: String::new(),
+            access_token: order.access_token.clone(),
         })
         .await
         .unwrap();
@@ -379,6 +397,212 @@ async fn cancelling_before_payment_gives_the_stock_back_and_shipping_it_is_refus
     stack.stop().await;
 }
 
+fn get_request(order: &PlacedOrder, access_token: &str) -> pb::GetOrderRequest {
+    pb::GetOrderRequest {
+        order_id: order.id.clone(),
+        access_token: access_token.into(),
+    }
+}
+
+fn cancel_request(order: &PlacedOrder, access_token: &str) -> pb::CancelOrderRequest {
+    pb::CancelOrderRequest {
+        order_id: order.id.clone(),
+        reason: String::new(),
+        access_token: access_token.into(),
+    }
+}
+
+/// A call with a partner's token for `channel` (`postmart`, …).
+fn as_partner<T>(message: T, channel: &str) -> Request<T> {
+    ocop_testkit::with_grant(
+        message,
+        SECRET,
+        &Grant {
+            audiences: &[audience::ORDER],
+            subject: "partner:test",
+            scopes: &[PARTNER_SCOPE],
+            channel: Some(channel),
+            ttl: Duration::from_secs(300),
+        },
+    )
+}
+
+#[tokio::test]
+async fn an_order_opens_only_to_its_access_token_or_an_operator_and_only_its_hash_is_kept() {
+    let mut stack = stack_with(None).await;
+    let product = stack.product(10).await;
+    let order = place_order(&stack.orders, place_request("k-1", &product, 1)).await;
+    let other = place_order(&stack.orders, place_request("k-2", &product, 1)).await;
+    assert!(
+        order.access_token.starts_with("ocop_oat_") && order.access_token.len() > 40,
+        "{}",
+        order.access_token
+    );
+    let mut orders = stack.orders.clone();
+
+    let without = orders.get_order(get_request(&order, "")).await.unwrap_err();
+    assert_eq!(without.code(), Code::PermissionDenied, "{without:?}");
+    assert!(without.message().contains("access_token"), "{without:?}");
+    for wrong in [other.access_token.as_str(), "ocop_oat_guess"] {
+        let refused = orders
+            .get_order(get_request(&order, wrong))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
+    }
+    // A bearer token without `order:read` opens nothing either.
+    let wrong_scope = orders
+        .get_order(authorized(get_request(&order, ""), &["catalog:write"]))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong_scope.code(), Code::NotFound);
+    let shopper = orders
+        .get_order(get_request(&order, &order.access_token))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(shopper.id, order.id);
+    let operator = orders
+        .get_order(authorized(get_request(&order, ""), &["order:read"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(operator.id, order.id);
+
+    // A retry answers a new token; the first one keeps working.
+    let retried = place_order(&stack.orders, place_request("k-1", &product, 1)).await;
+    assert_eq!(retried.id, order.id);
+    assert_ne!(retried.access_token, order.access_token);
+    for token in [&order.access_token, &retried.access_token] {
+        orders.get_order(get_request(&order, token)).await.unwrap();
+    }
+
+    // Only hashes are kept: no column of any order holds a token.
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&stack.order_database_url)
+        .await
+        .unwrap();
+    let (rows_with_token, hashes): (i64, i32) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE strpos(o::text, $2) > 0 OR strpos(o::text, $3) > 0),
+                max(cardinality(access_token_hashes)) FILTER (WHERE id = $1::uuid)
+         FROM orders o",
+    )
+    .bind(&order.id)
+    .bind(&order.access_token)
+    .bind(&retried.access_token)
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!((rows_with_token, hashes), (0, 2));
+
+    // Cancelling: a wrong token finds no order and changes nothing; the right one cancels.
+    let refused = orders
+        .cancel_order(cancel_request(&order, &other.access_token))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound);
+    let without = orders
+        .cancel_order(cancel_request(&order, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(without.code(), Code::PermissionDenied);
+    let unchanged = orders
+        .get_order(get_request(&order, &order.access_token))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_ne!(unchanged.status, pb::OrderStatus::Cancelled as i32);
+    let cancelled = orders
+        .cancel_order(cancel_request(&order, &order.access_token))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(
+        cancelled.cancellation_reason,
+        pb::CancellationReason::CustomerRequest as i32
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_partner_sees_its_own_channels_orders_without_personal_data_and_cancels_only_those() {
+    let mut stack = stack_with(None).await;
+    let product = stack.product(10).await;
+    let mut request = place_request("k-postmart", &product, 1);
+    request.sales_channel = pb::SalesChannel::Postmart as i32;
+    let postmart = place_order(&stack.orders, request).await;
+    let web = place_order(&stack.orders, place_request("k-web", &product, 1)).await;
+    let get = |order: &PlacedOrder| pb::GetPartnerOrderRequest {
+        order_id: order.id.clone(),
+    };
+
+    let seen = stack
+        .partners
+        .get_partner_order(as_partner(get(&postmart), "postmart"))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(seen.order_id, postmart.id);
+    assert_eq!(seen.sales_channel, pb::SalesChannel::Postmart as i32);
+    assert_eq!(seen.total_vnd, postmart.total_vnd);
+    assert_eq!(seen.lines.len(), 1);
+    assert_eq!(seen.delivery_province, "Quảng Ninh");
+    let bytes = seen.encode_to_vec();
+    for personal in SHOPPER_PERSONAL_DATA {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(personal),
+            "the partner view leaks {personal}"
+        );
+    }
+
+    // Another channel's order, or one through the shopper's API, is not found.
+    let other_channel = stack
+        .partners
+        .get_partner_order(as_partner(get(&web), "postmart"))
+        .await
+        .unwrap_err();
+    assert_eq!(other_channel.code(), Code::NotFound);
+    let personal_view = stack
+        .orders
+        .get_order(as_partner(get_request(&postmart, ""), "postmart"))
+        .await
+        .unwrap_err();
+    assert_eq!(personal_view.code(), Code::NotFound);
+    // The partner API needs a partner's token, even an operator's will not do.
+    let operator = stack
+        .partners
+        .get_partner_order(authorized(get(&postmart), &["order:read", "order:write"]))
+        .await
+        .unwrap_err();
+    assert_eq!(operator.code(), Code::PermissionDenied);
+
+    let not_theirs = stack
+        .orders
+        .cancel_order(as_partner(cancel_request(&web, ""), "postmart"))
+        .await
+        .unwrap_err();
+    assert_eq!(not_theirs.code(), Code::NotFound);
+    let cancelled = stack
+        .orders
+        .cancel_order(as_partner(cancel_request(&postmart, ""), "postmart"))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(cancelled.status, pb::OrderStatus::Cancelled as i32);
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn partner_feed_carries_the_lifecycle_without_personal_data() {
     let mut stack = stack_with(None).await;
@@ -391,6 +615,7 @@ async fn partner_feed_carries_the_lifecycle_without_personal_data() {
         .cancel_order(pb::CancelOrderRequest {
             order_id: order.id.clone(),
             reason: String::new(),
+            access_token: order.access_token.clone(),
         })
         .await
         .unwrap();
@@ -563,6 +788,7 @@ async fn refund_events_move_a_paid_order_to_partially_refunded_then_refunded_onc
                 .clone()
                 .get_order(pb::GetOrderRequest {
                     order_id: order.id.clone(),
+                    access_token: order.access_token.clone(),
                 })
                 .await
                 .ok()?

@@ -1,6 +1,9 @@
 //! The payment's gRPC API: the only module besides `events.rs` that sees prost types.
 
-use ocop_grpc_kit::validation::{FieldViolation, parse_uuid};
+use ocop_grpc_kit::{
+    auth::Access,
+    validation::{FieldViolation, parse_uuid},
+};
 use ocop_proto::payment::v1::{self as pb, payment_service_server::PaymentService};
 use tonic::{Request, Response, Status};
 
@@ -17,10 +20,10 @@ use crate::{
 };
 
 /// Reading a payment needs `payment:read`; refunds need `payment:write`.
-pub fn policy(method: &str) -> Option<&'static str> {
-    match method.strip_prefix("/ocop.payment.v1.PaymentService/") {
-        Some("GetPayment") => Some("payment:read"),
-        Some("Refund") => Some("payment:write"),
+pub fn policy(method: &str) -> Option<Access> {
+    match method.strip_prefix("/ocop.payment.v1.PaymentService/")? {
+        "GetPayment" => Some(Access::Scope("payment:read")),
+        "Refund" => Some(Access::Scope("payment:write")),
         _ => None,
     }
 }
@@ -153,12 +156,12 @@ mod tests {
     fn reading_and_refunding_need_their_scopes() {
         assert_eq!(
             policy("/ocop.payment.v1.PaymentService/GetPayment"),
-            Some("payment:read")
+            Some(Access::Scope("payment:read"))
         );
         assert_eq!(
             policy("/ocop.payment.v1.PaymentService/Refund"),
-            Some("payment:write")
+            Some(Access::Scope("payment:write"))
         );
-        assert_eq!(policy("/grpc.health.v1.Health/Check"), None);
+        assert_eq!(policy("/ocop.x.v1.Other/Method"), None);
     }
 }

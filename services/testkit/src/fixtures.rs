@@ -75,15 +75,32 @@ pub const SHOPPER_PERSONAL_DATA: &[&str] = &[
 pub async fn place_order(
     orders: &OrderServiceClient<Channel>,
     request: order::PlaceOrderRequest,
-) -> order::Order {
-    orders
+) -> PlacedOrder {
+    let placed = orders
         .clone()
         .place_order(request)
         .await
         .expect("place the order")
-        .into_inner()
-        .order
-        .expect("PlaceOrder returns the order")
+        .into_inner();
+    PlacedOrder {
+        order: placed.order.expect("PlaceOrder returns the order"),
+        access_token: placed.access_token,
+    }
+}
+
+/// An order a test placed, and the shopper's access token to it (it reads as the order).
+#[derive(Debug, Clone)]
+pub struct PlacedOrder {
+    pub order: order::Order,
+    pub access_token: String,
+}
+
+impl std::ops::Deref for PlacedOrder {
+    type Target = order::Order;
+
+    fn deref(&self) -> &order::Order {
+        &self.order
+    }
 }
 
 /// A sandbox-paid web order of `quantity` units, standard delivery, for a shopper in
@@ -113,9 +130,11 @@ pub fn place_request(key: &str, product_id: &str, quantity: i32) -> order::Place
     }
 }
 
-/// Waits until the order reaches `status` (within `timeout`) and returns it.
+/// Waits until the order reaches `status` (within `timeout`) and returns it; reads as
+/// an operator (`order:read`, signed with `jwt_secret`).
 pub async fn wait_for_status(
     orders: &OrderServiceClient<Channel>,
+    jwt_secret: &str,
     order_id: &str,
     status: order::OrderStatus,
     timeout: Duration,
@@ -127,12 +146,15 @@ pub async fn wait_for_status(
             let mut client = orders.clone();
             let order_id = order_id.to_owned();
             async move {
-                let found = client
-                    .get_order(order::GetOrderRequest { order_id })
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .order?;
+                let read = authorized(
+                    order::GetOrderRequest {
+                        order_id,
+                        ..Default::default()
+                    },
+                    jwt_secret,
+                    &["order:read"],
+                );
+                let found = client.get_order(read).await.ok()?.into_inner().order?;
                 (found.status == status as i32).then_some(found)
             }
         },

@@ -6,6 +6,7 @@ pub mod fixtures;
 
 use std::{future::Future, time::Duration};
 
+use ocop_grpc_kit::auth::{Grant, TokenIssuer, audience};
 use rdkafka::{
     ClientConfig, Message as _,
     consumer::{Consumer as _, StreamConsumer},
@@ -269,13 +270,25 @@ pub fn service_args(
     ]
 }
 
-/// A gRPC request carrying a bearer token signed with `jwt_secret` that grants `scopes`.
+/// A gRPC request carrying a bearer token signed with `jwt_secret` that grants `scopes`
+/// (for every service).
 pub fn authorized<T>(message: T, jwt_secret: &str, scopes: &[&str]) -> tonic::Request<T> {
-    let token = ocop_grpc_kit::auth::TokenVerifier::from_secret(jwt_secret.as_bytes()).mint(
-        "test",
-        scopes,
-        Duration::from_secs(600),
-    );
+    with_grant(
+        message,
+        jwt_secret,
+        &Grant {
+            audiences: &audience::ALL,
+            subject: "test",
+            scopes,
+            channel: None,
+            ttl: Duration::from_secs(600),
+        },
+    )
+}
+
+/// A gRPC request carrying a bearer token signed with `jwt_secret` for `grant`.
+pub fn with_grant<T>(message: T, jwt_secret: &str, grant: &Grant<'_>) -> tonic::Request<T> {
+    let token = TokenIssuer::from_secret(jwt_secret.as_bytes()).mint(grant);
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert(
         "authorization",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _};
-use ocop_grpc_kit::auth::TokenVerifier;
+use ocop_grpc_kit::auth::{Grant, TokenIssuer, audience};
 use ocop_proto::catalog::v1::{self as pb, catalog_service_client::CatalogServiceClient};
 use tonic::transport::Channel;
 
@@ -43,11 +43,13 @@ pub fn operator_token(token: Option<&str>, secret: Option<&str>) -> Option<Strin
         return Some(token.to_owned());
     }
     let secret = secret?;
-    Some(TokenVerifier::from_secret(secret.as_bytes()).mint(
-        "ocop-loadgen",
-        &["catalog:write"],
-        Duration::from_secs(3600),
-    ))
+    Some(TokenIssuer::from_secret(secret.as_bytes()).mint(&Grant {
+        audiences: &[audience::CATALOG],
+        subject: "ocop-loadgen",
+        scopes: &["catalog:write"],
+        channel: None,
+        ttl: Duration::from_secs(3600),
+    }))
 }
 
 /// Tops every product with fewer than half of `target` available up to `target`

@@ -198,6 +198,7 @@ impl Shop {
                 intended,
                 fate: plan.fate,
                 key: key.clone(),
+                access_token: response.access_token.clone(),
                 waiter,
             },
         );
@@ -255,7 +256,10 @@ impl Shop {
                 payment_id,
                 succeed,
             } => self.settle(order_id, payment_id, succeed).await,
-            Action::Cancel { order_id } => self.cancel(order_id).await,
+            Action::Cancel {
+                order_id,
+                access_token,
+            } => self.cancel(order_id, access_token).await,
         }
     }
 
@@ -306,10 +310,11 @@ impl Shop {
         }
     }
 
-    async fn cancel(&self, order_id: Uuid) {
+    async fn cancel(&self, order_id: Uuid, access_token: String) {
         let mut call = tonic::Request::new(pb::CancelOrderRequest {
             order_id: order_id.to_string(),
             reason: "Khách đổi ý".into(),
+            access_token,
         });
         call.set_timeout(self.timeout);
         if let Err(status) = self.client().cancel_order(call).await {

@@ -51,8 +51,11 @@ pub enum Action {
         payment_id: Uuid,
         succeed: bool,
     },
-    /// CancelOrder.
-    Cancel { order_id: Uuid },
+    /// CancelOrder, with the access token PlaceOrder answered.
+    Cancel {
+        order_id: Uuid,
+        access_token: String,
+    },
 }
 
 /// How an order ended.
@@ -69,6 +72,8 @@ pub struct NewOrder {
     pub intended: Instant,
     pub fate: Fate,
     pub key: String,
+    /// The shopper's key to the order, from PlaceOrder.
+    pub access_token: String,
     /// Woken when the shopper is done with the order (closed loop).
     pub waiter: Option<oneshot::Sender<()>>,
 }
@@ -79,6 +84,7 @@ struct Tracked {
     intended: Instant,
     fate: Fate,
     key: String,
+    access_token: String,
     payment: Option<(Uuid, PaymentProvider)>,
     deadline: Option<SystemTime>,
     paid: Option<Instant>,
@@ -445,6 +451,7 @@ impl Tracker {
                 intended: order.intended,
                 fate: order.fate,
                 key: order.key,
+                access_token: order.access_token,
                 payment: None,
                 deadline: None,
                 paid: None,
@@ -525,7 +532,10 @@ impl Tracker {
                             succeed: order.fate == Fate::Pay,
                         });
                     }
-                    Fate::Cancel => actions.push(Action::Cancel { order_id }),
+                    Fate::Cancel => actions.push(Action::Cancel {
+                        order_id,
+                        access_token: order.access_token.clone(),
+                    }),
                     _ => {}
                 }
                 if order.waits_for_deadline() {
@@ -680,6 +690,7 @@ mod tests {
                 intended: Instant::now(),
                 fate,
                 key: format!("k-{id}"),
+                access_token: String::new(),
                 waiter: None,
             },
         );
@@ -729,10 +740,17 @@ mod tests {
                 intended: Instant::now(),
                 fate: Fate::Cancel,
                 key: "k".into(),
+                access_token: "t".into(),
                 waiter: None,
             },
         );
-        assert_eq!(actions, vec![Action::Cancel { order_id: id }]);
+        assert_eq!(
+            actions,
+            vec![Action::Cancel {
+                order_id: id,
+                access_token: "t".into()
+            }]
+        );
     }
 
     #[test]
@@ -811,6 +829,7 @@ mod tests {
                 intended: Instant::now(),
                 fate: Fate::Abandon,
                 key: "k".into(),
+                access_token: String::new(),
                 waiter: Some(sender),
             },
         );

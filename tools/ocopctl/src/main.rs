@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use ocop_grpc_kit::auth::TokenVerifier;
+use ocop_grpc_kit::auth::{Grant, PARTNER_SCOPE, TokenIssuer, audience};
 
 #[derive(Debug, Parser)]
 #[command(name = "ocopctl", version, about = "Operate an ocop-market platform")]
@@ -92,11 +92,18 @@ enum Command {
     /// Dead letters: send a consumer group's dead-lettered records back to their topic.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
-    /// Mint a token (needs the platform's secret; for local stacks and tests).
+    /// Mint a token for one or more services (needs the platform's secret; for local
+    /// stacks and tests). A partner's token: `--scope partner --channel postmart`.
     Token {
+        /// The services the token is for: catalog, order, payment, notification.
+        #[arg(long = "service", required = true, value_enum)]
+        services: Vec<Service>,
         /// Scopes to grant, e.g. catalog:write.
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
+        /// A partner's sales channel (web, postmart, voso, other), with `--scope partner`.
+        #[arg(long)]
+        channel: Option<String>,
         #[arg(long, default_value = "ocopctl")]
         subject: String,
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
@@ -104,20 +111,49 @@ enum Command {
     },
 }
 
+/// A service a token is minted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Service {
+    Catalog,
+    Order,
+    Payment,
+    Notification,
+}
+
+impl Service {
+    fn audience(self) -> &'static str {
+        match self {
+            Self::Catalog => audience::CATALOG,
+            Self::Order => audience::ORDER,
+            Self::Payment => audience::PAYMENT,
+            Self::Notification => audience::NOTIFICATION,
+        }
+    }
+}
+
 impl Cli {
-    /// `Bearer …` for operator calls: the given token, or one minted from the secret.
-    fn operator_token(&self, scopes: &[&str]) -> anyhow::Result<String> {
+    /// The token for operator calls to `service`: the given one, or one minted from the
+    /// secret for that service alone.
+    fn operator_token(&self, service: Service, scopes: &[&str]) -> anyhow::Result<String> {
         if let Some(token) = &self.token {
             return Ok(token.clone());
         }
         let secret = self.jwt_secret.as_ref().context(
             "operator calls need --token (OCOP_TOKEN) or --jwt-secret (OCOP_AUTH_JWT_SECRET)",
         )?;
-        Ok(TokenVerifier::from_secret(secret.as_bytes()).mint(
-            "ocopctl",
+        Ok(TokenIssuer::from_secret(secret.as_bytes()).mint(&Grant {
+            audiences: &[service.audience()],
+            subject: "ocopctl",
             scopes,
-            Duration::from_secs(3600),
-        ))
+            channel: None,
+            ttl: Duration::from_secs(3600),
+        }))
+    }
+
+    /// An operator token for the order service when a secret or token is at hand, so
+    /// operator reads and cancellations need no order access token.
+    fn order_operator_token(&self, scopes: &[&str]) -> Option<String> {
+        self.operator_token(Service::Order, scopes).ok()
     }
 }
 
@@ -138,19 +174,22 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match &cli.command {
         Command::Seed(args) => {
-            let token = cli.operator_token(&["catalog:write"])?;
+            let token = cli.operator_token(Service::Catalog, &["catalog:write"])?;
             seed::run(&cli.catalog, &token, args).await
         }
         Command::Products(command) => {
             catalog::run(&cli.catalog, command, || {
-                cli.operator_token(&["catalog:write"])
+                cli.operator_token(Service::Catalog, &["catalog:write"])
             })
             .await
         }
-        Command::Order(command) => orders::run(&cli.order, &cli.catalog, command).await,
+        Command::Order(command) => {
+            let operator = cli.order_operator_token(&["order:read", "order:write"]);
+            orders::run(&cli.order, &cli.catalog, command, operator).await
+        }
         Command::Payment(command) => {
             payments::run(&cli.payment_addr, &cli.payment_http, command, |scopes| {
-                cli.operator_token(scopes)
+                cli.operator_token(Service::Payment, scopes)
             })
             .await
         }
@@ -158,7 +197,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Audit(args) => audit::run(args).await,
         Command::Dlq(command) => dlq::run(command).await,
         Command::Token {
+            services,
             scopes,
+            channel,
             subject,
             ttl,
         } => {
@@ -166,10 +207,22 @@ async fn main() -> anyhow::Result<()> {
                 .jwt_secret
                 .as_ref()
                 .context("--jwt-secret (OCOP_AUTH_JWT_SECRET) is required")?;
+            let is_partner = scopes.iter().any(|scope| scope == PARTNER_SCOPE);
+            anyhow::ensure!(
+                is_partner == channel.is_some(),
+                "a partner token needs both --scope {PARTNER_SCOPE} and --channel, other tokens neither"
+            );
+            let audiences: Vec<&str> = services.iter().map(|service| service.audience()).collect();
             let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
             println!(
                 "{}",
-                TokenVerifier::from_secret(secret.as_bytes()).mint(subject, &scopes, *ttl)
+                TokenIssuer::from_secret(secret.as_bytes()).mint(&Grant {
+                    audiences: &audiences,
+                    subject,
+                    scopes: &scopes,
+                    channel: channel.as_deref(),
+                    ttl: *ttl,
+                })
             );
             Ok(())
         }

@@ -14,19 +14,70 @@ pub enum OrderCommand {
     /// Place an order (prints the order, then follows it with --follow).
     Place(Box<PlaceArgs>),
     /// Show an order.
-    Get { id: String },
+    Get {
+        id: String,
+        #[command(flatten)]
+        access: OrderAccess,
+    },
     /// Print each status change of an order until it settles (or --timeout passes).
     Follow {
         id: String,
         #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
         timeout: Duration,
+        #[command(flatten)]
+        access: OrderAccess,
     },
     /// Cancel an unpaid order.
     Cancel {
         id: String,
         #[arg(long, default_value = "")]
         reason: String,
+        #[command(flatten)]
+        access: OrderAccess,
     },
+}
+
+/// How a command opens one order: as its shopper, with the access token `order place`
+/// printed, or else as an operator (a token from OCOP_TOKEN or minted from
+/// OCOP_AUTH_JWT_SECRET).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OrderAccess {
+    /// The order's access token, as `order place` printed it.
+    #[arg(long, env = "OCOP_ORDER_ACCESS_TOKEN", hide_env_values = true)]
+    access_token: Option<String>,
+}
+
+/// The credentials of the calls on one order: the shopper's access token, or else the
+/// operator's bearer token.
+struct Credentials {
+    access_token: String,
+    operator: Option<String>,
+}
+
+impl Credentials {
+    fn new(access: &OrderAccess, operator: Option<String>) -> anyhow::Result<Self> {
+        match &access.access_token {
+            Some(token) => Ok(Self {
+                access_token: token.clone(),
+                operator: None,
+            }),
+            None if operator.is_some() => Ok(Self {
+                access_token: String::new(),
+                operator,
+            }),
+            None => anyhow::bail!(
+                "this needs the order's --access-token (printed by `order place`), or an operator's \
+                 --token / OCOP_AUTH_JWT_SECRET"
+            ),
+        }
+    }
+
+    fn request<T>(&self, message: T) -> anyhow::Result<tonic::Request<T>> {
+        match &self.operator {
+            Some(token) => crate::authorized(message, token),
+            None => Ok(tonic::Request::new(message)),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -132,11 +183,16 @@ fn print_order(order: &pb::Order) {
     }
 }
 
-async fn get(client: &mut OrderServiceClient<Channel>, id: &str) -> anyhow::Result<pb::Order> {
+async fn get(
+    client: &mut OrderServiceClient<Channel>,
+    id: &str,
+    credentials: &Credentials,
+) -> anyhow::Result<pb::Order> {
     client
-        .get_order(pb::GetOrderRequest {
+        .get_order(credentials.request(pb::GetOrderRequest {
             order_id: id.to_owned(),
-        })
+            access_token: credentials.access_token.clone(),
+        })?)
         .await?
         .into_inner()
         .order
@@ -146,12 +202,13 @@ async fn get(client: &mut OrderServiceClient<Channel>, id: &str) -> anyhow::Resu
 async fn follow(
     client: &mut OrderServiceClient<Channel>,
     id: &str,
+    credentials: &Credentials,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut seen = 0;
     loop {
-        let order = get(client, id).await?;
+        let order = get(client, id, credentials).await?;
         for change in order.history.iter().skip(seen) {
             println!(
                 "  +{:>6} ms  {} → {}  ({})",
@@ -196,7 +253,14 @@ async fn product_ids(catalog: &str, lines: &[(String, i32)]) -> anyhow::Result<V
     Ok(ids)
 }
 
-pub async fn run(address: &str, catalog: &str, command: &OrderCommand) -> anyhow::Result<()> {
+/// Runs an order command; `operator` is the operator's token for the order service, when
+/// one is at hand.
+pub async fn run(
+    address: &str,
+    catalog: &str,
+    command: &OrderCommand,
+    operator: Option<String>,
+) -> anyhow::Result<()> {
     let mut client = OrderServiceClient::<Channel>::connect(address.to_owned())
         .await
         .with_context(|| format!("connect to the order service at {address}"))?;
@@ -251,18 +315,42 @@ pub async fn run(address: &str, catalog: &str, command: &OrderCommand) -> anyhow
             if !response.created {
                 println!("  (already placed with this idempotency key)");
             }
+            // The shopper's key to the order: `order get|follow|cancel --access-token`.
+            println!("  access token: {}", response.access_token);
             if args.follow {
-                follow(&mut client, &order.id, Duration::from_secs(120)).await?;
+                let credentials = Credentials {
+                    access_token: response.access_token,
+                    operator: None,
+                };
+                follow(
+                    &mut client,
+                    &order.id,
+                    &credentials,
+                    Duration::from_secs(120),
+                )
+                .await?;
             }
         }
-        OrderCommand::Get { id } => print_order(&get(&mut client, id).await?),
-        OrderCommand::Follow { id, timeout } => follow(&mut client, id, *timeout).await?,
-        OrderCommand::Cancel { id, reason } => {
+        OrderCommand::Get { id, access } => {
+            let credentials = Credentials::new(access, operator)?;
+            print_order(&get(&mut client, id, &credentials).await?)
+        }
+        OrderCommand::Follow {
+            id,
+            timeout,
+            access,
+        } => {
+            let credentials = Credentials::new(access, operator)?;
+            follow(&mut client, id, &credentials, *timeout).await?
+        }
+        OrderCommand::Cancel { id, reason, access } => {
+            let credentials = Credentials::new(access, operator)?;
             let order = client
-                .cancel_order(pb::CancelOrderRequest {
+                .cancel_order(credentials.request(pb::CancelOrderRequest {
                     order_id: id.clone(),
                     reason: reason.clone(),
-                })
+                    access_token: credentials.access_token.clone(),
+                })?)
                 .await?
                 .into_inner()
                 .order
