@@ -12,7 +12,7 @@ use ocop_proto::{
 };
 pub use ocop_testkit::fixtures::place_request;
 use ocop_testkit::{
-    eventually,
+    EVERY_PAYMENT_METHOD, eventually,
     fixtures::{PlacedOrder, place_order, seed_product, wait_for_status},
     fresh_database_url, service_args, unique,
 };
@@ -309,6 +309,7 @@ impl Platform {
         let mut args = common(&prefix, &database_url);
         args.push(format!("--catalog-url={catalog_addr}"));
         args.push(format!("--payment-ttl={}", settings.payment_ttl));
+        args.push(EVERY_PAYMENT_METHOD.to_owned());
         let mut order_process = None;
         let order_addr = if settings.order_as_process {
             let port = free_port();
@@ -348,6 +349,7 @@ impl Platform {
         args.push(format!("--sandbox-outcome={}", settings.outcome.flag()));
         args.push("--expiry-sweep-interval=200ms".into());
         args.extend(PAYMENT_PROVIDERS.iter().map(|arg| (*arg).to_owned()));
+        args.push(EVERY_PAYMENT_METHOD.to_owned());
         let app = ocop_payment::App::build(ocop_payment::Config::try_parse_from(args).unwrap())
             .await
             .unwrap();

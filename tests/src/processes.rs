@@ -8,7 +8,7 @@ use ocop_proto::{
     catalog::v1::catalog_service_client::CatalogServiceClient,
     order::v1::order_service_client::OrderServiceClient,
 };
-use ocop_testkit::{fresh_database_url, unique};
+use ocop_testkit::{EVERY_PAYMENT_METHOD, fresh_database_url, unique};
 use tonic::transport::Channel;
 
 use crate::{PAYMENT_PROVIDERS, ServiceProcess, common, free_port};
@@ -52,12 +52,13 @@ impl ProcessPlatform {
                 format!("--http-addr=127.0.0.1:{}", http[name]),
             ];
             flags.extend(match name {
-                "order" => vec![format!(
-                    "--catalog-url=http://127.0.0.1:{}",
-                    grpc["catalog"]
-                )],
+                "order" => vec![
+                    format!("--catalog-url=http://127.0.0.1:{}", grpc["catalog"]),
+                    EVERY_PAYMENT_METHOD.to_owned(),
+                ],
                 "payment" => [
                     format!("--sandbox-secret={SANDBOX_SECRET}"),
+                    EVERY_PAYMENT_METHOD.to_owned(),
                     "--sandbox-delay=100ms".to_owned(),
                     "--expiry-sweep-interval=200ms".to_owned(),
                 ]

@@ -214,6 +214,9 @@ start_platform() {
   OCOP_AUTH_JWT_SECRET=$(state_secret "$state" jwt-secret 32)
   export OCOP_AUTH_JWT_SECRET
   export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" KAFKA_CREATE_TOPICS=true
+  # Order and payment offer the same methods; the sandbox's only because this stack runs
+  # the sandbox gateway (a production payment service offers none it cannot take).
+  export PAYMENT_METHODS=vietqr,vnpay,momo,zalopay,sandbox
   export RUST_LOG=${RUST_LOG:-info}
 
   # Development credentials for the four real providers: their endpoints are left unset,

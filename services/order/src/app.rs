@@ -112,6 +112,7 @@ impl App {
 
         let routes = tonic::service::Routes::new(OrderServiceServer::new(grpc::OrderApi::new(
             self.orders.clone(),
+            self.config.payment_methods.clone(),
         )))
         .add_service(PartnerServiceServer::new(grpc::PartnerApi::new(
             self.orders.clone(),

@@ -6,6 +6,14 @@ use ocop_events::{DatabaseConfig, KafkaConfig};
 use ocop_grpc_kit::{auth::AuthConfig, server::ShutdownConfig};
 use ocop_telemetry::TelemetryConfig;
 
+use crate::domain::order::PaymentMethod;
+
+fn parse_payment_method(raw: &str) -> Result<PaymentMethod, String> {
+    PaymentMethod::parse(raw.trim()).ok_or_else(|| {
+        format!("`{raw}` is not a payment method (vietqr, vnpay, momo, zalopay, sandbox)")
+    })
+}
+
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "order", version, about = "ocop-market order service")]
 pub struct Config {
@@ -31,6 +39,14 @@ pub struct Config {
     /// How long the shopper has to pay once the stock is reserved.
     #[arg(long, env = "PAYMENT_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
     pub payment_ttl: Duration,
+
+    /// The payment methods PlaceOrder accepts (comma-separated: vietqr, vnpay, momo,
+    /// zalopay, sandbox). Give it the same value as the payment service, which reports at
+    /// start-up a listed method it cannot take; `sandbox` belongs only where the sandbox
+    /// gateway runs (development, tests, load runs).
+    #[arg(long, env = "PAYMENT_METHODS", value_delimiter = ',',
+          default_value = "vietqr,vnpay,momo,zalopay", value_parser = parse_payment_method)]
+    pub payment_methods: Vec<PaymentMethod>,
 
     /// How long an order may stay PENDING (waiting for the catalog's reservation) before
     /// `ocop_orders_pending_overdue` counts it; the reservation normally takes milliseconds.

@@ -376,11 +376,33 @@ impl PartnerService for PartnerApi {
 #[derive(Clone, Debug)]
 pub struct OrderApi {
     orders: Orders,
+    /// The payment methods the platform takes (`PAYMENT_METHODS`).
+    payment_methods: Vec<PaymentMethod>,
 }
 
 impl OrderApi {
-    pub fn new(orders: Orders) -> Self {
-        Self { orders }
+    pub fn new(orders: Orders, payment_methods: Vec<PaymentMethod>) -> Self {
+        Self {
+            orders,
+            payment_methods,
+        }
+    }
+
+    /// A method the platform does not take is refused before anything is stored, so no
+    /// order waits for a payment nobody can take (or that only the sandbox would fake).
+    fn check_payment_method(&self, method: PaymentMethod) -> Result<(), FieldViolation> {
+        if self.payment_methods.contains(&method) {
+            return Ok(());
+        }
+        let offered: Vec<&str> = self.payment_methods.iter().map(|m| m.as_str()).collect();
+        Err(FieldViolation::new(
+            "payment_method",
+            format!(
+                "{} is not offered here; choose one of: {}",
+                method.as_str(),
+                offered.join(", ")
+            ),
+        ))
     }
 }
 
@@ -391,6 +413,7 @@ impl OrderService for OrderApi {
         request: Request<pb::PlaceOrderRequest>,
     ) -> Result<Response<pb::PlaceOrderResponse>, Status> {
         let request = parse_request(&request.into_inner())?;
+        self.check_payment_method(request.payment)?;
         let placed = self.orders.place(&request).await?;
         Ok(Response::new(pb::PlaceOrderResponse {
             order: Some(order_to_proto(&placed.order)),

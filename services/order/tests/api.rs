@@ -45,6 +45,11 @@ struct Stack {
 
 /// A catalog and an order service; `catalog_url` overrides where orders ask for quotes.
 async fn stack_with(catalog_url: Option<&str>) -> Stack {
+    stack_with_methods(catalog_url, ocop_testkit::EVERY_PAYMENT_METHOD).await
+}
+
+/// The same, the order service offering the payment methods of `methods_flag`.
+async fn stack_with_methods(catalog_url: Option<&str>, methods_flag: &str) -> Stack {
     let prefix = format!("{}.", unique("t"));
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -66,6 +71,7 @@ async fn stack_with(catalog_url: Option<&str>) -> Stack {
         catalog_url.unwrap_or(&catalog_addr)
     ));
     args.push("--quote-timeout=1s".into());
+    args.push(methods_flag.into());
     let order_app = ocop_order::App::build(ocop_order::Config::try_parse_from(args).unwrap())
         .await
         .unwrap();
@@ -425,6 +431,33 @@ fn as_partner<T>(message: T, channel: &str) -> Request<T> {
             ttl: Duration::from_secs(300),
         },
     )
+}
+
+#[tokio::test]
+async fn a_payment_method_the_platform_does_not_offer_is_refused_and_nothing_is_stored() {
+    let mut stack = stack_with_methods(None, "--payment-methods=vietqr,momo").await;
+    let product = stack.product(10).await;
+    // The fixture pays with the sandbox: not offered here.
+    let refused = stack
+        .orders
+        .place_order(place_request("k-sandbox", &product, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let violations = violations(&refused);
+    assert_eq!(violations.len(), 1, "{refused:?}");
+    assert_eq!(violations[0].field, "payment_method");
+    assert!(
+        violations[0].description.contains("vietqr, momo"),
+        "{violations:?}"
+    );
+    let mut request = place_request("k-momo", &product, 1);
+    request.payment_method = pb::PaymentMethod::Momo as i32;
+    place_order(&stack.orders, request).await;
+    let phone = place_request("x", &product, 1).customer.unwrap().phone;
+    let stored = stack.orders_of_shopper(&phone).await;
+    assert_eq!(stored.len(), 1, "only the MoMo order is stored");
+    stack.stop().await;
 }
 
 #[tokio::test]

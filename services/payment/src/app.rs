@@ -78,11 +78,12 @@ impl App {
         let settings = config
             .providers
             .settings(&public_url, config.sandbox_secret.clone())?;
-        let providers = Providers::new(&settings)?;
+        let providers = Providers::new(&settings, config.sandbox_gateway, &config.payment_methods)?;
         tracing::info!(
             providers = ?providers.configured().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
             "payment providers configured"
         );
+        report_payment_methods(&providers);
         crate::service::register_metrics(&providers.configured());
         let vnpay = settings.vnpay.clone().map(|vnpay| {
             VnPayAdapter::new(
@@ -279,5 +280,25 @@ mod tests {
             local_url("10.1.2.3:9103".parse().unwrap()),
             "http://10.1.2.3:9103"
         );
+    }
+}
+
+/// Says at start-up which offered methods this service cannot take (a log line each and
+/// `ocop_payment_method_available{method}` 0), so a missing credential is seen before the
+/// first shopper picks the method.
+fn report_payment_methods(providers: &Providers) {
+    // The recorder first: a gauge set before it exists is lost (`main` installs it with the
+    // telemetry, tests build the app directly).
+    ocop_telemetry::metrics::handle();
+    for (method, available) in providers.offered() {
+        metrics::gauge!("ocop_payment_method_available", "method" => method.as_str())
+            .set(if available { 1.0 } else { 0.0 });
+        if !available {
+            tracing::warn!(
+                method = method.as_str(),
+                needs = crate::config::needed_settings(method),
+                "PAYMENT_METHODS offers a method this service cannot take: its payments fail at once"
+            );
+        }
     }
 }

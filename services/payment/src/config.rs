@@ -9,6 +9,7 @@ use ocop_telemetry::TelemetryConfig;
 use ocop_payment_schemes::Secret;
 
 use crate::{
+    domain::intent::PaymentMethod,
     providers::{MoMoSettings, ProviderSettings, VietQrSettings, VnPaySettings, ZaloPaySettings},
     sandbox::Outcome,
 };
@@ -61,6 +62,15 @@ pub struct Config {
 
     #[command(flatten)]
     pub providers: ProviderConfig,
+
+    /// The payment methods the platform offers (comma-separated: vietqr, vnpay, momo,
+    /// zalopay, sandbox); the order service's PAYMENT_METHODS must say the same. A method
+    /// is taken only by its own provider (its credentials set; `sandbox`: the sandbox
+    /// gateway on): a listed method that cannot be taken is reported at start-up and its
+    /// payments fail at once, never handed to the sandbox.
+    #[arg(long, env = "PAYMENT_METHODS", value_delimiter = ',',
+          default_value = "vietqr,vnpay,momo,zalopay", value_parser = parse_payment_method)]
+    pub payment_methods: Vec<PaymentMethod>,
 
     /// Ask the provider about a pending payment whose callback has not come this long
     /// after its creation (ZaloPay's query; ZaloPay calls back only for paid orders).
@@ -262,6 +272,23 @@ impl ProviderConfig {
             momo,
             zalopay,
         })
+    }
+}
+
+fn parse_payment_method(raw: &str) -> Result<PaymentMethod, String> {
+    PaymentMethod::parse(raw.trim()).ok_or_else(|| {
+        format!("`{raw}` is not a payment method (vietqr, vnpay, momo, zalopay, sandbox)")
+    })
+}
+
+/// The settings a method needs before this service can take it.
+pub fn needed_settings(method: PaymentMethod) -> &'static str {
+    match method {
+        PaymentMethod::VietQr => "VIETQR_BANK_BIN, VIETQR_ACCOUNT_NUMBER, VIETQR_WEBHOOK_SECRET",
+        PaymentMethod::VnPay => "VNPAY_TMN_CODE, VNPAY_HASH_SECRET",
+        PaymentMethod::MoMo => "MOMO_PARTNER_CODE, MOMO_ACCESS_KEY, MOMO_SECRET_KEY",
+        PaymentMethod::ZaloPay => "ZALOPAY_APP_ID, ZALOPAY_KEY1, ZALOPAY_KEY2",
+        PaymentMethod::Sandbox => "SANDBOX_GATEWAY=true",
     }
 }
 

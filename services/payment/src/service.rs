@@ -86,21 +86,38 @@ impl Payments {
         request: &PaymentRequest,
     ) -> Result<Requested, PaymentError> {
         let id = Uuid::now_v7();
-        let adapter = self.providers.for_method(request.method);
-        let mut refused = adapter.precheck(request.amount.get()).err();
-        let instructions = match adapter.instructions(id, request) {
-            Ok(instructions) => instructions,
-            Err(err) => {
-                refused.get_or_insert(("invalid_instructions".into(), format!("{err:#}")));
-                Instructions::PayUrl(self.pay_url(id))
+        let (provider, refused, instructions) = match self.providers.for_method(request.method) {
+            Some(adapter) => {
+                let mut refused = adapter.precheck(request.amount.get()).err();
+                let instructions = match adapter.instructions(id, request) {
+                    Ok(instructions) => instructions,
+                    Err(err) => {
+                        refused.get_or_insert(("invalid_instructions".into(), format!("{err:#}")));
+                        Instructions::PayUrl(self.pay_url(id))
+                    }
+                };
+                (adapter.provider(), refused, instructions)
             }
+            // Not offered here, or its provider has no credentials: the order is told at
+            // once (it is cancelled), and no other provider takes the money instead.
+            None => (
+                request.method.provider(),
+                Some((
+                    "method_unavailable".to_owned(),
+                    format!(
+                        "{} is not taken by this payment service (PAYMENT_METHODS, credentials)",
+                        request.method.as_str()
+                    ),
+                )),
+                Instructions::PayUrl(self.pay_url(id)),
+            ),
         };
         let (pay_url, vietqr) = match &instructions {
             Instructions::PayUrl(url) => (url.clone(), None),
             Instructions::VietQr(qr) => (String::new(), Some(qr.payload.as_str())),
         };
         if let Some(intent) =
-            store::insert_intent(tx, id, request, adapter.provider(), &pay_url, vietqr).await?
+            store::insert_intent(tx, id, request, provider, &pay_url, vietqr).await?
         {
             outbox::enqueue(
                 tx,

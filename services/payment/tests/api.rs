@@ -24,7 +24,22 @@ use uuid::Uuid;
 
 const AMOUNT: i64 = 525_000;
 
+/// A request to pay with the sandbox's own method.
 fn payment_requested(order_id: Uuid, amount_vnd: i64, deadline: TimeDelta) -> CloudEvent {
+    payment_requested_with(
+        order_id,
+        amount_vnd,
+        deadline,
+        order_pb::PaymentMethod::Sandbox,
+    )
+}
+
+fn payment_requested_with(
+    order_id: Uuid,
+    amount_vnd: i64,
+    deadline: TimeDelta,
+    method: order_pb::PaymentMethod,
+) -> CloudEvent {
     let deadline = Utc::now() + deadline;
     CloudEvent::new(
         "/ocop/order",
@@ -34,7 +49,7 @@ fn payment_requested(order_id: Uuid, amount_vnd: i64, deadline: TimeDelta) -> Cl
             order_id: order_id.to_string(),
             order_code: format!("QN-{}", &order_id.simple().to_string()[..8]),
             amount_vnd,
-            payment_method: order_pb::PaymentMethod::Momo as i32,
+            payment_method: method as i32,
             deadline: Some(prost_types::Timestamp {
                 seconds: deadline.timestamp(),
                 nanos: 0,
@@ -193,7 +208,7 @@ async fn payment_request_creates_a_pending_intent_and_publishes_payment_initiate
         .fetch_one(payment.payments.pool())
         .await
         .unwrap();
-    assert_eq!(method, "momo", "the requested method is recorded");
+    assert_eq!(method, "sandbox", "the requested method is recorded");
 
     let (status, page) = payment
         .http_get(&format!("/sandbox/pay/{}", intent.id))
@@ -311,6 +326,37 @@ async fn unpaid_payment_expires_at_its_deadline() {
     .await
     .unwrap();
     assert_eq!(flagged, vec![true, true], "money reported after the close");
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn a_method_without_credentials_fails_at_once_and_is_never_handed_to_the_sandbox() {
+    // Offered (PAYMENT_METHODS lists it) but MoMo has no credentials in this service.
+    let payment = spawn_payment(NEVER).await;
+    let order_id = Uuid::now_v7();
+    payment
+        .publish(&payment_requested_with(
+            order_id,
+            AMOUNT,
+            TimeDelta::minutes(15),
+            order_pb::PaymentMethod::Momo,
+        ))
+        .await;
+    let failed: pb::PaymentFailed = payment.payment_event(order_id).await;
+    assert_eq!(failed.reason_code, "method_unavailable");
+    assert_eq!(failed.provider, pb::PaymentProvider::Momo as i32);
+    assert_eq!(payment.stored_status(order_id).await, "failed");
+    let metrics = reqwest::get(format!("{}/metrics", payment.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"ocop_payment_method_available{method="momo"} 0"#)
+            && metrics.contains(r#"ocop_payment_method_available{method="sandbox"} 1"#),
+        "{metrics}"
+    );
     payment.stop().await;
 }
 

@@ -270,6 +270,10 @@ pub fn service_args(
     ]
 }
 
+/// The order and payment services' flag offering every payment method, the sandbox's
+/// included (a test platform runs the sandbox gateway).
+pub const EVERY_PAYMENT_METHOD: &str = "--payment-methods=vietqr,vnpay,momo,zalopay,sandbox";
+
 /// A gRPC request carrying a bearer token signed with `jwt_secret` that grants `scopes`
 /// (for every service).
 pub fn authorized<T>(message: T, jwt_secret: &str, scopes: &[&str]) -> tonic::Request<T> {

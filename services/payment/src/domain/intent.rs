@@ -50,9 +50,20 @@ impl PaymentMethod {
         }
     }
 
-    /// The provider that takes this method's money when it is configured (a method
-    /// whose provider has no credentials goes through the sandbox gateway instead; see
-    /// `providers::Providers::for_method`).
+    pub const ALL: [PaymentMethod; 5] = [
+        Self::VietQr,
+        Self::VnPay,
+        Self::MoMo,
+        Self::ZaloPay,
+        Self::Sandbox,
+    ];
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|method| method.as_str() == raw)
+    }
+
+    /// The provider that takes this method's money (when it is configured and the
+    /// method offered; see `providers::Providers::for_method`).
     pub fn provider(self) -> Provider {
         match self {
             Self::VietQr => Provider::VietQr,

@@ -199,11 +199,13 @@ pub trait ProviderAdapter: Send + Sync + std::fmt::Debug {
     ) -> Result<RefundOutcome, Unavailable>;
 }
 
-/// Every configured provider. The sandbox is always there; a method whose provider has
-/// no credentials goes through it.
+/// Every configured provider: the real ones with credentials, and the sandbox when its
+/// gateway runs. A method is taken only by its own provider: never by the sandbox instead.
 #[derive(Debug, Clone)]
 pub struct Providers {
     adapters: Arc<BTreeMap<Provider, Arc<dyn ProviderAdapter>>>,
+    /// The methods the platform offers (`PAYMENT_METHODS`).
+    offered: Arc<[PaymentMethod]>,
 }
 
 /// The settings of every provider, as configured.
@@ -249,13 +251,21 @@ pub(crate) fn http_client() -> anyhow::Result<reqwest::Client> {
 }
 
 impl Providers {
-    pub fn new(settings: &ProviderSettings) -> anyhow::Result<Self> {
+    /// The providers of `settings`, the sandbox's if `sandbox_gateway` runs, taking the
+    /// `offered` methods.
+    pub fn new(
+        settings: &ProviderSettings,
+        sandbox_gateway: bool,
+        offered: &[PaymentMethod],
+    ) -> anyhow::Result<Self> {
         let client = http_client()?;
         let mut adapters: BTreeMap<Provider, Arc<dyn ProviderAdapter>> = BTreeMap::new();
-        adapters.insert(
-            Provider::Sandbox,
-            Arc::new(sandbox::SandboxAdapter::new(settings, client.clone())),
-        );
+        if sandbox_gateway {
+            adapters.insert(
+                Provider::Sandbox,
+                Arc::new(sandbox::SandboxAdapter::new(settings, client.clone())),
+            );
+        }
         if let Some(vietqr) = &settings.vietqr {
             adapters.insert(
                 Provider::VietQr,
@@ -294,6 +304,7 @@ impl Providers {
         }
         Ok(Self {
             adapters: Arc::new(adapters),
+            offered: offered.into(),
         })
     }
 
@@ -301,13 +312,20 @@ impl Providers {
         self.adapters.get(&provider)
     }
 
-    /// The adapter that takes `method`'s money: its own provider when configured, else
-    /// the sandbox.
-    pub fn for_method(&self, method: PaymentMethod) -> &Arc<dyn ProviderAdapter> {
-        self.adapters
-            .get(&method.provider())
-            .or_else(|| self.adapters.get(&Provider::Sandbox))
-            .expect("the sandbox adapter is always there")
+    /// The adapter that takes `method`'s money: its own provider, if the method is
+    /// offered and the provider configured; `None`: nobody takes it here.
+    pub fn for_method(&self, method: PaymentMethod) -> Option<&Arc<dyn ProviderAdapter>> {
+        if !self.offered.contains(&method) {
+            return None;
+        }
+        self.adapters.get(&method.provider())
+    }
+
+    /// Each offered method, and whether this service can take it.
+    pub fn offered(&self) -> impl Iterator<Item = (PaymentMethod, bool)> + '_ {
+        self.offered
+            .iter()
+            .map(|&method| (method, self.adapters.contains_key(&method.provider())))
     }
 
     pub fn configured(&self) -> Vec<Provider> {

@@ -46,6 +46,7 @@ pub async fn spawn_payment_on(database_url: &str, prefix: &str, extra: &[&str]) 
     args.extend([
         format!("--sandbox-secret={SANDBOX_SECRET}"),
         "--expiry-sweep-interval=100ms".to_owned(),
+        ocop_testkit::EVERY_PAYMENT_METHOD.to_owned(),
     ]);
     args.extend(extra.iter().map(|arg| (*arg).to_owned()));
     let config = Config::try_parse_from(args).expect("test config parses");
