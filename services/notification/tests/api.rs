@@ -740,7 +740,7 @@ async fn nul_huge_or_crafted_list_input_is_a_small_invalid_argument() {
     let other_list = ocop_grpc_kit::page_token::encode("order.orders", &Uuid::now_v7().to_string());
     let untagged = Uuid::now_v7().simple().to_string();
     let cases = [
-        ("recipient", Filter::Recipient("0912\0345123".into()), ""),
+        ("recipient", Filter::Recipient("0912\x00345123".into()), ""),
         (
             "recipient",
             Filter::Recipient("hoa\0@example.com".into()),
