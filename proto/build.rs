@@ -37,6 +37,8 @@ fn main() {
     let mut config = prost_build::Config::new();
     config.enable_type_names();
     tonic_prost_build::configure()
+        // A request that does not decode is the caller's error (src/codec.rs).
+        .codec_path("crate::codec::OcopCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds_with_config(fds, config)

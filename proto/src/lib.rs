@@ -1,7 +1,9 @@
 //! Generated types of the ocop-market contract: one module per `ocop.<area>.v1`
-//! package, holding both the gRPC service and the event messages of that area; and
-//! [`money`], how the contract's amounts read to people.
+//! package, holding both the gRPC service and the event messages of that area;
+//! [`money`], how the contract's amounts read to people; and [`codec`], the generated
+//! code's codec (a request that does not decode is `INVALID_ARGUMENT`).
 
+pub mod codec;
 pub mod money;
 
 /// The encoded `FileDescriptorSet` of every proto, for gRPC server reflection.

@@ -127,6 +127,7 @@ impl App {
             verifier: TokenVerifier::new(&self.config.auth, auth::audience::CATALOG),
             policy: grpc::policy,
             shutdown: self.config.shutdown,
+            reflection: self.config.reflection,
             not_ready: Some(self.recovering.subscribe()),
         };
         background

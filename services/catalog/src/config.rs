@@ -3,7 +3,10 @@
 use std::{net::SocketAddr, time::Duration};
 
 use ocop_events::{DatabaseConfig, KafkaConfig};
-use ocop_grpc_kit::{auth::AuthConfig, server::ShutdownConfig};
+use ocop_grpc_kit::{
+    auth::AuthConfig,
+    server::{ReflectionConfig, ShutdownConfig},
+};
 use ocop_telemetry::TelemetryConfig;
 
 /// Everything the catalog needs to run. A bad value stops start-up with a message
@@ -37,6 +40,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub shutdown: ShutdownConfig,
+
+    #[command(flatten)]
+    pub reflection: ReflectionConfig,
 
     #[command(flatten)]
     pub kafka: KafkaConfig,

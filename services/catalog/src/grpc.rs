@@ -4,7 +4,8 @@
 
 use ocop_grpc_kit::{
     auth::{self, Access},
-    validation::{FieldViolation, parse_uuid},
+    page_token,
+    validation::{FieldViolation, parse_uuid, single_line},
 };
 use ocop_proto::catalog::v1::{self as pb, catalog_service_server::CatalogService};
 use tonic::{Request, Response, Status};
@@ -123,26 +124,16 @@ fn product_status(raw: i32) -> Result<Option<ProductStatus>, FieldViolation> {
     }
 }
 
-/// Page tokens are the last SKU of the previous page, hex-encoded so clients treat
-/// them as opaque.
+/// The list `ListProducts` pages through (a token of another list is refused).
+const PRODUCT_LIST: &str = "catalog.products";
+
+/// Page tokens carry the last SKU of the previous page.
 fn encode_page_token(sku: &str) -> String {
-    sku.bytes().map(|byte| format!("{byte:02x}")).collect()
+    page_token::encode(PRODUCT_LIST, sku)
 }
 
 fn decode_page_token(token: &str) -> Result<Option<String>, FieldViolation> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let invalid = || FieldViolation::new("page_token", "is not a token this service issued");
-    if !token.len().is_multiple_of(2) || token.len() > 256 {
-        return Err(invalid());
-    }
-    let bytes = (0..token.len())
-        .step_by(2)
-        .map(|index| u8::from_str_radix(&token[index..index + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| invalid())?;
-    String::from_utf8(bytes).map(Some).map_err(|_| invalid())
+    page_token::decode(PRODUCT_LIST, token, |sku| product::sku(sku).ok())
 }
 
 fn bounded(field: &str, raw: i32, default: i32, max: i32) -> Result<i64, FieldViolation> {
@@ -182,6 +173,8 @@ impl CatalogService for CatalogApi {
             MAX_PAGE_SIZE,
         )?;
         let after = decode_page_token(&request.page_token)?;
+        single_line("district", &request.district)?;
+        single_line("category", &request.category)?;
         if request.min_stars != 0 && !(1..=5).contains(&request.min_stars) {
             return Err(FieldViolation::new(
                 "min_stars",
@@ -232,6 +225,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::SearchProductsRequest>,
     ) -> Result<Response<pb::SearchProductsResponse>, Status> {
         let request = request.into_inner();
+        single_line("query", &request.query)?;
         let query = request.query.trim();
         if query.is_empty() {
             return Err(FieldViolation::new("query", "is required").into());
@@ -466,6 +460,11 @@ mod tests {
         );
         assert_eq!(decode_page_token("zz").unwrap_err().field, "page_token");
         assert_eq!(decode_page_token("").unwrap(), None);
+        let not_a_sku = page_token::encode(PRODUCT_LIST, "lower case");
+        assert_eq!(
+            decode_page_token(&not_a_sku).unwrap_err().field,
+            "page_token"
+        );
     }
 
     #[test]

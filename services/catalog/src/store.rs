@@ -257,7 +257,8 @@ pub async fn list_products(
     .await
 }
 
-/// Active products whose folded text contains the folded query's words, best first.
+/// Active products whose folded text contains the folded query's words, best first. The
+/// query is matched literally: `%`, `_` and `\` in it are no wildcards.
 #[tracing::instrument(name = "SELECT products", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "products"))]
 pub async fn search_products(
     conn: &mut PgConnection,
@@ -267,7 +268,10 @@ pub async fn search_products(
     sqlx::query_as(product_select!(
         "CROSS JOIN (SELECT ocop_fold($1) AS folded) q
          WHERE p.status = 'active'
-           AND (q.folded <% p.search_text OR p.search_text LIKE '%' || q.folded || '%')
+           AND (q.folded <% p.search_text
+                -- The query is text, not a pattern: its backslash, `%` and `_` match themselves.
+                OR p.search_text LIKE '%' || replace(replace(replace(q.folded,
+                       '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%' ESCAPE '\\')
          ORDER BY word_similarity(q.folded, p.search_text) DESC,
                   similarity(q.folded, ocop_fold(p.name)) DESC,
                   p.sku

@@ -16,6 +16,9 @@ use ocop_grpc_kit::{
 use ocop_proto::catalog::v1::{self as pb, catalog_service_client::CatalogServiceClient};
 use ocop_testkit::{
     authorized, eventually, find_record, fresh_database_url, header, key_text, service_args,
+    stock_client::{
+        assert_invalid, call_with_undecodable_body, expected_reflection, reflected_services,
+    },
     with_grant,
 };
 use prost::Message as _;
@@ -1279,4 +1282,334 @@ async fn shutdown_reports_not_serving_before_the_listener_closes() {
         .expect("stops after draining")
         .unwrap()
         .unwrap();
+}
+
+// Bad input (issue 12): every refusal is a small INVALID_ARGUMENT naming the field, and
+// nothing is written.
+
+#[tokio::test]
+async fn nul_and_control_characters_in_text_fields_are_invalid_argument_naming_the_field() {
+    let mut catalog = spawn_catalog().await;
+    catalog.producer("HTX-BINH-LIEU", "Bình Liêu").await;
+    let good = || product_request("SKU-A", "HTX-BINH-LIEU", "Miến", 1_000, 1);
+    let products = [
+        (
+            "name",
+            pb::UpsertProductRequest {
+                name: "Miến\0dong".into(),
+                ..good()
+            },
+        ),
+        (
+            "name",
+            pb::UpsertProductRequest {
+                name: "Miến\u{7}dong".into(),
+                ..good()
+            },
+        ),
+        (
+            "description",
+            pb::UpsertProductRequest {
+                description: "Dòng một\r\nDòng hai".into(),
+                ..good()
+            },
+        ),
+        (
+            "description",
+            pb::UpsertProductRequest {
+                description: "\0".into(),
+                ..good()
+            },
+        ),
+        (
+            "unit",
+            pb::UpsertProductRequest {
+                unit: "gói\u{1b}[31m".into(),
+                ..good()
+            },
+        ),
+        (
+            "category",
+            pb::UpsertProductRequest {
+                category: "Thực\u{85}phẩm".into(),
+                ..good()
+            },
+        ),
+    ];
+    for (field, request) in products {
+        let status = catalog
+            .client
+            .upsert_product(operator(request))
+            .await
+            .unwrap_err();
+        assert_invalid(&status, field);
+    }
+    let status = catalog
+        .client
+        .upsert_producer(operator(pb::UpsertProducerRequest {
+            name: "HTX\0".into(),
+            ..producer_request("HTX-B", "Ba Chẽ")
+        }))
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "name");
+    let status = catalog
+        .client
+        .upsert_producer(operator(pb::UpsertProducerRequest {
+            district: "Ba\u{7f}Chẽ".into(),
+            ..producer_request("HTX-B", "Ba Chẽ")
+        }))
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "district");
+
+    for query in ["mien\0dong", "mien\ndong", "\u{9b}"] {
+        let status = catalog
+            .client
+            .search_products(pb::SearchProductsRequest {
+                query: query.into(),
+                limit: 0,
+            })
+            .await
+            .unwrap_err();
+        assert_invalid(&status, "query");
+    }
+    for (field, request) in [
+        (
+            "district",
+            pb::ListProductsRequest {
+                district: "Bình\0Liêu".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "category",
+            pb::ListProductsRequest {
+                category: "\0".into(),
+                ..Default::default()
+            },
+        ),
+    ] {
+        let status = catalog.client.list_products(request).await.unwrap_err();
+        assert_invalid(&status, field);
+    }
+
+    // A multi-line description keeps its line feeds.
+    let product = catalog
+        .product(pb::UpsertProductRequest {
+            description: "Dòng một\nDòng hai".into(),
+            ..product_request("SKU-OK", "HTX-BINH-LIEU", "Miến", 1_000, 1)
+        })
+        .await;
+    assert_eq!(product.description, "Dòng một\nDòng hai");
+    let status = catalog
+        .client
+        .adjust_stock(operator(pb::AdjustStockRequest {
+            product_id: product.id.clone(),
+            delta: 1,
+            reason: "kiểm kê\0".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "reason");
+
+    let listed = catalog
+        .client
+        .list_products(pb::ListProductsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        names(&listed.products),
+        vec!["Miến"],
+        "nothing else written"
+    );
+    assert_eq!(listed.products[0].on_hand, 1, "the stock is unchanged");
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn percent_underscore_and_backslash_in_a_search_match_themselves() {
+    let mut catalog = spawn_catalog().await;
+    catalog.small_catalogue().await;
+    catalog
+        .product(product_request(
+            "BLI-RUOU-40",
+            "HTX-BINH-LIEU",
+            "Rượu men lá 40% vol_chai\\1",
+            150_000,
+            5,
+        ))
+        .await;
+    for wildcard in ["%", "_", "%%", "b_nh%l_eu", "mi_n", "\\"] {
+        let found = search(&mut catalog, wildcard).await;
+        assert!(
+            !names(&found).iter().any(|name| name.starts_with("Miến")),
+            "{wildcard:?} acted as a wildcard: {:?}",
+            names(&found)
+        );
+    }
+    // `%` alone finds only the product that has one, not every product.
+    assert_eq!(
+        names(&search(&mut catalog, "%").await),
+        vec!["Rượu men lá 40% vol_chai\\1"]
+    );
+    for literal in ["40%", "vol_chai", "chai\\1"] {
+        assert_eq!(
+            names(&search(&mut catalog, literal).await),
+            vec!["Rượu men lá 40% vol_chai\\1"],
+            "{literal:?}"
+        );
+    }
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn a_huge_id_or_sku_gives_a_small_invalid_argument() {
+    let mut catalog = spawn_catalog().await;
+    let huge = "9".repeat(10_000);
+    let status = catalog
+        .client
+        .get_product(pb::GetProductRequest {
+            id: huge.clone(),
+            sku: String::new(),
+        })
+        .await
+        .unwrap_err();
+    let message = assert_invalid(&status, "id");
+    assert!(
+        message.ends_with("…` is not a UUID") || message.contains("…"),
+        "{message}"
+    );
+    let status = catalog
+        .client
+        .get_product(pb::GetProductRequest {
+            id: String::new(),
+            sku: format!("{huge}x"),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "sku");
+    let status = catalog
+        .client
+        .batch_get_products(pb::BatchGetProductsRequest {
+            ids: vec![huge.clone()],
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "ids[0]");
+    let status = catalog
+        .client
+        .quote_price(pb::QuotePriceRequest {
+            lines: vec![pb::QuoteLine {
+                product_id: huge.clone(),
+                quantity: 1,
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "lines[0].product_id");
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn crafted_page_tokens_are_invalid_argument_and_the_server_keeps_serving() {
+    let mut catalog = spawn_catalog().await;
+    catalog.small_catalogue().await;
+    let first = catalog
+        .client
+        .list_products(pb::ListProductsRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!first.next_page_token.is_empty());
+    // A token cut inside a multi-byte character, garbage, the SKU alone in hex (the old
+    // format), and a well-formed token of another list.
+    let hex_sku: String = "BLI-MIEN-DONG-500G"
+        .bytes()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let other_list = ocop_grpc_kit::page_token::encode("order.orders", "BLI-MIEN-DONG-500G");
+    for token in [
+        "aéa",
+        "éé",
+        "zz",
+        "%%",
+        &hex_sku,
+        &other_list,
+        &"ab".repeat(5_000),
+    ] {
+        let status = catalog
+            .client
+            .list_products(pb::ListProductsRequest {
+                page_size: 1,
+                page_token: token.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_invalid(&status, "page_token");
+    }
+    let second = catalog
+        .client
+        .list_products(pb::ListProductsRequest {
+            page_size: 1,
+            page_token: first.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.products.len(), 1);
+    assert_ne!(second.products[0].sku, first.products[0].sku);
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_body_that_does_not_decode_is_invalid_argument() {
+    let catalog = spawn_catalog().await;
+    let channel = Channel::from_shared(format!("http://{}", catalog.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let status =
+        call_with_undecodable_body(channel, "/ocop.catalog.v1.CatalogService/GetProduct").await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("ocop.catalog.v1.GetProductRequest"),
+        "{}",
+        status.message()
+    );
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn reflection_lists_the_catalog_alone_and_can_be_switched_off() {
+    let catalog = spawn_catalog().await;
+    let channel = Channel::from_shared(format!("http://{}", catalog.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(
+        reflected_services(channel).await.unwrap(),
+        expected_reflection("ocop.catalog.v1.CatalogService")
+    );
+    catalog.stop().await;
+
+    let catalog = spawn_catalog_with(&["--grpc-reflection=false"]).await;
+    let channel = Channel::from_shared(format!("http://{}", catalog.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let status = reflected_services(channel).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    catalog.stop().await;
 }

@@ -10,6 +10,7 @@ use tonic_health::ServingStatus;
 
 use crate::{
     auth::{Policy, ScopeLayer, TokenVerifier},
+    catch_panic::CatchPanicLayer,
     observe::ObserveLayer,
 };
 
@@ -65,6 +66,56 @@ pub struct ShutdownConfig {
     pub grace: Duration,
 }
 
+/// Whether the server answers gRPC reflection (both `grpc.reflection.v1` and
+/// `v1alpha`), listing the services it serves. On for development and stock tools
+/// (grpcurl, Postman); the prod overlay turns it off so the API is not advertised.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct ReflectionConfig {
+    /// Serve gRPC reflection (`true`/`false`).
+    #[arg(long = "grpc-reflection", env = "GRPC_REFLECTION", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub enabled: bool,
+}
+
+impl Default for ReflectionConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// The full names reflection advertises besides the service's own.
+const FRAMEWORK_SERVICES: [&str; 3] = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// Both reflection versions, listing only `service_names` (and health and reflection):
+/// the contract's descriptor set holds every area's services, and advertising all four
+/// on each server would name methods it does not serve.
+fn add_reflection(routes: Routes, service_names: &[&'static str]) -> anyhow::Result<Routes> {
+    let builder = || {
+        let builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ocop_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            );
+        service_names
+            .iter()
+            .chain(FRAMEWORK_SERVICES.iter())
+            .fold(builder, |builder, name| builder.with_service_name(*name))
+    };
+    Ok(routes
+        .add_service(builder().build_v1().context("build reflection v1")?)
+        .add_service(
+            builder()
+                .build_v1alpha()
+                .context("build reflection v1alpha")?,
+        ))
+}
+
 /// How a server admits calls and shuts down.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
@@ -73,12 +124,13 @@ pub struct ServeOptions {
     pub verifier: TokenVerifier,
     pub policy: Policy,
     pub shutdown: ShutdownConfig,
+    pub reflection: ReflectionConfig,
     /// How many parts of the service are not ready (its event consumers recreating their
     /// group member): health says NOT_SERVING while it is above zero.
     pub not_ready: Option<watch::Receiver<usize>>,
 }
 
-/// Serves `routes` plus health and reflection on `listener` until `shutdown` resolves;
+/// Serves `routes` plus health and (when enabled) reflection on `listener` until `shutdown` resolves;
 /// then reports NOT_SERVING, waits `drain_delay`, stops accepting and lets calls in
 /// flight finish within `grace`.
 pub async fn serve(
@@ -93,12 +145,10 @@ pub async fn serve(
             .set_service_status(name, ServingStatus::Serving)
             .await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(ocop_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("build reflection service")?;
-    let routes = routes.add_service(health_service).add_service(reflection);
+    let mut routes = routes.add_service(health_service);
+    if options.reflection.enabled {
+        routes = add_reflection(routes, &options.service_names)?;
+    }
 
     // Follows `not_ready` until the shutdown, which has the last word (NOT_SERVING).
     let stopping = CancellationToken::new();
@@ -150,6 +200,8 @@ pub async fn serve(
 
     let server = tonic::transport::Server::builder()
         .layer(ObserveLayer)
+        // Inside the observer, so a panicked call counts as INTERNAL in the metrics.
+        .layer(CatchPanicLayer)
         .layer(ScopeLayer::new(options.verifier, options.policy))
         .add_routes(routes)
         // Without TCP_NODELAY small responses wait on Nagle's algorithm (~40 ms each).
@@ -176,6 +228,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::auth::Access;
 
     async fn status(health: &mut HealthClient<tonic::transport::Channel>) -> i32 {
         health
@@ -217,6 +270,7 @@ mod tests {
                 drain_delay: Duration::from_millis(300),
                 grace: Duration::from_secs(1),
             },
+            reflection: ReflectionConfig::default(),
             not_ready: Some(watched),
         };
         let server = tokio::spawn(serve(listener, Routes::default(), options, async move {
@@ -244,5 +298,144 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(status(&mut health).await, Status::NotServing as i32);
         server.await.unwrap().unwrap();
+    }
+
+    /// A service whose every call panics inside its handler.
+    #[derive(Clone)]
+    struct Panicky;
+
+    impl tonic::server::NamedService for Panicky {
+        const NAME: &'static str = "ocop.test.v1.Panicky";
+    }
+
+    impl tower::Service<http::Request<tonic::body::Body>> for Panicky {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future =
+            std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Request<tonic::body::Body>) -> Self::Future {
+            Box::pin(async { panic!("a handler bug") })
+        }
+    }
+
+    /// Serves `routes` with `reflection` on a free port until the test ends.
+    async fn start(routes: Routes, names: Vec<&'static str>, reflection: bool) -> Channel {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let options = ServeOptions {
+            service_names: names,
+            verifier: TokenVerifier::from_secret(
+                b"a-test-secret-a-test-secret-a-test!",
+                "ocop-test",
+            ),
+            // Deny by default: the test's own routes are open.
+            policy: |_| Some(Access::Anyone),
+            shutdown: ShutdownConfig {
+                drain_delay: Duration::ZERO,
+                grace: Duration::from_secs(1),
+            },
+            reflection: ReflectionConfig {
+                enabled: reflection,
+            },
+            not_ready: None,
+        };
+        tokio::spawn(serve(listener, routes, options, std::future::pending()));
+        tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    use tonic::transport::Channel;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_internal_and_the_server_keeps_serving() {
+        let channel = start(Routes::new(Panicky), vec!["ocop.test.v1.Panicky"], true).await;
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.unwrap();
+        let status = grpc
+            .unary::<(), (), _>(
+                tonic::Request::new(()),
+                http::uri::PathAndQuery::from_static("/ocop.test.v1.Panicky/Boom"),
+                tonic_prost::ProstCodec::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
+        assert_eq!(status.message(), "internal error");
+
+        // The same connection still serves other calls.
+        let mut health = HealthClient::new(channel);
+        assert_eq!(status_of(&mut health).await, Status::Serving as i32);
+    }
+
+    async fn status_of(health: &mut HealthClient<Channel>) -> i32 {
+        status(health).await
+    }
+
+    /// The services a v1alpha reflection client is told about, sorted.
+    async fn listed_services(channel: Channel) -> Result<Vec<String>, tonic::Status> {
+        use tonic_reflection::pb::v1alpha::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses = ServerReflectionClient::new(channel)
+            .server_reflection_info(futures::stream::iter([request]))
+            .await?
+            .into_inner();
+        let response = responses
+            .message()
+            .await?
+            .expect("one answer to one request");
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!("not a service list: {response:?}");
+        };
+        let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    #[tokio::test]
+    async fn reflection_v1alpha_lists_only_the_services_served() {
+        let channel = start(
+            Routes::new(Panicky),
+            vec!["ocop.catalog.v1.CatalogService"],
+            true,
+        )
+        .await;
+        assert_eq!(
+            listed_services(channel).await.unwrap(),
+            [
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
+                "ocop.catalog.v1.CatalogService",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn reflection_switched_off_is_unimplemented() {
+        let channel = start(
+            Routes::new(Panicky),
+            vec!["ocop.catalog.v1.CatalogService"],
+            false,
+        )
+        .await;
+        let status = listed_services(channel).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
     }
 }

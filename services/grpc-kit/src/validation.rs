@@ -1,5 +1,16 @@
 //! Request validation errors: `INVALID_ARGUMENT` naming the field, with a
-//! `google.rpc.BadRequest` detail that clients can read programmatically.
+//! `google.rpc.BadRequest` detail that clients can read programmatically; and the rules
+//! every service applies to the text it is sent (see `docs/api.md`, "Text fields"):
+//!
+//! - [`single_line`]: no control character at all (C0 including TAB, CR and LF, DEL,
+//!   C1). NUL in particular: PostgreSQL refuses it in `text`, so it must never get past
+//!   the edge.
+//! - [`multi_line`]: the same, except LF (`\n`), the one line break accepted. CR is
+//!   refused rather than normalised, so what a caller sends is what is stored (and what
+//!   an idempotency fingerprint covers).
+//! - [`quote`]: error messages quote at most [`QUOTE_CHARS`] characters of the input,
+//!   so a huge value never makes a huge error (a 10 kB field echoed in the message and
+//!   the `BadRequest` detail overflows a stock client's 8 kB metadata limit).
 
 use tonic_types::{ErrorDetails, StatusExt as _};
 
@@ -60,7 +71,79 @@ pub fn parse_uuid(field: &str, raw: &str) -> Result<uuid::Uuid, FieldViolation> 
         return Err(FieldViolation::new(field, "is required"));
     }
     raw.parse()
-        .map_err(|_| FieldViolation::new(field, format!("`{raw}` is not a UUID")))
+        .map_err(|_| FieldViolation::new(field, format!("{} is not a UUID", quote(raw))))
+}
+
+/// The most characters of a caller's input an error message quotes.
+pub const QUOTE_CHARS: usize = 32;
+
+/// `raw` for an error message: in backticks, at most [`QUOTE_CHARS`] characters, then
+/// `…` when it was longer; control characters show as `\u{..}` escapes (they are refused
+/// input, and must not break a log line or a terminal).
+pub fn quote(raw: &str) -> String {
+    let mut quoted = String::from("`");
+    for c in raw.chars().take(QUOTE_CHARS) {
+        if c.is_control() {
+            quoted.extend(c.escape_unicode());
+        } else {
+            quoted.push(c);
+        }
+    }
+    quoted.push('`');
+    if raw.chars().nth(QUOTE_CHARS).is_some() {
+        quoted.push('…');
+    }
+    quoted
+}
+
+/// The first control character of `value` that the rule does not allow.
+fn forbidden_control(value: &str, allow_line_feed: bool) -> Option<(usize, char)> {
+    value
+        .chars()
+        .enumerate()
+        .find(|&(_, c)| c.is_control() && !(allow_line_feed && c == '\n'))
+}
+
+fn control_violation(field: &str, position: usize, c: char, rule: &str) -> FieldViolation {
+    let name = match c {
+        '\0' => "NUL".to_owned(),
+        '\n' => "a line feed".to_owned(),
+        '\r' => "a carriage return".to_owned(),
+        '\t' => "a tab".to_owned(),
+        other => format!("the control character U+{:04X}", u32::from(other)),
+    };
+    FieldViolation::new(
+        field,
+        format!("contains {name} at character {position}; {rule}"),
+    )
+}
+
+/// Checks a single-line text field (a name, a street, a search query, a reason): no
+/// control character at all — C0 (NUL, TAB, CR, LF, ESC…), DEL and C1 (U+0080–U+009F).
+pub fn single_line(field: &str, value: &str) -> Result<(), FieldViolation> {
+    match forbidden_control(value, false) {
+        None => Ok(()),
+        Some((position, c)) => Err(control_violation(
+            field,
+            position,
+            c,
+            "a single-line field allows no control characters",
+        )),
+    }
+}
+
+/// Checks a multi-line text field (an order note, a product description): the rule of
+/// [`single_line`], except that LF separates lines. CR is refused: send LF, not CRLF.
+pub fn multi_line(field: &str, value: &str) -> Result<(), FieldViolation> {
+    match forbidden_control(value, true) {
+        None => Ok(()),
+        Some((position, c)) => Err(control_violation(
+            field,
+            position,
+            c,
+            "line breaks are LF alone; no other control characters",
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -76,6 +159,61 @@ mod tests {
             violations(&status),
             vec![FieldViolation::new("stars", "must be 3 to 5")]
         );
+    }
+
+    #[test]
+    fn single_line_refuses_every_control_character() {
+        for bad in [
+            "a\0b",
+            "a\u{7}",
+            "a\u{1b}[31m",
+            "a\rb",
+            "a\nb",
+            "a\tb",
+            "a\u{7f}",
+            "a\u{80}",
+            "a\u{9f}",
+        ] {
+            let violation = single_line("customer.name", bad).unwrap_err();
+            assert_eq!(violation.field, "customer.name", "{bad:?}");
+        }
+        assert!(
+            single_line("customer.name", "a\0b")
+                .unwrap_err()
+                .description
+                .contains("NUL at character 1")
+        );
+        single_line("customer.name", "Nguyễn Thị Lan — 12/3 ngõ 5").unwrap();
+    }
+
+    #[test]
+    fn multi_line_allows_line_feeds_only() {
+        multi_line("note", "gọi trước\ngiao giờ hành chính").unwrap();
+        for bad in ["a\r\nb", "a\0b", "a\tb", "a\u{1b}", "a\u{85}"] {
+            assert_eq!(
+                multi_line("note", bad).unwrap_err().field,
+                "note",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn quote_keeps_a_short_prefix_and_escapes_control_characters() {
+        assert_eq!(quote("abc"), "`abc`");
+        let long = "9".repeat(10_000);
+        assert_eq!(quote(&long), format!("`{}`…", "9".repeat(QUOTE_CHARS)));
+        assert_eq!(
+            quote(&"ă".repeat(QUOTE_CHARS)),
+            format!("`{}`", "ă".repeat(QUOTE_CHARS))
+        );
+        assert_eq!(quote("a\0"), "`a\\u{0}`");
+    }
+
+    #[test]
+    fn bad_uuid_quotes_a_short_prefix_only() {
+        let violation = parse_uuid("order_id", &"x".repeat(10_000)).unwrap_err();
+        assert!(violation.description.len() < 100, "{violation}");
     }
 
     #[test]

@@ -151,6 +151,7 @@ impl App {
             verifier: TokenVerifier::new(&self.config.auth, auth::audience::NOTIFICATION),
             policy: grpc::policy,
             shutdown: self.config.shutdown,
+            reflection: self.config.reflection,
             not_ready: Some(self.recovering.subscribe()),
         };
         background

@@ -4,7 +4,10 @@
 use std::{convert::Infallible, fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use ocop_events::{DatabaseConfig, KafkaConfig};
-use ocop_grpc_kit::{auth::AuthConfig, server::ShutdownConfig};
+use ocop_grpc_kit::{
+    auth::AuthConfig,
+    server::{ReflectionConfig, ShutdownConfig},
+};
 use ocop_telemetry::TelemetryConfig;
 
 use crate::domain::delivery::ChannelKind;
@@ -151,6 +154,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub shutdown: ShutdownConfig,
+
+    #[command(flatten)]
+    pub reflection: ReflectionConfig,
 
     #[command(flatten)]
     pub kafka: KafkaConfig,

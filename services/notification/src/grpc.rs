@@ -4,6 +4,7 @@
 
 use ocop_grpc_kit::{
     auth::Access,
+    page_token,
     validation::{FieldViolation, parse_uuid},
 };
 use ocop_proto::notification::v1::{
@@ -102,21 +103,17 @@ pub fn notification_to_proto(record: &NotificationRecord) -> pb::Notification {
     }
 }
 
-/// Page tokens are the id of the last notification of the previous page (ids are
-/// time-ordered UUIDv7), in hex so clients treat them as opaque.
+/// The list `ListNotifications` pages through (a token of another list is refused).
+const NOTIFICATION_LIST: &str = "notification.notifications";
+
+/// Page tokens carry the id of the last notification of the previous page (ids are
+/// time-ordered UUIDv7).
 fn encode_page_token(last: Uuid) -> String {
-    last.simple().to_string()
+    page_token::encode(NOTIFICATION_LIST, &last.to_string())
 }
 
 fn decode_page_token(token: &str) -> Result<Option<Uuid>, FieldViolation> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let invalid = || FieldViolation::new("page_token", "is not a token this service issued");
-    if token.len() != 32 || !token.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-        return Err(invalid());
-    }
-    Uuid::try_parse(token).map(Some).map_err(|_| invalid())
+    page_token::decode(NOTIFICATION_LIST, token, |id| Uuid::try_parse(id).ok())
 }
 
 fn page_size(raw: i32) -> Result<i64, FieldViolation> {
@@ -192,7 +189,16 @@ mod tests {
         let id = Uuid::now_v7();
         assert_eq!(decode_page_token(&encode_page_token(id)).unwrap(), Some(id));
         assert_eq!(decode_page_token("").unwrap(), None);
-        for garbage in ["zz", &id.to_string(), &"g".repeat(32)] {
+        let untagged = id.simple().to_string();
+        let other_list = page_token::encode("order.orders", &id.to_string());
+        for garbage in [
+            "zz",
+            &id.to_string(),
+            &"g".repeat(32),
+            &untagged,
+            &other_list,
+            "aéa",
+        ] {
             assert_eq!(decode_page_token(garbage).unwrap_err().field, "page_token");
         }
     }

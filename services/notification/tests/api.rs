@@ -19,7 +19,10 @@ use ocop_proto::{
     order::v1 as order_pb,
     payment::v1 as payment_pb,
 };
-use ocop_testkit::{eventually, find_record, fresh_database_url, header, key_text, unique};
+use ocop_testkit::{
+    eventually, find_record, fresh_database_url, header, key_text, stock_client::assert_invalid,
+    unique,
+};
 use prost::Message as _;
 use rdkafka::Message as _;
 use tokio::sync::oneshot;
@@ -731,6 +734,53 @@ async fn listing_needs_the_read_scope_and_names_bad_fields() {
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
         assert_eq!(violations(&status)[0].field, field);
+    }
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn nul_huge_or_crafted_list_input_is_a_small_invalid_argument() {
+    let mut service = spawn_service().await;
+    let huge = "9".repeat(10_000);
+    let other_list = ocop_grpc_kit::page_token::encode("order.orders", &Uuid::now_v7().to_string());
+    let untagged = Uuid::now_v7().simple().to_string();
+    let cases = [
+        ("recipient", Filter::Recipient("0912\x00345123".into()), ""),
+        (
+            "recipient",
+            Filter::Recipient("hoa\0@example.com".into()),
+            "",
+        ),
+        ("recipient", Filter::Recipient(huge.clone()), ""),
+        (
+            "recipient",
+            Filter::Recipient(format!("{huge}@example.com")),
+            "",
+        ),
+        ("order_id", Filter::OrderId(huge.clone()), ""),
+        ("page_token", Filter::Recipient(PHONE.into()), "aéa"),
+        (
+            "page_token",
+            Filter::Recipient(PHONE.into()),
+            untagged.as_str(),
+        ),
+        (
+            "page_token",
+            Filter::Recipient(PHONE.into()),
+            other_list.as_str(),
+        ),
+    ];
+    for (field, filter, page_token) in cases {
+        let status = service
+            .client
+            .list_notifications(reader(pb::ListNotificationsRequest {
+                filter: Some(filter),
+                page_size: 0,
+                page_token: page_token.into(),
+            }))
+            .await
+            .unwrap_err();
+        assert_invalid(&status, field);
     }
     service.stop().await;
 }

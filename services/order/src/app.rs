@@ -125,6 +125,7 @@ impl App {
             verifier: TokenVerifier::new(&self.config.auth, auth::audience::ORDER),
             policy: grpc::policy,
             shutdown: self.config.shutdown,
+            reflection: self.config.reflection,
             not_ready: Some(self.recovering.subscribe()),
         };
         background

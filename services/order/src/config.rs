@@ -3,7 +3,10 @@
 use std::{net::SocketAddr, time::Duration};
 
 use ocop_events::{DatabaseConfig, KafkaConfig};
-use ocop_grpc_kit::{auth::AuthConfig, server::ShutdownConfig};
+use ocop_grpc_kit::{
+    auth::AuthConfig,
+    server::{ReflectionConfig, ShutdownConfig},
+};
 use ocop_telemetry::TelemetryConfig;
 
 use crate::domain::order::PaymentMethod;
@@ -55,6 +58,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub shutdown: ShutdownConfig,
+
+    #[command(flatten)]
+    pub reflection: ReflectionConfig,
 
     #[command(flatten)]
     pub kafka: KafkaConfig,

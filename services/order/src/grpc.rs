@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use ocop_grpc_kit::{
     auth::{self, Access, PARTNER_SCOPE},
-    validation::{FieldViolation, parse_uuid},
+    page_token,
+    validation::{FieldViolation, parse_uuid, single_line},
 };
 use ocop_proto::order::v1::{
     self as pb, order_service_server::OrderService, partner_service_server::PartnerService,
@@ -147,6 +148,27 @@ pub fn line_to_proto(line: &LineRecord) -> pb::OrderLine {
     }
 }
 
+/// The transfer a VietQR payload asks for, spelled out for a shopper who types it into
+/// a banking app instead of scanning: the payment service builds the payload, and its
+/// bank BIN and account number are read back from it (the EMVCo fields 38/01/00, 01).
+fn vietqr(payload: &str, order_code: &str) -> pb::VietQrTransfer {
+    let transfer = ocop_payment_schemes::vietqr::parse(payload)
+        .inspect_err(|err| tracing::warn!(error = %err, "stored VietQR payload does not parse"))
+        .ok();
+    pb::VietQrTransfer {
+        payload: payload.to_owned(),
+        bank_bin: transfer
+            .as_ref()
+            .map(|transfer| transfer.bank_bin.clone())
+            .unwrap_or_default(),
+        account_number: transfer
+            .map(|transfer| transfer.account_number)
+            .unwrap_or_default(),
+        memo: order_code.to_owned(),
+        ..Default::default()
+    }
+}
+
 pub fn order_to_proto(order: &OrderRecord) -> pb::Order {
     let row = &order.row;
     let instructions = row
@@ -154,13 +176,9 @@ pub fn order_to_proto(order: &OrderRecord) -> pb::Order {
         .as_ref()
         .map(|url| pb::payment_instructions::Method::PayUrl(url.clone()))
         .or_else(|| {
-            row.vietqr_payload.as_ref().map(|payload| {
-                pb::payment_instructions::Method::Vietqr(pb::VietQrTransfer {
-                    payload: payload.clone(),
-                    memo: row.code.clone(),
-                    ..Default::default()
-                })
-            })
+            row.vietqr_payload
+                .as_ref()
+                .map(|payload| pb::payment_instructions::Method::Vietqr(vietqr(payload, &row.code)))
         })
         .map(|method| pb::PaymentInstructions {
             method: Some(method),
@@ -283,32 +301,27 @@ fn parse_request(request: &pb::PlaceOrderRequest) -> Result<OrderRequest, FieldV
     .map_err(|Invalid { field, reason }| FieldViolation::new(field, reason))
 }
 
-/// Page tokens: `<created_at micros>.<order id>` of the last order, hex-encoded.
+/// The list `ListOrders` pages through (a token of another list is refused).
+const ORDER_LIST: &str = "order.orders";
+
+/// Page tokens carry `<created_at micros>.<order id>` of the last order.
 fn encode_page_token(order: &OrderRecord) -> String {
-    hex::encode(format!(
-        "{}.{}",
-        order.row.created_at.timestamp_micros(),
-        order.row.id
-    ))
+    page_token::encode(
+        ORDER_LIST,
+        &format!(
+            "{}.{}",
+            order.row.created_at.timestamp_micros(),
+            order.row.id
+        ),
+    )
 }
 
 fn decode_page_token(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, FieldViolation> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let invalid = || FieldViolation::new("page_token", "is not a token this service issued");
-    let text = hex::decode(token)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(invalid)?;
-    let (micros, id) = text.split_once('.').ok_or_else(invalid)?;
-    let at = micros
-        .parse()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or_else(invalid)?;
-    let id = id.parse().map_err(|_| invalid())?;
-    Ok(Some((at, id)))
+    page_token::decode(ORDER_LIST, token, |position| {
+        let (micros, id) = position.split_once('.')?;
+        let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+        Some((at, id.parse().ok()?))
+    })
 }
 
 /// An order's lines as partners see them: no product names, no personal data.
@@ -479,6 +492,7 @@ impl OrderService for OrderApi {
         let caller = auth::caller(request.extensions()).cloned();
         let request = request.into_inner();
         let id = parse_uuid("order_id", &request.order_id)?;
+        single_line("reason", &request.reason)?;
         if request.reason.chars().count() > 500 {
             return Err(FieldViolation::new("reason", "is longer than 500 characters").into());
         }
@@ -505,6 +519,7 @@ impl OrderService for OrderApi {
             ("carrier", &request.carrier),
             ("tracking_code", &request.tracking_code),
         ] {
+            single_line(field, value)?;
             let length = value.trim().chars().count();
             if length == 0 || length > 100 {
                 return Err(FieldViolation::new(field, "must be 1 to 100 characters").into());
@@ -551,6 +566,23 @@ mod tests {
     }
 
     #[test]
+    fn vietqr_instructions_carry_the_bank_and_account_of_the_payload() {
+        let payload = ocop_payment_schemes::vietqr::Transfer {
+            bank_bin: "970436".into(),
+            account_number: "0011001234567".into(),
+            amount_vnd: Some(105_000),
+            memo: "OCOP0123456789".into(),
+        }
+        .payload()
+        .unwrap();
+        let transfer = vietqr(&payload, "OCOP0123456789");
+        assert_eq!(transfer.bank_bin, "970436");
+        assert_eq!(transfer.account_number, "0011001234567");
+        assert_eq!(transfer.memo, "OCOP0123456789");
+        assert_eq!(vietqr("garbage", "OCOP1").bank_bin, "");
+    }
+
+    #[test]
     fn unknown_enum_values_name_their_field() {
         let request = pb::PlaceOrderRequest {
             delivery_method: 42,
@@ -566,8 +598,22 @@ mod tests {
     fn page_token_round_trips_and_garbage_is_refused() {
         assert_eq!(decode_page_token("zz").unwrap_err().field, "page_token");
         assert_eq!(
-            decode_page_token(&hex::encode("1.x")).unwrap_err().field,
+            decode_page_token(&page_token::encode(ORDER_LIST, "1.x"))
+                .unwrap_err()
+                .field,
             "page_token"
+        );
+        assert_eq!(
+            decode_page_token(&hex::encode(format!("1.{}", Uuid::nil())))
+                .unwrap_err()
+                .field,
+            "page_token",
+            "an untagged token"
+        );
+        let position = format!("1.{}", Uuid::nil());
+        assert_eq!(
+            decode_page_token(&page_token::encode(ORDER_LIST, &position)).unwrap(),
+            Some((DateTime::from_timestamp_micros(1).unwrap(), Uuid::nil()))
         );
         assert_eq!(decode_page_token("").unwrap(), None);
     }

@@ -22,7 +22,9 @@ use ocop_testkit::{
         PlacedOrder, SHOPPER_PERSONAL_DATA, place_order, place_request, seed_product,
         wait_for_status,
     },
-    fresh_database_url, key_text, service_args, unique,
+    fresh_database_url, key_text, service_args,
+    stock_client::assert_invalid,
+    unique,
 };
 use prost::Message as _;
 use rdkafka::Message as _;
@@ -853,5 +855,273 @@ async fn refund_events_move_a_paid_order_to_partially_refunded_then_refunded_onc
         "the refund before payment, the duplicate and the late events changed nothing"
     );
     assert_eq!(refunded.status, pb::OrderStatus::Refunded as i32);
+    stack.stop().await;
+}
+
+// Bad input (issue 12): every refusal is a small INVALID_ARGUMENT naming the field, and
+// nothing is stored.
+
+#[tokio::test]
+async fn nul_and_control_characters_are_invalid_argument_naming_the_field_and_store_nothing() {
+    let mut stack = stack_with(None).await;
+    let product = stack.product(10).await;
+    type Edit = fn(&mut pb::PlaceOrderRequest);
+    let cases: [(&str, Edit); 11] = [
+        ("idempotency_key", |r| r.idempotency_key = "k\0".into()),
+        ("customer.name", |r| customer(r).name = "Minh\0".into()),
+        ("customer.name", |r| {
+            customer(r).name = "Minh\u{7}\u{1b}[2J".into()
+        }),
+        ("customer.name", |r| customer(r).name = "Minh\nTrần".into()),
+        ("customer.email", |r| {
+            customer(r).email = "minh\0@example.com".into()
+        }),
+        ("customer.address.street", |r| {
+            address(r).street = "25\0 Lê".into()
+        }),
+        ("customer.address.ward", |r| {
+            address(r).ward = "Hồng\rGai".into()
+        }),
+        ("customer.address.district", |r| {
+            address(r).district = "Hạ\u{9c}Long".into()
+        }),
+        ("customer.address.province", |r| {
+            address(r).province = "\u{7f}".into()
+        }),
+        ("note", |r| r.note = "gọi trước\0".into()),
+        ("note", |r| r.note = "dòng một\r\ndòng hai".into()),
+    ];
+    for (field, edit) in cases {
+        let mut request = place_request(&unique("key"), &product, 1);
+        edit(&mut request);
+        let status = stack.orders.place_order(request).await.unwrap_err();
+        assert_invalid(&status, field);
+    }
+    assert!(stack.orders_of_shopper("0912345678").await.is_empty());
+
+    // A note may have line feeds.
+    let mut request = place_request("multi-line-note", &product, 1);
+    request.note = "gọi trước\ngiao giờ hành chính".into();
+    let order = place_order(&stack.orders, request).await;
+    assert_eq!(order.note, "gọi trước\ngiao giờ hành chính");
+
+    let status = stack
+        .orders
+        .cancel_order(pb::CancelOrderRequest {
+            order_id: order.id.clone(),
+            reason: "đổi ý\0".into(),
+            access_token: order.access_token.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "reason");
+    for (field, carrier, tracking_code) in [
+        ("carrier", "VNPost\0", "EB123"),
+        ("tracking_code", "VNPost", "EB\u{1b}123"),
+    ] {
+        let status = stack
+            .orders
+            .mark_shipped(authorized(
+                pb::MarkShippedRequest {
+                    order_id: order.id.clone(),
+                    carrier: carrier.into(),
+                    tracking_code: tracking_code.into(),
+                },
+                &["order:write"],
+            ))
+            .await
+            .unwrap_err();
+        assert_invalid(&status, field);
+    }
+    let unchanged = stack
+        .orders
+        .get_order(pb::GetOrderRequest {
+            order_id: order.id.clone(),
+            access_token: order.access_token.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_ne!(unchanged.status, pb::OrderStatus::Cancelled as i32);
+    assert_ne!(unchanged.status, pb::OrderStatus::Shipped as i32);
+    stack.stop().await;
+}
+
+fn customer(request: &mut pb::PlaceOrderRequest) -> &mut pb::Customer {
+    request.customer.as_mut().unwrap()
+}
+
+fn address(request: &mut pb::PlaceOrderRequest) -> &mut pb::Address {
+    customer(request).address.as_mut().unwrap()
+}
+
+#[tokio::test]
+async fn a_huge_phone_email_or_id_gives_a_small_invalid_argument() {
+    let mut stack = stack_with(None).await;
+    let product = stack.product(10).await;
+    let huge = "9".repeat(10_000);
+    type Edit = fn(&mut pb::PlaceOrderRequest, &str);
+    let cases: [(&str, Edit); 3] = [
+        ("customer.phone", |r, huge| customer(r).phone = huge.into()),
+        ("customer.email", |r, huge| {
+            customer(r).email = format!("{huge}@")
+        }),
+        ("lines[0].product_id", |r, huge| {
+            r.lines[0].product_id = huge.into()
+        }),
+    ];
+    for (field, edit) in cases {
+        let mut request = place_request("huge", &product, 1);
+        edit(&mut request, &huge);
+        let status = stack.orders.place_order(request).await.unwrap_err();
+        let message = assert_invalid(&status, field);
+        assert!(message.contains("…"), "a short prefix is quoted: {message}");
+    }
+    let status = stack
+        .orders
+        .get_order(pb::GetOrderRequest {
+            order_id: huge.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "order_id");
+    let status = stack
+        .orders
+        .list_orders(authorized(
+            pb::ListOrdersRequest {
+                customer_phone: huge.clone(),
+                ..Default::default()
+            },
+            &["order:read"],
+        ))
+        .await
+        .unwrap_err();
+    assert_invalid(&status, "customer_phone");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn crafted_list_orders_page_tokens_are_invalid_argument() {
+    let mut stack = stack_with(None).await;
+    let catalog_token = ocop_grpc_kit::page_token::encode("catalog.products", "BLI-MIEN-DONG");
+    let untagged: String = format!("1.{}", uuid::Uuid::nil())
+        .bytes()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    for token in ["aéa", "zz", "%%", &catalog_token, &untagged] {
+        let status = stack
+            .orders
+            .list_orders(authorized(
+                pb::ListOrdersRequest {
+                    customer_phone: "0912345678".into(),
+                    page_size: 1,
+                    page_token: token.to_owned(),
+                },
+                &["order:read"],
+            ))
+            .await
+            .unwrap_err();
+        assert_invalid(&status, "page_token");
+    }
+    // Real tokens still page.
+    let product = stack.product(10).await;
+    for key in ["page-1", "page-2"] {
+        place_order(&stack.orders, place_request(key, &product, 1)).await;
+    }
+    let first = stack
+        .orders
+        .list_orders(authorized(
+            pb::ListOrdersRequest {
+                customer_phone: "0912345678".into(),
+                page_size: 1,
+                page_token: String::new(),
+            },
+            &["order:read"],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let second = stack
+        .orders
+        .list_orders(authorized(
+            pb::ListOrdersRequest {
+                customer_phone: "0912345678".into(),
+                page_size: 1,
+                page_token: first.next_page_token.clone(),
+            },
+            &["order:read"],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.orders.len(), 1);
+    assert_ne!(second.orders[0].id, first.orders[0].id);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn vietqr_instructions_carry_the_bank_bin_and_account_number_of_the_payload() {
+    use ocop_proto::payment::v1 as payment;
+    let mut stack = stack_with(None).await;
+    let product = stack.product(10).await;
+    let order = place_order(&stack.orders, place_request("vietqr", &product, 1)).await;
+    stack
+        .wait_for(&order.id, pb::OrderStatus::AwaitingPayment)
+        .await;
+    let payload = ocop_payment_schemes::vietqr::Transfer {
+        bank_bin: "970436".into(),
+        account_number: "0011001234567".into(),
+        amount_vnd: Some(order.total_vnd),
+        memo: order.code.clone(),
+    }
+    .payload()
+    .unwrap();
+    publish_payment_event(
+        &stack,
+        &payment_event(
+            &order.id,
+            &payment::PaymentInitiated {
+                order_id: order.id.clone(),
+                payment_id: uuid::Uuid::now_v7().to_string(),
+                provider: payment::PaymentProvider::Vietqr as i32,
+                amount_vnd: order.total_vnd,
+                // Only the payload: the bank and account are read back from it.
+                instructions: Some(payment::payment_initiated::Instructions::Vietqr(
+                    payment::VietQrTransfer {
+                        payload: payload.clone(),
+                        ..Default::default()
+                    },
+                )),
+                expires_at: None,
+                occurred_at: None,
+            },
+        ),
+    )
+    .await;
+    let transfer = eventually("the VietQR instructions", WAIT, || async {
+        let order = stack
+            .orders
+            .clone()
+            .get_order(pb::GetOrderRequest {
+                order_id: order.id.clone(),
+                access_token: order.access_token.clone(),
+            })
+            .await
+            .ok()?
+            .into_inner()
+            .order?;
+        match order.payment_instructions?.method? {
+            pb::payment_instructions::Method::Vietqr(transfer) => Some(transfer),
+            pb::payment_instructions::Method::PayUrl(_) => None,
+        }
+    })
+    .await;
+    assert_eq!(transfer.payload, payload);
+    assert_eq!(transfer.bank_bin, "970436");
+    assert_eq!(transfer.account_number, "0011001234567");
+    assert_eq!(transfer.memo, order.code);
     stack.stop().await;
 }

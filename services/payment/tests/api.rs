@@ -15,7 +15,7 @@ use ocop_events::CloudEvent;
 use ocop_grpc_kit::validation::violations;
 use ocop_payment::store;
 use ocop_proto::{order::v1 as order_pb, payment::v1 as pb};
-use ocop_testkit::{eventually, find_record, header, key_text};
+use ocop_testkit::{eventually, find_record, header, key_text, stock_client::assert_invalid};
 use rdkafka::Message as _;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -743,7 +743,7 @@ async fn pending_settlement_survives_a_restart() {
 }
 
 #[tokio::test]
-async fn get_payment_and_refund_need_their_scopes_and_valid_input() {
+async fn get_payment_and_refund_need_their_scopes_and_valid_input_free_of_control_characters() {
     let mut payment = spawn_payment(NEVER).await;
     let anonymous = payment
         .client
@@ -804,6 +804,26 @@ async fn get_payment_and_refund_need_their_scopes_and_valid_input() {
     assert_eq!(violations(&negative)[0].field, "amount_vnd");
     let no_key = refund(Uuid::now_v7().to_string(), 1_000, "", &["payment:write"]).await;
     assert_eq!(violations(&no_key)[0].field, "idempotency_key");
+    // Bad input never reaches the database (NUL) or floods the trailers (10 kB).
+    let nul_key = refund(Uuid::now_v7().to_string(), 1_000, "k\0", &["payment:write"]).await;
+    assert_invalid(&nul_key, "idempotency_key");
+    let huge = refund("9".repeat(10_000), 1_000, "k1", &["payment:write"]).await;
+    assert_invalid(&huge, "order_id");
+    let nul_reason = payment
+        .client
+        .clone()
+        .refund(with_token(
+            pb::RefundRequest {
+                order_id: Uuid::now_v7().to_string(),
+                amount_vnd: 1_000,
+                reason: "thiếu\0hàng\u{1b}".into(),
+                idempotency_key: "k2".into(),
+            },
+            &["payment:write"],
+        ))
+        .await
+        .unwrap_err();
+    assert_invalid(&nul_reason, "reason");
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM refunds")
         .fetch_one(payment.payments.pool())
         .await

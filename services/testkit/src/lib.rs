@@ -3,6 +3,7 @@
 //! returning errors: a test either has its infrastructure or fails loudly.
 
 pub mod fixtures;
+pub mod stock_client;
 
 use std::{future::Future, time::Duration};
 

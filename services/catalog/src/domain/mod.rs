@@ -12,6 +12,14 @@ pub struct Invalid {
     pub reason: String,
 }
 
+/// The shared text rules (`ocop_grpc_kit::validation`: plain functions, no tonic types)
+/// report in the same shape.
+impl From<ocop_grpc_kit::validation::FieldViolation> for Invalid {
+    fn from(violation: ocop_grpc_kit::validation::FieldViolation) -> Self {
+        Self::new(violation.field, violation.description)
+    }
+}
+
 impl Invalid {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {

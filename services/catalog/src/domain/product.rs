@@ -1,5 +1,6 @@
 //! Producers and products as operators submit them, checked on construction.
 
+use ocop_grpc_kit::validation::{multi_line, quote, single_line};
 use uuid::Uuid;
 
 use super::Invalid;
@@ -9,8 +10,19 @@ use super::Invalid;
 /// partner documents), and an id still means the same product after a re-seed elsewhere.
 const PRODUCT_ID_NAMESPACE: Uuid = Uuid::from_u128(0xdf6a52d2_eaa9_44f6_9b97_667b81332cf9);
 
-/// Trimmed text of 1..=`max` characters.
+/// Trimmed single-line text of 1..=`max` characters.
 fn text(field: &str, raw: &str, max: usize) -> Result<String, Invalid> {
+    single_line(field, raw)?;
+    required_within(field, raw, max)
+}
+
+/// Trimmed text of 1..=`max` characters whose lines are separated by LF.
+fn multi_line_text(field: &str, raw: &str, max: usize) -> Result<String, Invalid> {
+    multi_line(field, raw)?;
+    required_within(field, raw, max)
+}
+
+fn required_within(field: &str, raw: &str, max: usize) -> Result<String, Invalid> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(Invalid::new(field, "is required"));
@@ -34,7 +46,7 @@ fn code(field: &str, raw: &str) -> Result<String, Invalid> {
     {
         return Err(Invalid::new(
             field,
-            format!("`{value}` may contain only A-Z, 0-9 and '-'"),
+            format!("{} may contain only A-Z, 0-9 and '-'", quote(&value)),
         ));
     }
     Ok(value)
@@ -221,7 +233,7 @@ impl ProductDraft {
             sku: code("sku", input.sku)?,
             producer_code: code("producer_code", input.producer_code)?,
             name: text("name", input.name, 200)?,
-            description: text("description", input.description, 2000)?,
+            description: multi_line_text("description", input.description, 2000)?,
             category: text("category", input.category, 100)?,
             stars: Stars::new(input.stars)?,
             unit: text("unit", input.unit, 50)?,
@@ -354,6 +366,32 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.field, "name");
         assert!(err.reason.contains("201 characters"), "{err}");
+    }
+
+    #[test]
+    fn control_characters_are_refused_and_descriptions_may_have_line_feeds() {
+        for (name, description) in [("Miến\0dong", "x"), ("Miến\u{1b}[2J", "x"), ("a", "b\0c")]
+        {
+            let err = ProductDraft::new(ProductInput {
+                name,
+                description,
+                ..input()
+            })
+            .unwrap_err();
+            assert!(err.field == "name" || err.field == "description", "{err}");
+        }
+        let draft = ProductDraft::new(ProductInput {
+            description: "Dòng một.\nDòng hai.",
+            ..input()
+        })
+        .unwrap();
+        assert_eq!(draft.description, "Dòng một.\nDòng hai.");
+        let err = ProductDraft::new(ProductInput {
+            unit: "gói\n500g",
+            ..input()
+        })
+        .unwrap_err();
+        assert_eq!(err.field, "unit");
     }
 
     #[test]

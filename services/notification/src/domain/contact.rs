@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use ocop_grpc_kit::validation::quote;
+
 use super::Invalid;
 
 /// A Vietnamese phone number in national form (`0` and 9 or 10 digits). `+84 912 345 123`,
@@ -26,7 +28,7 @@ impl Phone {
                 _ => {
                     return Err(Invalid::new(
                         field,
-                        format!("`{c}` is not allowed in a phone number"),
+                        format!("{} is not allowed in a phone number", quote(&c.to_string())),
                     ));
                 }
             }

@@ -1,6 +1,7 @@
 //! A shopper's order request, checked on construction: a `Phone` is a normalised
 //! Vietnamese mobile number, a line quantity is positive, and so on.
 
+use ocop_grpc_kit::validation::{multi_line, quote, single_line};
 use uuid::Uuid;
 
 use super::Invalid;
@@ -10,7 +11,9 @@ pub const MAX_LINES: usize = 50;
 /// The most units of one product in one order.
 pub const MAX_QUANTITY: i32 = 1_000;
 
+/// Trimmed single-line text of 1..=`max` characters.
 fn text(field: &str, raw: &str, max: usize) -> Result<String, Invalid> {
+    single_line(field, raw)?;
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(Invalid::new(field, "is required"));
@@ -53,7 +56,10 @@ impl Phone {
         } else {
             Err(Invalid::new(
                 field,
-                format!("`{raw}` is not a Vietnamese mobile number (e.g. 0912345678)"),
+                format!(
+                    "{} is not a Vietnamese mobile number (e.g. 0912345678)",
+                    quote(raw)
+                ),
             ))
         }
     }
@@ -69,6 +75,7 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(field: &str, raw: &str) -> Result<Option<Self>, Invalid> {
+        single_line(field, raw)?;
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Ok(None);
@@ -86,7 +93,7 @@ impl Email {
         } else {
             Err(Invalid::new(
                 field,
-                format!("`{trimmed}` is not an e-mail address"),
+                format!("{} is not an e-mail address", quote(trimmed)),
             ))
         }
     }
@@ -335,7 +342,7 @@ impl OrderRequest {
             let field = format!("lines[{index}].product_id");
             let product_id: Uuid = raw_id
                 .parse()
-                .map_err(|_| Invalid::new(&field, format!("`{raw_id}` is not a UUID")))?;
+                .map_err(|_| Invalid::new(&field, format!("{} is not a UUID", quote(raw_id))))?;
             if lines.iter().any(|line| line.product_id == product_id) {
                 return Err(Invalid::new(
                     field,
@@ -353,6 +360,7 @@ impl OrderRequest {
                 quantity: *quantity,
             });
         }
+        multi_line("note", input.note)?;
         let note = input.note.trim();
         if note.chars().count() > 500 {
             return Err(Invalid::new("note", "is longer than 500 characters"));

@@ -1,5 +1,6 @@
 //! Refunds: what an operator may ask, and how much may still be given back.
 
+use ocop_grpc_kit::validation::single_line;
 use uuid::Uuid;
 
 use super::{Invalid, intent::PaymentStatus};
@@ -31,6 +32,8 @@ impl RefundRequest {
                 format!("{amount_vnd} is not a positive amount"),
             ));
         }
+        single_line("reason", reason)?;
+        single_line("idempotency_key", idempotency_key)?;
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(Invalid::new("reason", "is required"));
@@ -146,6 +149,18 @@ pub fn refunded(captured_vnd: i64, refunded_vnd: i64) -> Refunded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_in_the_reason_or_key_are_refused() {
+        let order = Uuid::nil();
+        let field = |result: Result<RefundRequest, Invalid>| result.unwrap_err().field;
+        assert_eq!(field(RefundRequest::new(order, 1, "hỏng\0", "k")), "reason");
+        assert_eq!(field(RefundRequest::new(order, 1, "a\nb", "k")), "reason");
+        assert_eq!(
+            field(RefundRequest::new(order, 1, "hỏng", "k\u{1b}")),
+            "idempotency_key"
+        );
+    }
 
     #[test]
     fn request_needs_a_positive_amount_a_reason_and_a_key() {
