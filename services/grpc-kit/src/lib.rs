@@ -6,6 +6,7 @@
 //! - [`auth`]: bearer tokens (HS256 JWT) with scopes, checked per RPC by a tower layer;
 //! - [`validation`]: `INVALID_ARGUMENT` with the offending field in `BadRequest` details;
 //! - [`observe`]: a span per RPC (parent from `traceparent`) and RED metrics;
+//! - [`rate_limit`]: per-client token buckets and the `RESOURCE_EXHAUSTED` they answer;
 //! - [`client`]: channels that carry the caller's trace context;
 //! - [`shutdown`]: the SIGTERM/SIGINT future.
 
@@ -13,6 +14,7 @@ pub mod auth;
 pub mod background;
 pub mod client;
 pub mod observe;
+pub mod rate_limit;
 pub mod server;
 pub mod shutdown;
 pub mod validation;
