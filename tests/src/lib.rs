@@ -14,7 +14,7 @@ pub use ocop_testkit::fixtures::place_request;
 use ocop_testkit::{
     eventually,
     fixtures::{place_order, seed_product, wait_for_status},
-    fresh_database_url, service_args, unique,
+    CALLBACK_LIMITS_OFF, ORDER_LIMITS_OFF, fresh_database_url, service_args, unique,
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, transport::Channel};
@@ -309,6 +309,7 @@ impl Platform {
         let mut args = common(&prefix, &database_url);
         args.push(format!("--catalog-url={catalog_addr}"));
         args.push(format!("--payment-ttl={}", settings.payment_ttl));
+        args.extend(ORDER_LIMITS_OFF.iter().map(|flag| (*flag).to_owned()));
         let mut order_process = None;
         let order_addr = if settings.order_as_process {
             let port = free_port();
@@ -347,6 +348,7 @@ impl Platform {
         args.push("--sandbox-delay=200ms".into());
         args.push(format!("--sandbox-outcome={}", settings.outcome.flag()));
         args.push("--expiry-sweep-interval=200ms".into());
+        args.extend(CALLBACK_LIMITS_OFF.iter().map(|flag| (*flag).to_owned()));
         args.extend(PAYMENT_PROVIDERS.iter().map(|arg| (*arg).to_owned()));
         let app = ocop_payment::App::build(ocop_payment::Config::try_parse_from(args).unwrap())
             .await

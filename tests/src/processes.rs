@@ -8,7 +8,7 @@ use ocop_proto::{
     catalog::v1::catalog_service_client::CatalogServiceClient,
     order::v1::order_service_client::OrderServiceClient,
 };
-use ocop_testkit::{fresh_database_url, unique};
+use ocop_testkit::{CALLBACK_LIMITS_OFF, ORDER_LIMITS_OFF, fresh_database_url, unique};
 use tonic::transport::Channel;
 
 use crate::{PAYMENT_PROVIDERS, ServiceProcess, common, free_port};
@@ -52,16 +52,19 @@ impl ProcessPlatform {
                 format!("--http-addr=127.0.0.1:{}", http[name]),
             ];
             flags.extend(match name {
-                "order" => vec![format!(
+                "order" => std::iter::once(format!(
                     "--catalog-url=http://127.0.0.1:{}",
                     grpc["catalog"]
-                )],
+                ))
+                .chain(ORDER_LIMITS_OFF.iter().map(|flag| (*flag).to_owned()))
+                .collect(),
                 "payment" => [
                     format!("--sandbox-secret={SANDBOX_SECRET}"),
                     "--sandbox-delay=100ms".to_owned(),
                     "--expiry-sweep-interval=200ms".to_owned(),
                 ]
                 .into_iter()
+                .chain(CALLBACK_LIMITS_OFF.iter().map(|flag| (*flag).to_owned()))
                 .chain(PAYMENT_PROVIDERS.iter().map(|flag| (*flag).to_owned()))
                 .collect(),
                 "notification" => vec![format!("--notification-spool-dir={}", spool.display())],

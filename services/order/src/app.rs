@@ -19,7 +19,7 @@ use ocop_proto::{
     order::v1::order_service_server::{OrderServiceServer, SERVICE_NAME},
 };
 
-use crate::{Config, events, grpc, service::Orders};
+use crate::{Config, events, grpc, limits::HoldLimits, service::Orders};
 
 /// A built order service, listening but not yet serving.
 pub struct App {
@@ -45,7 +45,8 @@ impl App {
             catalog,
             config.quote_timeout,
             config.payment_ttl,
-        );
+        )
+        .with_limits(HoldLimits::from(&config.limits));
         let relay = Relay::new("order", pool.clone(), &config.kafka, RelayConfig::default())?;
         let recovering = Recovering::default();
         let consumer = EventConsumer::new(
@@ -107,9 +108,10 @@ impl App {
         );
         background.serve_http(self.listeners.http, ocop_telemetry::metrics::router());
 
-        let routes = tonic::service::Routes::new(OrderServiceServer::new(grpc::OrderApi::new(
-            self.orders.clone(),
-        )));
+        let routes = tonic::service::Routes::new(OrderServiceServer::new(
+            grpc::OrderApi::new(self.orders.clone())
+                .with_rate_limit(self.config.limits.place_order_limiter()),
+        ));
         let options = ServeOptions {
             service_names: vec![SERVICE_NAME],
             verifier: TokenVerifier::new(&self.config.auth),

@@ -6,6 +6,8 @@ use ocop_events::{DatabaseConfig, KafkaConfig};
 use ocop_grpc_kit::{auth::AuthConfig, server::ShutdownConfig};
 use ocop_telemetry::TelemetryConfig;
 
+use crate::limits::LimitsConfig;
+
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "order", version, about = "ocop-market order service")]
 pub struct Config {
@@ -36,6 +38,9 @@ pub struct Config {
     /// `ocop_orders_pending_overdue` counts it; the reservation normally takes milliseconds.
     #[arg(long, env = "PENDING_OVERDUE_AFTER", default_value = "2m", value_parser = humantime::parse_duration)]
     pub pending_overdue_after: Duration,
+
+    #[command(flatten)]
+    pub limits: LimitsConfig,
 
     #[command(flatten)]
     pub shutdown: ShutdownConfig,

@@ -4,10 +4,12 @@
 use chrono::{DateTime, Utc};
 use ocop_grpc_kit::{
     auth,
+    rate_limit::{RateLimiter, grpc_client_key, rate_limited_status},
     validation::{FieldViolation, parse_uuid},
 };
 use ocop_proto::order::v1::{self as pb, order_service_server::OrderService};
 use tonic::{Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
 use uuid::Uuid;
 
 use crate::{
@@ -46,6 +48,14 @@ impl From<OrderError> for Status {
                 Status::already_exists(format!("idempotency_key: {message}"))
             }
             OrderError::FailedPrecondition(message) => Status::failed_precondition(message),
+            OrderError::QuotaExceeded {
+                subject,
+                description,
+            } => Status::with_error_details(
+                tonic::Code::ResourceExhausted,
+                description.clone(),
+                ErrorDetails::with_quota_failure_violation(subject, description),
+            ),
             OrderError::Unavailable(message) => Status::unavailable(message),
             OrderError::Internal(err) => {
                 tracing::error!(error = format!("{err:#}"), "internal error");
@@ -292,11 +302,24 @@ fn decode_page_token(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, Field
 #[derive(Clone, Debug)]
 pub struct OrderApi {
     orders: Orders,
+    /// Per-client limit on PlaceOrder (`PLACE_ORDER_RATE`).
+    place_rate: RateLimiter,
 }
 
 impl OrderApi {
     pub fn new(orders: Orders) -> Self {
-        Self { orders }
+        Self {
+            orders,
+            place_rate: RateLimiter::disabled(),
+        }
+    }
+
+    /// The same API with PlaceOrder limited per client by `limiter`.
+    pub fn with_rate_limit(self, limiter: RateLimiter) -> Self {
+        Self {
+            place_rate: limiter,
+            ..self
+        }
     }
 }
 
@@ -306,6 +329,9 @@ impl OrderService for OrderApi {
         &self,
         request: Request<pb::PlaceOrderRequest>,
     ) -> Result<Response<pb::PlaceOrderResponse>, Status> {
+        self.place_rate
+            .check(&grpc_client_key(&request))
+            .map_err(rate_limited_status)?;
         let request = parse_request(&request.into_inner())?;
         let (order, created) = self.orders.place(&request).await?;
         Ok(Response::new(pb::PlaceOrderResponse {
