@@ -14,6 +14,7 @@ use ocop_events::{
 use ocop_grpc_kit::{
     auth::TokenVerifier,
     background::Background,
+    rate_limit::RateLimiter,
     server::{Listeners, ServeOptions},
 };
 use ocop_proto::payment::v1::payment_service_server::{PaymentServiceServer, SERVICE_NAME};
@@ -21,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Config,
-    callbacks::CallbackReceiver,
+    callbacks::{CallbackLimits, CallbackReceiver},
     events::{self, OrderEvents},
     grpc,
     providers::{Providers, vnpay::VnPayAdapter},
@@ -180,7 +181,17 @@ impl App {
             ),
         );
         let mut router = ocop_telemetry::metrics::router()
-            .merge(crate::callbacks::routes(receiver))
+            .merge(crate::callbacks::routes(
+                receiver,
+                CallbackLimits {
+                    max_body_bytes: self.config.callback_max_body,
+                    per_address: RateLimiter::new(
+                        "callbacks",
+                        self.config.callback_rate,
+                        self.config.callback_burst,
+                    ),
+                },
+            ))
             .merge(crate::checkout::routes(
                 self.payments.clone(),
                 self.vnpay.clone(),

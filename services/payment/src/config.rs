@@ -59,6 +59,19 @@ pub struct Config {
     #[arg(long, env = "CALLBACK_TOLERANCE", default_value = "5m", value_parser = humantime::parse_duration)]
     pub callback_tolerance: Duration,
 
+    /// Largest provider callback body accepted, in bytes; a bigger one is answered 413.
+    #[arg(long, env = "CALLBACK_MAX_BODY", default_value_t = 16 * 1024)]
+    pub callback_max_body: usize,
+
+    /// Provider callbacks a second per peer IP address (per replica), beyond which they
+    /// are answered 429 with `Retry-After`; 0: no limit.
+    #[arg(long, env = "CALLBACK_RATE", default_value_t = 50.0)]
+    pub callback_rate: f64,
+
+    /// Provider callbacks one address may send at once after a quiet spell.
+    #[arg(long, env = "CALLBACK_BURST", default_value_t = 200)]
+    pub callback_burst: u32,
+
     #[command(flatten)]
     pub providers: ProviderConfig,
 
