@@ -7,6 +7,7 @@ use ocop_events::{
     Recovering,
     consumer::{ConsumerConfig, EventConsumer},
     outbox::{Relay, RelayConfig},
+    retention::Pruner,
 };
 use ocop_grpc_kit::{
     auth::TokenVerifier,
@@ -105,6 +106,12 @@ impl App {
         background.spawn(
             "pool gauge",
             ocop_events::report_pool("order", self.orders.pool().clone(), background.token()),
+        );
+        background.spawn(
+            "retention",
+            Pruner::new("order", self.orders.pool().clone(), &self.config.retention)
+                .checking_topics(&self.config.kafka, &[events::INVENTORY_TOPIC, events::PAYMENTS_TOPIC])
+                .run(background.token()),
         );
         background.serve_http(self.listeners.http, ocop_telemetry::metrics::router());
 

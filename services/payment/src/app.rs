@@ -10,6 +10,7 @@ use ocop_events::{
     Recovering,
     consumer::{ConsumerConfig, EventConsumer},
     outbox::{Relay, RelayConfig},
+    retention::{Pruner, Rule},
 };
 use ocop_grpc_kit::{
     auth::TokenVerifier,
@@ -203,6 +204,18 @@ impl App {
         background.spawn(
             "pool gauge",
             ocop_events::report_pool("payment", self.payments.pool().clone(), background.token()),
+        );
+        background.spawn(
+            "retention",
+            Pruner::new("payment", self.payments.pool().clone(), &self.config.retention)
+                .checking_topics(&self.config.kafka, &[events::ORDERS_TOPIC])
+                .with_rule(Rule {
+                    table: "provider_callbacks",
+                    age_column: "received_at",
+                    prunable: "NOT flagged",
+                    retention: self.config.callback_retention,
+                })
+                .run(background.token()),
         );
         background.serve_http(self.listeners.http, router);
 

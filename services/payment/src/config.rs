@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use ocop_events::{DatabaseConfig, KafkaConfig};
+use ocop_events::{DatabaseConfig, KafkaConfig, retention::RetentionConfig};
 use ocop_grpc_kit::{auth::AuthConfig, server::ShutdownConfig};
 use ocop_telemetry::TelemetryConfig;
 
@@ -68,6 +68,11 @@ pub struct Config {
     #[arg(long, env = "CALLBACK_RATE", default_value_t = 50.0)]
     pub callback_rate: f64,
 
+    /// How long stored provider callbacks are kept (flagged ones, which await a
+    /// reconciliation, are kept until an operator deals with them).
+    #[arg(long, env = "CALLBACK_RETENTION", default_value = "90d", value_parser = humantime::parse_duration)]
+    pub callback_retention: Duration,
+
     /// Provider callbacks one address may send at once after a quiet spell.
     #[arg(long, env = "CALLBACK_BURST", default_value_t = 200)]
     pub callback_burst: u32,
@@ -87,6 +92,9 @@ pub struct Config {
     /// How often to look for pending payments past their deadline.
     #[arg(long, env = "EXPIRY_SWEEP_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub expiry_sweep_interval: Duration,
+
+    #[command(flatten)]
+    pub retention: RetentionConfig,
 
     #[command(flatten)]
     pub shutdown: ShutdownConfig,

@@ -881,3 +881,48 @@ async fn callbacks_beyond_the_address_rate_are_429_with_retry_after_and_not_stor
     );
     payment.stop().await;
 }
+
+#[tokio::test]
+async fn stored_callbacks_past_their_retention_are_pruned_but_flagged_ones_are_kept() {
+    let payment = spawn_payment(&[
+        "--sandbox-outcome=never",
+        "--callback-retention=90d",
+        "--retention-interval=100ms",
+    ])
+    .await;
+    let pool = payment.payments.pool();
+    let stored = |age_days: i32, flagged: bool| {
+        sqlx::query(
+            "INSERT INTO provider_callbacks (id, provider, raw_body, signature_valid, verdict, reason,
+                 http_status, received_at, flagged)
+             VALUES ($1, 'sandbox', '{}', false, 'invalid_signature', 'test', 400,
+                 now() - make_interval(days => $2), $3)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(age_days)
+        .bind(flagged)
+        .execute(pool)
+    };
+    stored(91, false).await.unwrap();
+    stored(91, true).await.unwrap();
+    stored(89, false).await.unwrap();
+
+    let left: Vec<(i32, bool)> = eventually("the old callback to be pruned", WAIT, || async {
+        let left: Vec<(i32, bool)> = sqlx::query_as(
+            "SELECT EXTRACT(DAY FROM now() - received_at)::int, flagged
+             FROM provider_callbacks ORDER BY received_at",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        (left.len() == 2).then_some(left)
+    })
+    .await;
+    assert_eq!(left, vec![(91, true), (89, false)]);
+    let (_, metrics) = payment.http_get("/metrics").await;
+    assert!(
+        metrics.contains(r#"ocop_rows_kept{service="payment",table="provider_callbacks"}"#),
+        "{metrics}"
+    );
+    payment.stop().await;
+}
