@@ -12,9 +12,9 @@ use ocop_proto::{
 };
 pub use ocop_testkit::fixtures::place_request;
 use ocop_testkit::{
-    eventually,
+    CALLBACK_LIMITS_OFF, ORDER_LIMITS_OFF, eventually,
     fixtures::{place_order, seed_product, wait_for_status},
-    CALLBACK_LIMITS_OFF, ORDER_LIMITS_OFF, fresh_database_url, service_args, unique,
+    fresh_database_url, service_args, unique,
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, transport::Channel};

@@ -120,9 +120,13 @@ impl App {
         );
         background.spawn(
             "retention",
-            Pruner::new("catalog", self.catalog.pool().clone(), &self.config.retention)
-                .checking_topics(&self.config.kafka, &[events::ORDERS_TOPIC])
-                .run(background.token()),
+            Pruner::new(
+                "catalog",
+                self.catalog.pool().clone(),
+                &self.config.retention,
+            )
+            .checking_topics(&self.config.kafka, &[events::ORDERS_TOPIC])
+            .run(background.token()),
         );
         background.serve_http(self.listeners.http, ocop_telemetry::metrics::router());
 

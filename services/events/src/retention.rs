@@ -182,7 +182,11 @@ impl Pruner {
     /// Prunes every `RETENTION_INTERVAL` until `stop` (the first round at once).
     pub async fn run(mut self, stop: CancellationToken) {
         if let Some((kafka, topics)) = self.consumed.take() {
-            let inbox = self.rules.iter().find(|rule| rule.table == "inbox").copied();
+            let inbox = self
+                .rules
+                .iter()
+                .find(|rule| rule.table == "inbox")
+                .copied();
             if let Some(inbox) = inbox {
                 match topic_retentions(&kafka, &topics).await {
                     Ok(retentions) => {
@@ -191,8 +195,10 @@ impl Pruner {
                             self.rules.retain(|rule| rule.table != "inbox");
                         }
                     }
-                    Err(err) => tracing::warn!(error = format!("{err:#}"),
-                        "could not read the consumed topics' retention; INBOX_RETENTION is trusted"),
+                    Err(err) => tracing::warn!(
+                        error = format!("{err:#}"),
+                        "could not read the consumed topics' retention; INBOX_RETENTION is trusted"
+                    ),
                 }
             }
         }

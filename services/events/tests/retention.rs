@@ -85,7 +85,11 @@ async fn old_published_outbox_and_old_inbox_rows_go_unpublished_and_recent_rows_
     assert_eq!(pruner.prune().await.unwrap(), 10);
     assert_eq!(ids(&pool, "SELECT id FROM outbox").await, kept_outbox);
     assert_eq!(ids(&pool, "SELECT event_id FROM inbox").await, kept_inbox);
-    assert_eq!(pruner.prune().await.unwrap(), 0, "nothing more is old enough");
+    assert_eq!(
+        pruner.prune().await.unwrap(),
+        0,
+        "nothing more is old enough"
+    );
 
     let metrics = handle.render();
     assert!(

@@ -144,9 +144,16 @@ impl App {
         );
         background.spawn(
             "retention",
-            Pruner::new("notification", self.notifications.pool().clone(), &self.config.retention)
-                .checking_topics(&self.config.kafka, &events::SUBSCRIPTIONS.map(|subscription| subscription.topic))
-                .run(background.token()),
+            Pruner::new(
+                "notification",
+                self.notifications.pool().clone(),
+                &self.config.retention,
+            )
+            .checking_topics(
+                &self.config.kafka,
+                &events::SUBSCRIPTIONS.map(|subscription| subscription.topic),
+            )
+            .run(background.token()),
         );
         background.serve_http(self.listeners.http, ocop_telemetry::metrics::router());
 

@@ -110,7 +110,10 @@ impl App {
         background.spawn(
             "retention",
             Pruner::new("order", self.orders.pool().clone(), &self.config.retention)
-                .checking_topics(&self.config.kafka, &[events::INVENTORY_TOPIC, events::PAYMENTS_TOPIC])
+                .checking_topics(
+                    &self.config.kafka,
+                    &[events::INVENTORY_TOPIC, events::PAYMENTS_TOPIC],
+                )
                 .run(background.token()),
         );
         background.serve_http(self.listeners.http, ocop_telemetry::metrics::router());

@@ -62,11 +62,7 @@ pub struct LimitsConfig {
 impl LimitsConfig {
     /// The per-client PlaceOrder rate limit.
     pub fn place_order_limiter(&self) -> RateLimiter {
-        RateLimiter::new(
-            "place_order",
-            self.place_order_rate,
-            self.place_order_burst,
-        )
+        RateLimiter::new("place_order", self.place_order_rate, self.place_order_burst)
     }
 }
 
@@ -223,13 +219,34 @@ mod tests {
     #[test]
     fn the_order_that_reaches_a_cap_passes_and_the_next_is_refused() {
         let caps = limits(3, 50);
-        assert!(caps.judge(Held { orders: 2, units: 40 }, 10).is_ok());
+        assert!(
+            caps.judge(
+                Held {
+                    orders: 2,
+                    units: 40
+                },
+                10
+            )
+            .is_ok()
+        );
         assert!(matches!(
-            caps.judge(Held { orders: 3, units: 0 }, 1),
+            caps.judge(
+                Held {
+                    orders: 3,
+                    units: 0
+                },
+                1
+            ),
             Err(OrderError::QuotaExceeded { .. })
         ));
         assert!(matches!(
-            caps.judge(Held { orders: 0, units: 40 }, 11),
+            caps.judge(
+                Held {
+                    orders: 0,
+                    units: 40
+                },
+                11
+            ),
             Err(OrderError::QuotaExceeded { .. })
         ));
     }
@@ -238,7 +255,13 @@ mod tests {
     fn zero_disables_a_cap() {
         assert!(
             limits(0, 0)
-                .judge(Held { orders: 1_000, units: 1_000_000 }, 1_000)
+                .judge(
+                    Held {
+                        orders: 1_000,
+                        units: 1_000_000
+                    },
+                    1_000
+                )
                 .is_ok()
         );
     }

@@ -11,9 +11,9 @@ use ocop_proto::{
     order::v1::{self as pb, order_service_client::OrderServiceClient},
 };
 use ocop_testkit::{
-    eventually, find_record,
+    ORDER_LIMITS_OFF, eventually, find_record,
     fixtures::{SHOPPER_PERSONAL_DATA, place_order, place_request, seed_product, wait_for_status},
-    ORDER_LIMITS_OFF, fresh_database_url, key_text, service_args, unique,
+    fresh_database_url, key_text, service_args, unique,
 };
 use prost::Message as _;
 use rdkafka::Message as _;
@@ -721,7 +721,9 @@ async fn unpaid_orders_per_phone_over_the_cap_are_resource_exhausted_but_retries
     other.customer.as_mut().unwrap().phone = "0987 654 321".into();
     place_order(&stack.orders, other).await;
 
-    let metrics = ocop_testkit::scrape_metrics(stack.order_http).await.unwrap();
+    let metrics = ocop_testkit::scrape_metrics(stack.order_http)
+        .await
+        .unwrap();
     assert!(
         metrics.contains(r#"ocop_limit_refusals_total{limit="open_orders_per_phone"}"#),
         "{metrics}"
@@ -823,7 +825,10 @@ async fn place_order_beyond_the_client_rate_is_resource_exhausted_with_retry_inf
         .get_details_retry_info()
         .and_then(|info| info.retry_delay)
         .expect("a RetryInfo with a delay");
-    assert!(delay > Duration::from_secs(90) && delay <= Duration::from_secs(100), "{delay:?}");
+    assert!(
+        delay > Duration::from_secs(90) && delay <= Duration::from_secs(100),
+        "{delay:?}"
+    );
     assert_eq!(stack.orders_of_shopper("0912345678").await.len(), 2);
 
     // A caller with a verified token is limited by its subject, not by its address.
@@ -833,7 +838,9 @@ async fn place_order_beyond_the_client_rate_is_resource_exhausted_with_retry_inf
         .await
         .expect("the token's subject has a bucket of its own");
 
-    let metrics = ocop_testkit::scrape_metrics(stack.order_http).await.unwrap();
+    let metrics = ocop_testkit::scrape_metrics(stack.order_http)
+        .await
+        .unwrap();
     assert!(
         metrics.contains(r#"ocop_rate_limited_total{limit="place_order"} 1"#),
         "{metrics}"

@@ -207,15 +207,19 @@ impl App {
         );
         background.spawn(
             "retention",
-            Pruner::new("payment", self.payments.pool().clone(), &self.config.retention)
-                .checking_topics(&self.config.kafka, &[events::ORDERS_TOPIC])
-                .with_rule(Rule {
-                    table: "provider_callbacks",
-                    age_column: "received_at",
-                    prunable: "NOT flagged",
-                    retention: self.config.callback_retention,
-                })
-                .run(background.token()),
+            Pruner::new(
+                "payment",
+                self.payments.pool().clone(),
+                &self.config.retention,
+            )
+            .checking_topics(&self.config.kafka, &[events::ORDERS_TOPIC])
+            .with_rule(Rule {
+                table: "provider_callbacks",
+                age_column: "received_at",
+                prunable: "NOT flagged",
+                retention: self.config.callback_retention,
+            })
+            .run(background.token()),
         );
         background.serve_http(self.listeners.http, router);
 

@@ -11,10 +11,11 @@
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{
-    Router,
+    Extension, Router,
     body::Bytes,
-    Extension,
-    extract::{ConnectInfo, DefaultBodyLimit, Path, RawQuery, Request, State, rejection::BytesRejection},
+    extract::{
+        ConnectInfo, DefaultBodyLimit, Path, RawQuery, Request, State, rejection::BytesRejection,
+    },
     http::{HeaderMap, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -159,8 +160,7 @@ async fn provider_callback(
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            metrics::counter!("ocop_limit_refusals_total", "limit" => "callback_body")
-                .increment(1);
+            metrics::counter!("ocop_limit_refusals_total", "limit" => "callback_body").increment(1);
             return refused(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",

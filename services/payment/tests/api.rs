@@ -869,7 +869,11 @@ async fn callbacks_beyond_the_address_rate_are_429_with_retry_after_and_not_stor
         reply["reason"],
         format!("too many callbacks from this address; retry in {retry_after} s")
     );
-    assert_eq!(payment.callbacks().await.len(), 2, "the refused one is not stored");
+    assert_eq!(
+        payment.callbacks().await.len(),
+        2,
+        "the refused one is not stored"
+    );
     assert_eq!(payment.stored_status(order_id).await, "pending");
 
     // The limit covers the callback endpoints only: metrics still answer.
