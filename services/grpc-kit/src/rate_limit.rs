@@ -9,6 +9,7 @@
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -186,14 +187,103 @@ pub fn rate_limited_status(retry_after: Duration) -> tonic::Status {
 }
 
 /// Who a call is from, for rate limiting: the subject of its verified bearer token, or
-/// else its peer's IP address (behind a proxy that is the proxy's, so limit there).
-pub fn grpc_client_key<T>(request: &tonic::Request<T>) -> String {
+/// else the client's IP address (the peer's, or behind a trusted proxy the one it
+/// forwards).
+pub fn grpc_client_key<T>(request: &tonic::Request<T>, proxies: &TrustedProxies) -> String {
     if let Some(claims) = crate::auth::caller(request.extensions()) {
         return format!("sub:{}", claims.sub);
     }
+    let forwarded_for = request
+        .metadata()
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok());
     match request.remote_addr() {
-        Some(peer) => format!("ip:{}", peer.ip()),
+        Some(peer) => format!("ip:{}", proxies.client_ip(peer.ip(), forwarded_for)),
         None => "unknown".to_owned(),
+    }
+}
+
+/// The proxies (ingress, API gateway) in front of a service whose `X-Forwarded-For` is
+/// believed, so that a per-address limit counts shoppers, not the proxy.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TrustedProxies {
+    /// Networks of the proxies in front of this service, comma-separated CIDRs (e.g.
+    /// `10.0.0.0/8`); their `X-Forwarded-For` names the client for per-address rate
+    /// limits. Empty: the peer address is the client.
+    #[arg(long = "trusted-proxies", env = "TRUSTED_PROXIES", value_delimiter = ',',
+          value_parser = Cidr::parse)]
+    pub networks: Vec<Cidr>,
+}
+
+impl TrustedProxies {
+    /// The client's address: `peer`, or when `peer` is a trusted proxy, the right-most
+    /// address of `forwarded_for` that is not a trusted proxy (those left of it could be
+    /// written by anyone).
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        for hop in forwarded_for.unwrap_or_default().rsplit(',') {
+            let Ok(hop) = hop.trim().parse::<IpAddr>() else {
+                break;
+            };
+            client = hop;
+            if !self.trusts(hop) {
+                break;
+            }
+        }
+        client
+    }
+
+    fn trusts(&self, address: IpAddr) -> bool {
+        self.networks
+            .iter()
+            .any(|network| network.contains(address))
+    }
+}
+
+/// An IP network, `address/prefix` (a bare address is a /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        let (address, prefix) = raw.split_once('/').unwrap_or((raw, ""));
+        let address: IpAddr = address
+            .parse()
+            .map_err(|_| format!("`{raw}` is not an IP network (a.b.c.d/n)"))?;
+        let bits = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = if prefix.is_empty() {
+            bits
+        } else {
+            prefix
+                .parse()
+                .ok()
+                .filter(|prefix| *prefix <= bits)
+                .ok_or_else(|| format!("`{raw}`: the prefix length must be 0 to {bits}"))?
+        };
+        Ok(Self { address, prefix })
+    }
+
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let (network, address, bits) = match (self.address, address) {
+            (IpAddr::V4(network), IpAddr::V4(address)) => (
+                u128::from(network.to_bits()),
+                u128::from(address.to_bits()),
+                32,
+            ),
+            (IpAddr::V6(network), IpAddr::V6(address)) => {
+                (network.to_bits(), address.to_bits(), 128)
+            }
+            _ => return false,
+        };
+        let host_bits = bits - u32::from(self.prefix);
+        host_bits >= bits || (network >> host_bits) == (address >> host_bits)
     }
 }
 
@@ -250,6 +340,29 @@ mod tests {
         assert!(table.buckets.contains_key("e"));
         assert!(!table.buckets.contains_key("a"));
         assert!(table.buckets.len() <= 2);
+    }
+
+    #[test]
+    fn a_trusted_proxy_forwards_the_client_address_and_nobody_else_does() {
+        let proxies = TrustedProxies {
+            networks: vec![Cidr::parse("10.0.0.0/8").unwrap()],
+        };
+        let ip = |raw: &str| raw.parse::<IpAddr>().unwrap();
+        // Straight from the internet: the header is anyone's to write.
+        assert_eq!(
+            proxies.client_ip(ip("203.0.113.9"), Some("1.2.3.4")),
+            ip("203.0.113.9")
+        );
+        // Through the ingress: the right-most untrusted hop, not what the client wrote.
+        assert_eq!(
+            proxies.client_ip(ip("10.1.2.3"), Some("1.2.3.4, 198.51.100.7, 10.9.9.9")),
+            ip("198.51.100.7")
+        );
+        assert_eq!(proxies.client_ip(ip("10.1.2.3"), None), ip("10.1.2.3"));
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(Cidr::parse("::1").unwrap().contains(ip("::1")));
+        assert!(!Cidr::parse("10.0.0.0/8").unwrap().contains(ip("::1")));
     }
 
     #[test]

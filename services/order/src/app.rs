@@ -119,8 +119,10 @@ impl App {
         background.serve_http(self.listeners.http, ocop_telemetry::metrics::router());
 
         let routes = tonic::service::Routes::new(OrderServiceServer::new(
-            grpc::OrderApi::new(self.orders.clone())
-                .with_rate_limit(self.config.limits.place_order_limiter()),
+            grpc::OrderApi::new(self.orders.clone()).with_rate_limit(
+                self.config.limits.place_order_limiter(),
+                self.config.limits.proxies.clone(),
+            ),
         ));
         let options = ServeOptions {
             service_names: vec![SERVICE_NAME],

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use ocop_grpc_kit::{
     auth,
-    rate_limit::{RateLimiter, grpc_client_key, rate_limited_status},
+    rate_limit::{RateLimiter, TrustedProxies, grpc_client_key, rate_limited_status},
     validation::{FieldViolation, parse_uuid},
 };
 use ocop_proto::order::v1::{self as pb, order_service_server::OrderService};
@@ -304,6 +304,8 @@ pub struct OrderApi {
     orders: Orders,
     /// Per-client limit on PlaceOrder (`PLACE_ORDER_RATE`).
     place_rate: RateLimiter,
+    /// Whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`).
+    proxies: TrustedProxies,
 }
 
 impl OrderApi {
@@ -311,13 +313,16 @@ impl OrderApi {
         Self {
             orders,
             place_rate: RateLimiter::disabled(),
+            proxies: TrustedProxies::default(),
         }
     }
 
-    /// The same API with PlaceOrder limited per client by `limiter`.
-    pub fn with_rate_limit(self, limiter: RateLimiter) -> Self {
+    /// The same API with PlaceOrder limited per client by `limiter`, the client known
+    /// through `proxies`.
+    pub fn with_rate_limit(self, limiter: RateLimiter, proxies: TrustedProxies) -> Self {
         Self {
             place_rate: limiter,
+            proxies,
             ..self
         }
     }
@@ -330,7 +335,7 @@ impl OrderService for OrderApi {
         request: Request<pb::PlaceOrderRequest>,
     ) -> Result<Response<pb::PlaceOrderResponse>, Status> {
         self.place_rate
-            .check(&grpc_client_key(&request))
+            .check(&grpc_client_key(&request, &self.proxies))
             .map_err(rate_limited_status)?;
         let request = parse_request(&request.into_inner())?;
         let (order, created) = self.orders.place(&request).await?;

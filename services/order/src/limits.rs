@@ -11,7 +11,7 @@
 //! The phone check's two statements live here rather than in `store.rs`, to keep the
 //! limits in one place.
 
-use ocop_grpc_kit::rate_limit::RateLimiter;
+use ocop_grpc_kit::rate_limit::{RateLimiter, TrustedProxies};
 use sqlx::{Postgres, Transaction};
 
 use crate::{
@@ -57,6 +57,9 @@ pub struct LimitsConfig {
     /// PlaceOrder calls one client may make at once after a quiet spell.
     #[arg(long, env = "PLACE_ORDER_BURST", default_value_t = 20)]
     pub place_order_burst: u32,
+
+    #[command(flatten)]
+    pub proxies: TrustedProxies,
 }
 
 impl LimitsConfig {

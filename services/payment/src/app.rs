@@ -191,6 +191,7 @@ impl App {
                         self.config.callback_rate,
                         self.config.callback_burst,
                     ),
+                    proxies: self.config.proxies.clone(),
                 },
             ))
             .merge(crate::checkout::routes(

@@ -22,7 +22,7 @@ use axum::{
     routing::get,
 };
 use chrono::Utc;
-use ocop_grpc_kit::rate_limit::RateLimiter;
+use ocop_grpc_kit::rate_limit::{RateLimiter, TrustedProxies};
 use tracing::Instrument as _;
 
 use crate::{
@@ -45,6 +45,8 @@ pub struct CallbackLimits {
     /// Per peer IP address; beyond it 429 with `Retry-After` (`CALLBACK_RATE`,
     /// `CALLBACK_BURST`).
     pub per_address: RateLimiter,
+    /// Whose `X-Forwarded-For` names the caller (`TRUSTED_PROXIES`).
+    pub proxies: TrustedProxies,
 }
 
 /// Verifies and applies provider callbacks.
@@ -102,10 +104,7 @@ pub fn routes(receiver: CallbackReceiver, limits: CallbackLimits) -> Router {
             "/callbacks/{provider}",
             get(provider_callback).post(provider_callback),
         )
-        .route_layer(middleware::from_fn_with_state(
-            limits.per_address,
-            limit_rate,
-        ))
+        .route_layer(middleware::from_fn_with_state(limits.clone(), limit_rate))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(Extension(MaxBody(limits.max_body_bytes)))
         .with_state(receiver)
@@ -127,12 +126,28 @@ fn refused(status: StatusCode, verdict: &str, reason: String) -> Response {
 }
 
 /// 429 with `Retry-After` once the peer address has used its share.
-async fn limit_rate(State(limiter): State<RateLimiter>, request: Request, next: Next) -> Response {
-    let peer = request
+async fn limit_rate(
+    State(limits): State<CallbackLimits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let forwarded_for = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok());
+    let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
-    match limiter.check(&peer) {
+        .map_or_else(
+            || "unknown".to_owned(),
+            |info| {
+                limits
+                    .proxies
+                    .client_ip(info.0.ip(), forwarded_for)
+                    .to_string()
+            },
+        );
+    match limits.per_address.check(&client) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
             let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use ocop_events::{DatabaseConfig, KafkaConfig, retention::RetentionConfig};
-use ocop_grpc_kit::{auth::AuthConfig, server::ShutdownConfig};
+use ocop_grpc_kit::{auth::AuthConfig, rate_limit::TrustedProxies, server::ShutdownConfig};
 use ocop_telemetry::TelemetryConfig;
 
 use ocop_payment_schemes::Secret;
@@ -76,6 +76,9 @@ pub struct Config {
     /// Provider callbacks one address may send at once after a quiet spell.
     #[arg(long, env = "CALLBACK_BURST", default_value_t = 200)]
     pub callback_burst: u32,
+
+    #[command(flatten)]
+    pub proxies: TrustedProxies,
 
     #[command(flatten)]
     pub providers: ProviderConfig,
