@@ -12,7 +12,7 @@ use ocop_proto::{
 };
 pub use ocop_testkit::fixtures::place_request;
 use ocop_testkit::{
-    EVERY_PAYMENT_METHOD, eventually,
+    CALLBACK_LIMITS_OFF, EVERY_PAYMENT_METHOD, ORDER_LIMITS_OFF, eventually,
     fixtures::{PlacedOrder, place_order, seed_product, wait_for_status},
     fresh_database_url, service_args, unique,
 };
@@ -310,6 +310,7 @@ impl Platform {
         args.push(format!("--catalog-url={catalog_addr}"));
         args.push(format!("--payment-ttl={}", settings.payment_ttl));
         args.push(EVERY_PAYMENT_METHOD.to_owned());
+        args.extend(ORDER_LIMITS_OFF.iter().map(|flag| (*flag).to_owned()));
         let mut order_process = None;
         let order_addr = if settings.order_as_process {
             let port = free_port();
@@ -348,6 +349,7 @@ impl Platform {
         args.push("--sandbox-delay=200ms".into());
         args.push(format!("--sandbox-outcome={}", settings.outcome.flag()));
         args.push("--expiry-sweep-interval=200ms".into());
+        args.extend(CALLBACK_LIMITS_OFF.iter().map(|flag| (*flag).to_owned()));
         args.extend(PAYMENT_PROVIDERS.iter().map(|arg| (*arg).to_owned()));
         args.push(EVERY_PAYMENT_METHOD.to_owned());
         let app = ocop_payment::App::build(ocop_payment::Config::try_parse_from(args).unwrap())

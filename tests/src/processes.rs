@@ -8,7 +8,9 @@ use ocop_proto::{
     catalog::v1::catalog_service_client::CatalogServiceClient,
     order::v1::order_service_client::OrderServiceClient,
 };
-use ocop_testkit::{EVERY_PAYMENT_METHOD, fresh_database_url, unique};
+use ocop_testkit::{
+    CALLBACK_LIMITS_OFF, EVERY_PAYMENT_METHOD, ORDER_LIMITS_OFF, fresh_database_url, unique,
+};
 use tonic::transport::Channel;
 
 use crate::{PAYMENT_PROVIDERS, ServiceProcess, common, free_port};
@@ -52,10 +54,13 @@ impl ProcessPlatform {
                 format!("--http-addr=127.0.0.1:{}", http[name]),
             ];
             flags.extend(match name {
-                "order" => vec![
+                "order" => [
                     format!("--catalog-url=http://127.0.0.1:{}", grpc["catalog"]),
                     EVERY_PAYMENT_METHOD.to_owned(),
-                ],
+                ]
+                .into_iter()
+                .chain(ORDER_LIMITS_OFF.iter().map(|flag| (*flag).to_owned()))
+                .collect(),
                 "payment" => [
                     format!("--sandbox-secret={SANDBOX_SECRET}"),
                     EVERY_PAYMENT_METHOD.to_owned(),
@@ -63,6 +68,7 @@ impl ProcessPlatform {
                     "--expiry-sweep-interval=200ms".to_owned(),
                 ]
                 .into_iter()
+                .chain(CALLBACK_LIMITS_OFF.iter().map(|flag| (*flag).to_owned()))
                 .chain(PAYMENT_PROVIDERS.iter().map(|flag| (*flag).to_owned()))
                 .collect(),
                 "notification" => vec![format!("--notification-spool-dir={}", spool.display())],

@@ -174,6 +174,15 @@ start_broker() {
 # PAYMENT_ENV and NOTIFICATION_ENV add VAR=value settings to one service.
 PLATFORM_SERVICES=(catalog order payment notification)
 
+# The per-client rate limits are off on the local stack: the load generator places
+# hundreds of orders a second from one address, and the sandbox gateway posts every
+# provider callback from 127.0.0.1. The unpaid-hold caps per phone number keep their
+# production defaults (the load generator's shoppers have phone numbers of their own).
+# ORDER_ENV / PAYMENT_ENV come after these, so e.g. ORDER_ENV=(PLACE_ORDER_RATE=5) turns
+# a limit back on.
+PLATFORM_ORDER_LIMITS=(PLACE_ORDER_RATE=0)
+PLATFORM_PAYMENT_LIMITS=(CALLBACK_RATE=0)
+
 # Where the broker keeps its records: OCOP_BROKER_STORAGE, a tansu storage URL; a relative
 # sqlite:// path is inside the state folder.
 platform_broker_storage() { echo "${OCOP_BROKER_STORAGE:-sqlite://broker.db}"; }
@@ -233,11 +242,11 @@ start_platform() {
     SERVICE_READY_MS=() SERVICE_CMD=()
   start_service "$bin" "$logs" catalog "$CATALOG_GRPC_PORT" "$CATALOG_HTTP_PORT" ${CATALOG_ENV[@]+"${CATALOG_ENV[@]}"}
   start_service "$bin" "$logs" order "$ORDER_GRPC_PORT" "$ORDER_HTTP_PORT" CATALOG_URL="http://127.0.0.1:$CATALOG_GRPC_PORT" \
-    ${ORDER_ENV[@]+"${ORDER_ENV[@]}"}
+    "${PLATFORM_ORDER_LIMITS[@]}" ${ORDER_ENV[@]+"${ORDER_ENV[@]}"}
   start_service "$bin" "$logs" payment "$PAYMENT_GRPC_PORT" "$PAYMENT_HTTP_PORT" \
     SANDBOX_SECRET="$(state_secret "$state" sandbox-secret 32)" PUBLIC_URL="http://127.0.0.1:$PAYMENT_HTTP_PORT" \
     SANDBOX_DELAY="${OCOP_SANDBOX_DELAY:-2s}" SANDBOX_OUTCOME="${OCOP_SANDBOX_OUTCOME:-success}" \
-    "${provider_env[@]}" ${PAYMENT_ENV[@]+"${PAYMENT_ENV[@]}"}
+    "${provider_env[@]}" "${PLATFORM_PAYMENT_LIMITS[@]}" ${PAYMENT_ENV[@]+"${PAYMENT_ENV[@]}"}
   start_service "$bin" "$logs" notification "$NOTIFICATION_GRPC_PORT" "$NOTIFICATION_HTTP_PORT" \
     NOTIFICATION_SPOOL_DIR="$state/notifications" ${NOTIFICATION_ENV[@]+"${NOTIFICATION_ENV[@]}"}
   wait_for_services 60

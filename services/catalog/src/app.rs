@@ -6,6 +6,7 @@ use ocop_events::{
     Recovering,
     consumer::{ConsumerConfig, EventConsumer},
     outbox::{Relay, RelayConfig},
+    retention::Pruner,
 };
 use ocop_grpc_kit::{
     auth::{self, TokenVerifier},
@@ -116,6 +117,16 @@ impl App {
         background.spawn(
             "pool gauge",
             ocop_events::report_pool("catalog", self.catalog.pool().clone(), background.token()),
+        );
+        background.spawn(
+            "retention",
+            Pruner::new(
+                "catalog",
+                self.catalog.pool().clone(),
+                &self.config.retention,
+            )
+            .checking_topics(&self.config.kafka, &[events::ORDERS_TOPIC])
+            .run(background.token()),
         );
         background.serve_http(self.listeners.http, ocop_telemetry::metrics::router());
 

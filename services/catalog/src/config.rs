@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use ocop_events::{DatabaseConfig, KafkaConfig};
+use ocop_events::{DatabaseConfig, KafkaConfig, retention::RetentionConfig};
 use ocop_grpc_kit::{
     auth::AuthConfig,
     server::{ReflectionConfig, ShutdownConfig},
@@ -37,6 +37,9 @@ pub struct Config {
     /// topic: every product changed in that time gets one snapshot of its latest state.
     #[arg(long, env = "SNAPSHOT_INTERVAL", default_value = "250ms", value_parser = humantime::parse_duration)]
     pub snapshot_interval: Duration,
+
+    #[command(flatten)]
+    pub retention: RetentionConfig,
 
     #[command(flatten)]
     pub shutdown: ShutdownConfig,

@@ -7,6 +7,8 @@
 //! - [`consumer`]: a consumer loop that applies each event once (inbox), commits offsets
 //!   only after the effect commits, retries a bounded number of times and then sends the
 //!   record to the group's dead-letter topic;
+//! - [`retention`]: published outbox rows, inbox rows and a service's own old rows are
+//!   pruned after their retention period, with a gauge of the rows kept;
 //! - [`KafkaConfig`] and [`topics`]: connection settings and topic creation for local
 //!   stacks (production topics are Strimzi resources).
 
@@ -19,6 +21,7 @@ pub mod inbox;
 pub mod lag;
 pub mod outbox;
 mod recovering;
+pub mod retention;
 mod stall;
 pub mod topics;
 

@@ -9,6 +9,7 @@
 //! - [`page_token`]: opaque, validated page tokens;
 //! - [`catch_panic`]: a panicking handler answers `INTERNAL` for its call only;
 //! - [`observe`]: a span per RPC (parent from `traceparent`) and RED metrics;
+//! - [`rate_limit`]: per-client token buckets and the `RESOURCE_EXHAUSTED` they answer;
 //! - [`client`]: channels that carry the caller's trace context;
 //! - [`shutdown`]: the SIGTERM/SIGINT future.
 
@@ -18,6 +19,7 @@ pub mod catch_panic;
 pub mod client;
 pub mod observe;
 pub mod page_token;
+pub mod rate_limit;
 pub mod server;
 pub mod shutdown;
 pub mod validation;

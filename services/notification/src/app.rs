@@ -8,6 +8,7 @@ use ocop_events::{
     Recovering,
     consumer::EventConsumer,
     outbox::{Relay, RelayConfig},
+    retention::Pruner,
 };
 use ocop_grpc_kit::{
     auth::{self, TokenVerifier},
@@ -140,6 +141,19 @@ impl App {
                 self.notifications.pool().clone(),
                 background.token(),
             ),
+        );
+        background.spawn(
+            "retention",
+            Pruner::new(
+                "notification",
+                self.notifications.pool().clone(),
+                &self.config.retention,
+            )
+            .checking_topics(
+                &self.config.kafka,
+                &events::SUBSCRIPTIONS.map(|subscription| subscription.topic),
+            )
+            .run(background.token()),
         );
         background.serve_http(self.listeners.http, ocop_telemetry::metrics::router());
 

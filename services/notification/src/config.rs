@@ -3,7 +3,7 @@
 
 use std::{convert::Infallible, fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
-use ocop_events::{DatabaseConfig, KafkaConfig};
+use ocop_events::{DatabaseConfig, KafkaConfig, retention::RetentionConfig};
 use ocop_grpc_kit::{
     auth::AuthConfig,
     server::{ReflectionConfig, ShutdownConfig},
@@ -151,6 +151,9 @@ pub struct Config {
     /// The approved ZNS template's id.
     #[arg(long, env = "ZALO_TEMPLATE_ID")]
     pub zalo_template_id: Option<String>,
+
+    #[command(flatten)]
+    pub retention: RetentionConfig,
 
     #[command(flatten)]
     pub shutdown: ShutdownConfig,

@@ -7,6 +7,7 @@ use ocop_events::{
     Recovering,
     consumer::{ConsumerConfig, EventConsumer},
     outbox::{Relay, RelayConfig},
+    retention::Pruner,
 };
 use ocop_grpc_kit::{
     auth::{self, TokenVerifier},
@@ -22,7 +23,7 @@ use ocop_proto::{
     },
 };
 
-use crate::{Config, events, grpc, service::Orders};
+use crate::{Config, events, grpc, limits::HoldLimits, service::Orders};
 
 /// A built order service, listening but not yet serving.
 pub struct App {
@@ -48,7 +49,8 @@ impl App {
             catalog,
             config.quote_timeout,
             config.payment_ttl,
-        );
+        )
+        .with_limits(HoldLimits::from(&config.limits));
         let relay = Relay::new("order", pool.clone(), &config.kafka, RelayConfig::default())?;
         let recovering = Recovering::default();
         let consumer = EventConsumer::new(
@@ -108,12 +110,24 @@ impl App {
             "pool gauge",
             ocop_events::report_pool("order", self.orders.pool().clone(), background.token()),
         );
+        background.spawn(
+            "retention",
+            Pruner::new("order", self.orders.pool().clone(), &self.config.retention)
+                .checking_topics(
+                    &self.config.kafka,
+                    &[events::INVENTORY_TOPIC, events::PAYMENTS_TOPIC],
+                )
+                .run(background.token()),
+        );
         background.serve_http(self.listeners.http, ocop_telemetry::metrics::router());
 
-        let routes = tonic::service::Routes::new(OrderServiceServer::new(grpc::OrderApi::new(
-            self.orders.clone(),
-            self.config.payment_methods.clone(),
-        )))
+        let routes = tonic::service::Routes::new(OrderServiceServer::new(
+            grpc::OrderApi::new(self.orders.clone(), self.config.payment_methods.clone())
+                .with_rate_limit(
+                    self.config.limits.place_order_limiter(),
+                    self.config.limits.proxies.clone(),
+                ),
+        ))
         .add_service(PartnerServiceServer::new(grpc::PartnerApi::new(
             self.orders.clone(),
         )));

@@ -2,14 +2,14 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use ocop_events::{DatabaseConfig, KafkaConfig};
+use ocop_events::{DatabaseConfig, KafkaConfig, retention::RetentionConfig};
 use ocop_grpc_kit::{
     auth::AuthConfig,
     server::{ReflectionConfig, ShutdownConfig},
 };
 use ocop_telemetry::TelemetryConfig;
 
-use crate::domain::order::PaymentMethod;
+use crate::{domain::order::PaymentMethod, limits::LimitsConfig};
 
 fn parse_payment_method(raw: &str) -> Result<PaymentMethod, String> {
     PaymentMethod::parse(raw.trim()).ok_or_else(|| {
@@ -55,6 +55,12 @@ pub struct Config {
     /// `ocop_orders_pending_overdue` counts it; the reservation normally takes milliseconds.
     #[arg(long, env = "PENDING_OVERDUE_AFTER", default_value = "2m", value_parser = humantime::parse_duration)]
     pub pending_overdue_after: Duration,
+
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+
+    #[command(flatten)]
+    pub retention: RetentionConfig,
 
     #[command(flatten)]
     pub shutdown: ShutdownConfig,

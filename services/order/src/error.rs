@@ -15,6 +15,12 @@ pub enum OrderError {
     /// The order's status forbids the call.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// An abuse limit refused the call (`limits.rs`); nothing was stored.
+    #[error("{subject}: {description}")]
+    QuotaExceeded {
+        subject: String,
+        description: String,
+    },
     /// A dependency (the catalog) did not answer in time; nothing was stored.
     #[error("{0}")]
     Unavailable(String),

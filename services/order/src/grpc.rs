@@ -5,12 +5,14 @@ use chrono::{DateTime, Utc};
 use ocop_grpc_kit::{
     auth::{self, Access, PARTNER_SCOPE},
     page_token,
+    rate_limit::{RateLimiter, TrustedProxies, grpc_client_key, rate_limited_status},
     validation::{FieldViolation, parse_uuid, single_line},
 };
 use ocop_proto::order::v1::{
     self as pb, order_service_server::OrderService, partner_service_server::PartnerService,
 };
 use tonic::{Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
 use uuid::Uuid;
 
 use crate::{
@@ -70,6 +72,14 @@ impl From<OrderError> for Status {
                 Status::already_exists(format!("idempotency_key: {message}"))
             }
             OrderError::FailedPrecondition(message) => Status::failed_precondition(message),
+            OrderError::QuotaExceeded {
+                subject,
+                description,
+            } => Status::with_error_details(
+                tonic::Code::ResourceExhausted,
+                description.clone(),
+                ErrorDetails::with_quota_failure_violation(subject, description),
+            ),
             OrderError::Unavailable(message) => Status::unavailable(message),
             OrderError::Internal(err) => {
                 tracing::error!(error = format!("{err:#}"), "internal error");
@@ -391,6 +401,10 @@ pub struct OrderApi {
     orders: Orders,
     /// The payment methods the platform takes (`PAYMENT_METHODS`).
     payment_methods: Vec<PaymentMethod>,
+    /// Per-client limit on PlaceOrder (`PLACE_ORDER_RATE`).
+    place_rate: RateLimiter,
+    /// Whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`).
+    proxies: TrustedProxies,
 }
 
 impl OrderApi {
@@ -398,6 +412,18 @@ impl OrderApi {
         Self {
             orders,
             payment_methods,
+            place_rate: RateLimiter::disabled(),
+            proxies: TrustedProxies::default(),
+        }
+    }
+
+    /// The same API with PlaceOrder limited per client by `limiter`, the client known
+    /// through `proxies`.
+    pub fn with_rate_limit(self, limiter: RateLimiter, proxies: TrustedProxies) -> Self {
+        Self {
+            place_rate: limiter,
+            proxies,
+            ..self
         }
     }
 
@@ -425,6 +451,9 @@ impl OrderService for OrderApi {
         &self,
         request: Request<pb::PlaceOrderRequest>,
     ) -> Result<Response<pb::PlaceOrderResponse>, Status> {
+        self.place_rate
+            .check(&grpc_client_key(&request, &self.proxies))
+            .map_err(rate_limited_status)?;
         let request = parse_request(&request.into_inner())?;
         self.check_payment_method(request.payment)?;
         let placed = self.orders.place(&request).await?;

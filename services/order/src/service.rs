@@ -20,6 +20,7 @@ use crate::{
     },
     error::OrderError,
     events,
+    limits::HoldLimits,
     store::{self, LineRecord, NewOrder, OrderRecord},
 };
 
@@ -32,6 +33,7 @@ pub struct Orders {
     catalog: CatalogServiceClient<TracedChannel>,
     quote_timeout: Duration,
     payment_ttl: Duration,
+    limits: HoldLimits,
 }
 
 impl std::fmt::Debug for Orders {
@@ -69,7 +71,13 @@ impl Orders {
             catalog,
             quote_timeout,
             payment_ttl,
+            limits: HoldLimits::default(),
         }
+    }
+
+    /// The same operations under `limits` (lines, units, unpaid holds per phone).
+    pub fn with_limits(self, limits: HoldLimits) -> Self {
+        Self { limits, ..self }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -84,6 +92,7 @@ impl Orders {
         if let Some(existing) = self.replay(request, &fingerprint).await? {
             return Ok(existing);
         }
+        self.limits.check_shape(request)?;
         let (lines, subtotal) = self.quote(request).await?;
         let id = Uuid::now_v7();
         let (access_token, access_token_hash) = access::new_token();
@@ -98,6 +107,15 @@ impl Orders {
             access_token_hash,
         };
         let mut tx = self.pool.begin().await?;
+        if let Err(refusal) = self.limits.check_phone(&mut tx, request).await {
+            // A concurrent request with the same key may have placed the order meanwhile:
+            // a retry is answered, never refused.
+            drop(tx);
+            return match self.replay(request, &fingerprint).await? {
+                Some(existing) => Ok(existing),
+                None => Err(refusal),
+            };
+        }
         if let Err(err) = store::insert_order(&mut tx, &new).await {
             if store::is_duplicate_key(&err) {
                 // A concurrent request with the same key won the race: answer as a retry.

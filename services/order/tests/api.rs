@@ -17,7 +17,7 @@ use ocop_proto::{
     },
 };
 use ocop_testkit::{
-    eventually, find_record,
+    ORDER_LIMITS_OFF, eventually, find_record,
     fixtures::{
         PlacedOrder, SHOPPER_PERSONAL_DATA, place_order, place_request, seed_product,
         wait_for_status,
@@ -47,11 +47,12 @@ struct Stack {
 
 /// A catalog and an order service; `catalog_url` overrides where orders ask for quotes.
 async fn stack_with(catalog_url: Option<&str>) -> Stack {
-    stack_with_methods(catalog_url, ocop_testkit::EVERY_PAYMENT_METHOD).await
+    stack_limited(catalog_url, ORDER_LIMITS_OFF).await
 }
 
-/// The same, the order service offering the payment methods of `methods_flag`.
-async fn stack_with_methods(catalog_url: Option<&str>, methods_flag: &str) -> Stack {
+/// As [`stack_with`], the order service started with `flags` (abuse limits, payment
+/// methods); the test platform's payment methods unless `flags` names others.
+async fn stack_limited(catalog_url: Option<&str>, flags: &[&str]) -> Stack {
     let prefix = format!("{}.", unique("t"));
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -73,7 +74,13 @@ async fn stack_with_methods(catalog_url: Option<&str>, methods_flag: &str) -> St
         catalog_url.unwrap_or(&catalog_addr)
     ));
     args.push("--quote-timeout=1s".into());
-    args.push(methods_flag.into());
+    if !flags
+        .iter()
+        .any(|flag| flag.starts_with("--payment-methods"))
+    {
+        args.push(ocop_testkit::EVERY_PAYMENT_METHOD.into());
+    }
+    args.extend(flags.iter().map(|flag| (*flag).to_owned()));
     let order_app = ocop_order::App::build(ocop_order::Config::try_parse_from(args).unwrap())
         .await
         .unwrap();
@@ -437,7 +444,7 @@ fn as_partner<T>(message: T, channel: &str) -> Request<T> {
 
 #[tokio::test]
 async fn a_payment_method_the_platform_does_not_offer_is_refused_and_nothing_is_stored() {
-    let mut stack = stack_with_methods(None, "--payment-methods=vietqr,momo").await;
+    let mut stack = stack_limited(None, &["--payment-methods=vietqr,momo"]).await;
     let product = stack.product(10).await;
     // The fixture pays with the sandbox: not offered here.
     let refused = stack
@@ -1123,5 +1130,250 @@ async fn vietqr_instructions_carry_the_bank_bin_and_account_number_of_the_payloa
     assert_eq!(transfer.bank_bin, "970436");
     assert_eq!(transfer.account_number, "0011001234567");
     assert_eq!(transfer.memo, order.code);
+    stack.stop().await;
+}
+
+// --- Abuse limits (`limits.rs`) --------------------------------------------------------
+
+/// A request of the fixture shopper's phone number with one line per `(product, units)`.
+fn lines_request(key: &str, lines: &[(&str, i32)]) -> pb::PlaceOrderRequest {
+    let mut request = place_request(key, lines[0].0, lines[0].1);
+    request.lines = lines
+        .iter()
+        .map(|(product_id, quantity)| pb::LineItem {
+            product_id: (*product_id).into(),
+            quantity: *quantity,
+        })
+        .collect();
+    request
+}
+
+/// The `QuotaFailure` violations of a refusal, as `(subject, description)`.
+fn quota_violations(status: &tonic::Status) -> Vec<(String, String)> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_details_quota_failure()
+        .map(|failure| {
+            failure
+                .violations
+                .into_iter()
+                .map(|violation| (violation.subject, violation.description))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn lines_and_units_over_the_configured_caps_are_invalid_and_store_nothing() {
+    let mut stack = stack_limited(
+        None,
+        &[
+            "--max-order-lines=1",
+            "--max-line-quantity=5",
+            "--place-order-rate=0",
+        ],
+    )
+    .await;
+    let (first, second) = (stack.product(100).await, stack.product(100).await);
+
+    let status = stack
+        .orders
+        .place_order(lines_request("two-lines", &[(&first, 1), (&second, 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(status.message(), "lines: 2 lines; the limit is 1");
+    assert_eq!(violations(&status)[0].field, "lines");
+
+    let status = stack
+        .orders
+        .place_order(place_request("six-units", &first, 6))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(status.message(), "lines[0].quantity: 6 is outside 1..=5");
+    assert_eq!(violations(&status)[0].field, "lines[0].quantity");
+
+    assert!(stack.orders_of_shopper("0912345678").await.is_empty());
+    assert_eq!(stack.available(&first).await, 100);
+    stack
+        .orders
+        .place_order(place_request("five-units", &first, 5))
+        .await
+        .expect("an order within the caps is placed");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn unpaid_orders_per_phone_over_the_cap_are_resource_exhausted_but_retries_are_answered() {
+    let mut stack = stack_limited(
+        None,
+        &[
+            "--max-open-orders-per-phone=2",
+            "--max-open-units-per-phone=0",
+            "--place-order-rate=0",
+        ],
+    )
+    .await;
+    let product = stack.product(100).await;
+    let mut placed = Vec::new();
+    for key in ["open-1", "open-2"] {
+        placed.push(place_order(&stack.orders, place_request(key, &product, 1)).await);
+    }
+
+    let status = stack
+        .orders
+        .place_order(place_request("open-3", &product, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let expected = "this phone number has 2 unpaid orders open; the limit is 2: pay or cancel \
+                    one, or wait for it to expire";
+    assert_eq!(status.message(), expected);
+    assert_eq!(
+        quota_violations(&status),
+        vec![("customer.phone".to_owned(), expected.to_owned())]
+    );
+    assert_eq!(stack.orders_of_shopper("0912345678").await.len(), 2);
+
+    // A retry of an order already placed is answered with that order, cap or not.
+    let retry = stack
+        .orders
+        .place_order(place_request("open-1", &product, 1))
+        .await
+        .expect("a retry is not refused by the cap")
+        .into_inner();
+    assert!(!retry.created);
+    assert_eq!(retry.order.unwrap().id, placed[0].id);
+
+    // Another phone number has its own quota.
+    let mut other = place_request("other-phone", &product, 1);
+    other.customer.as_mut().unwrap().phone = "0987 654 321".into();
+    place_order(&stack.orders, other).await;
+
+    let metrics = ocop_testkit::scrape_metrics(stack.order_http)
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"ocop_limit_refusals_total{limit="open_orders_per_phone"}"#),
+        "{metrics}"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn unpaid_units_per_phone_over_the_cap_are_resource_exhausted() {
+    let mut stack = stack_limited(
+        None,
+        &[
+            "--max-open-orders-per-phone=0",
+            "--max-open-units-per-phone=5",
+            "--place-order-rate=0",
+        ],
+    )
+    .await;
+    let product = stack.product(100).await;
+    place_order(&stack.orders, place_request("units-1", &product, 3)).await;
+    let status = stack
+        .orders
+        .place_order(place_request("units-2", &product, 3))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(
+        status.message(),
+        "this order would hold 6 units unpaid for this phone number (3 already held); the limit is 5"
+    );
+    assert_eq!(quota_violations(&status)[0].0, "customer.phone");
+    place_order(&stack.orders, place_request("units-3", &product, 2)).await;
+    assert_eq!(stack.orders_of_shopper("0912345678").await.len(), 2);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_orders_of_one_phone_do_not_both_slip_under_a_cap_of_one() {
+    let mut stack = stack_limited(
+        None,
+        &[
+            "--max-open-orders-per-phone=1",
+            "--max-open-units-per-phone=0",
+            "--place-order-rate=0",
+        ],
+    )
+    .await;
+    let product = stack.product(100).await;
+    let attempts: Vec<_> = (0..6)
+        .map(|attempt| {
+            let mut orders = stack.orders.clone();
+            let request = place_request(&format!("race-{attempt}"), &product, 1);
+            tokio::spawn(async move { orders.place_order(request).await })
+        })
+        .collect();
+    let mut placed = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(_) => placed += 1,
+            Err(status) => assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}"),
+        }
+    }
+    assert_eq!(placed, 1);
+    assert_eq!(stack.orders_of_shopper("0912345678").await.len(), 1);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn place_order_beyond_the_client_rate_is_resource_exhausted_with_retry_info() {
+    use tonic_types::StatusExt as _;
+    let mut stack = stack_limited(
+        None,
+        &[
+            "--place-order-rate=0.01",
+            "--place-order-burst=2",
+            "--max-open-orders-per-phone=0",
+            "--max-open-units-per-phone=0",
+        ],
+    )
+    .await;
+    let product = stack.product(100).await;
+    for key in ["rate-1", "rate-2"] {
+        place_order(&stack.orders, place_request(key, &product, 1)).await;
+    }
+    let status = stack
+        .orders
+        .place_order(place_request("rate-3", &product, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status
+            .message()
+            .starts_with("too many requests from this client; retry in "),
+        "{}",
+        status.message()
+    );
+    let delay = status
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay)
+        .expect("a RetryInfo with a delay");
+    assert!(
+        delay > Duration::from_secs(90) && delay <= Duration::from_secs(100),
+        "{delay:?}"
+    );
+    assert_eq!(stack.orders_of_shopper("0912345678").await.len(), 2);
+
+    // A caller with a verified token is limited by its subject, not by its address.
+    stack
+        .orders
+        .place_order(authorized(place_request("rate-token", &product, 1), &[]))
+        .await
+        .expect("the token's subject has a bucket of its own");
+
+    let metrics = ocop_testkit::scrape_metrics(stack.order_http)
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"ocop_rate_limited_total{limit="place_order"} 1"#),
+        "{metrics}"
+    );
     stack.stop().await;
 }

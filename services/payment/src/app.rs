@@ -10,10 +10,12 @@ use ocop_events::{
     Recovering,
     consumer::{ConsumerConfig, EventConsumer},
     outbox::{Relay, RelayConfig},
+    retention::{Pruner, Rule},
 };
 use ocop_grpc_kit::{
     auth::{self, TokenVerifier},
     background::Background,
+    rate_limit::RateLimiter,
     server::{Listeners, ServeOptions},
 };
 use ocop_proto::payment::v1::payment_service_server::{PaymentServiceServer, SERVICE_NAME};
@@ -21,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Config,
-    callbacks::CallbackReceiver,
+    callbacks::{CallbackLimits, CallbackReceiver},
     events::{self, OrderEvents},
     grpc,
     providers::{Providers, vnpay::VnPayAdapter},
@@ -181,7 +183,18 @@ impl App {
             ),
         );
         let mut router = ocop_telemetry::metrics::router()
-            .merge(crate::callbacks::routes(receiver))
+            .merge(crate::callbacks::routes(
+                receiver,
+                CallbackLimits {
+                    max_body_bytes: self.config.callback_max_body,
+                    per_address: RateLimiter::new(
+                        "callbacks",
+                        self.config.callback_rate,
+                        self.config.callback_burst,
+                    ),
+                    proxies: self.config.proxies.clone(),
+                },
+            ))
             .merge(crate::checkout::routes(
                 self.payments.clone(),
                 self.vnpay.clone(),
@@ -193,6 +206,22 @@ impl App {
         background.spawn(
             "pool gauge",
             ocop_events::report_pool("payment", self.payments.pool().clone(), background.token()),
+        );
+        background.spawn(
+            "retention",
+            Pruner::new(
+                "payment",
+                self.payments.pool().clone(),
+                &self.config.retention,
+            )
+            .checking_topics(&self.config.kafka, &[events::ORDERS_TOPIC])
+            .with_rule(Rule {
+                table: "provider_callbacks",
+                age_column: "received_at",
+                prunable: "NOT flagged",
+                retention: self.config.callback_retention,
+            })
+            .run(background.token()),
         );
         background.serve_http(self.listeners.http, router);
 

@@ -8,17 +8,21 @@
 //! the intent and writes its event (and its ledger entries) in the same transaction.
 //! The answer is in the provider's own format (the adapter's `respond`).
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use axum::{
-    Router,
+    Extension, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Path, RawQuery, State},
+    extract::{
+        ConnectInfo, DefaultBodyLimit, Path, RawQuery, Request, State, rejection::BytesRejection,
+    },
     http::{HeaderMap, StatusCode, header},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
 };
 use chrono::Utc;
+use ocop_grpc_kit::rate_limit::{RateLimiter, TrustedProxies};
 use tracing::Instrument as _;
 
 use crate::{
@@ -32,8 +36,18 @@ use crate::{
     store::{self, CallbackRecord},
 };
 
-/// Callbacks are small documents; anything bigger is not one.
-const MAX_BODY_BYTES: usize = 16 * 1024;
+/// What the callback endpoints accept before any callback is read: callbacks are small
+/// documents and come from a few provider addresses at the pace of payments.
+#[derive(Clone, Debug)]
+pub struct CallbackLimits {
+    /// A bigger body is answered 413 unread (`CALLBACK_MAX_BODY`).
+    pub max_body_bytes: usize,
+    /// Per peer IP address; beyond it 429 with `Retry-After` (`CALLBACK_RATE`,
+    /// `CALLBACK_BURST`).
+    pub per_address: RateLimiter,
+    /// Whose `X-Forwarded-For` names the caller (`TRUSTED_PROXIES`).
+    pub proxies: TrustedProxies,
+}
 
 /// Verifies and applies provider callbacks.
 #[derive(Clone, Debug)]
@@ -83,15 +97,71 @@ impl IntoResponse for Reply {
     }
 }
 
-/// `GET|POST /callbacks/{provider}` (VNPay's IPN is a GET).
-pub fn routes(receiver: CallbackReceiver) -> Router {
+/// `GET|POST /callbacks/{provider}` (VNPay's IPN is a GET), within `limits`.
+pub fn routes(receiver: CallbackReceiver, limits: CallbackLimits) -> Router {
     Router::new()
         .route(
             "/callbacks/{provider}",
             get(provider_callback).post(provider_callback),
         )
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(middleware::from_fn_with_state(limits.clone(), limit_rate))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(Extension(MaxBody(limits.max_body_bytes)))
         .with_state(receiver)
+}
+
+/// The body limit, for the 413's reason.
+#[derive(Clone, Copy, Debug)]
+struct MaxBody(usize);
+
+/// A refusal before any callback is read (not stored: nothing in it was believed).
+fn refused(status: StatusCode, verdict: &str, reason: String) -> Response {
+    let body = serde_json::json!({ "result": "rejected", "verdict": verdict, "reason": reason });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// 429 with `Retry-After` once the peer address has used its share.
+async fn limit_rate(
+    State(limits): State<CallbackLimits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let forwarded_for = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok());
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(
+            || "unknown".to_owned(),
+            |info| {
+                limits
+                    .proxies
+                    .client_ip(info.0.ip(), forwarded_for)
+                    .to_string()
+            },
+        );
+    match limits.per_address.check(&client) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => {
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let mut response = refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many callbacks from this address; retry in {seconds} s"),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+            response
+        }
+    }
 }
 
 async fn provider_callback(
@@ -99,8 +169,21 @@ async fn provider_callback(
     Path(provider): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    Extension(MaxBody(max_body)): Extension<MaxBody>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            metrics::counter!("ocop_limit_refusals_total", "limit" => "callback_body").increment(1);
+            return refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the body is larger than {max_body} bytes; no callback is that big"),
+            );
+        }
+        Err(rejection) => return rejection.into_response(),
+    };
     let Some(adapter) = Provider::parse(&provider).and_then(|p| receiver.providers.get(p)) else {
         return (StatusCode::NOT_FOUND, "no such provider\n").into_response();
     };

@@ -2,9 +2,10 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use ocop_events::{DatabaseConfig, KafkaConfig};
+use ocop_events::{DatabaseConfig, KafkaConfig, retention::RetentionConfig};
 use ocop_grpc_kit::{
     auth::AuthConfig,
+    rate_limit::TrustedProxies,
     server::{ReflectionConfig, ShutdownConfig},
 };
 use ocop_telemetry::TelemetryConfig;
@@ -63,6 +64,27 @@ pub struct Config {
     #[arg(long, env = "CALLBACK_TOLERANCE", default_value = "5m", value_parser = humantime::parse_duration)]
     pub callback_tolerance: Duration,
 
+    /// Largest provider callback body accepted, in bytes; a bigger one is answered 413.
+    #[arg(long, env = "CALLBACK_MAX_BODY", default_value_t = 16 * 1024)]
+    pub callback_max_body: usize,
+
+    /// Provider callbacks a second per peer IP address (per replica), beyond which they
+    /// are answered 429 with `Retry-After`; 0: no limit.
+    #[arg(long, env = "CALLBACK_RATE", default_value_t = 50.0)]
+    pub callback_rate: f64,
+
+    /// How long stored provider callbacks are kept (flagged ones, which await a
+    /// reconciliation, are kept until an operator deals with them).
+    #[arg(long, env = "CALLBACK_RETENTION", default_value = "90d", value_parser = humantime::parse_duration)]
+    pub callback_retention: Duration,
+
+    /// Provider callbacks one address may send at once after a quiet spell.
+    #[arg(long, env = "CALLBACK_BURST", default_value_t = 200)]
+    pub callback_burst: u32,
+
+    #[command(flatten)]
+    pub proxies: TrustedProxies,
+
     #[command(flatten)]
     pub providers: ProviderConfig,
 
@@ -87,6 +109,9 @@ pub struct Config {
     /// How often to look for pending payments past their deadline.
     #[arg(long, env = "EXPIRY_SWEEP_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub expiry_sweep_interval: Duration,
+
+    #[command(flatten)]
+    pub retention: RetentionConfig,
 
     #[command(flatten)]
     pub shutdown: ShutdownConfig,

@@ -869,3 +869,157 @@ async fn the_provider_callback_continues_the_trace_of_the_payment_request() {
     );
     payment.stop().await;
 }
+
+// --- Limits of the callback endpoints ---------------------------------------------------
+
+#[tokio::test]
+async fn oversized_callback_is_413_with_a_reason_read_no_further_and_not_stored() {
+    let payment = spawn_payment(&["--sandbox-outcome=never", "--callback-max-body=1024"]).await;
+    let (order_id, intent) = payment.pending_payment(TimeDelta::minutes(15)).await;
+    let mut body = callback_body(&intent.id, AMOUNT, "success", "SBXBIG");
+    body["padding"] = Value::String("x".repeat(2048));
+    let (status, reply) = payment.post_signed(&body).await;
+    assert_eq!(status, 413, "{reply}");
+    assert_eq!(reply["verdict"], "too_large");
+    assert_eq!(
+        reply["reason"],
+        "the body is larger than 1024 bytes; no callback is that big"
+    );
+    assert!(payment.callbacks().await.is_empty());
+    assert_eq!(payment.stored_status(order_id).await, "pending");
+
+    // A callback within the limit is read as before.
+    let (status, reply) = payment
+        .post_signed(&callback_body(&intent.id, AMOUNT, "success", "SBXSMALL"))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let (_, metrics) = payment.http_get("/metrics").await;
+    assert!(
+        metrics.contains(r#"ocop_limit_refusals_total{limit="callback_body"}"#),
+        "{metrics}"
+    );
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn callbacks_beyond_the_address_rate_are_429_with_retry_after_and_not_stored() {
+    let payment = spawn_payment(&[
+        "--sandbox-outcome=never",
+        "--callback-rate=0.01",
+        "--callback-burst=2",
+    ])
+    .await;
+    let (order_id, intent) = payment.pending_payment(TimeDelta::minutes(15)).await;
+    let body = callback_body(&intent.id, AMOUNT, "success", "SBXRATE").to_string();
+    for _ in 0..2 {
+        let (status, _) = payment.post_callback(&body, None).await;
+        assert_eq!(status, 400, "within the burst, the callback is judged");
+    }
+    let response = reqwest::Client::new()
+        .post(format!("{}/callbacks/sandbox", payment.http))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((90..=100).contains(&retry_after), "{retry_after}");
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(reply["verdict"], "rate_limited");
+    assert_eq!(
+        reply["reason"],
+        format!("too many callbacks from this address; retry in {retry_after} s")
+    );
+    assert_eq!(
+        payment.callbacks().await.len(),
+        2,
+        "the refused one is not stored"
+    );
+    assert_eq!(payment.stored_status(order_id).await, "pending");
+
+    // The limit covers the callback endpoints only: metrics still answer.
+    let (status, metrics) = payment.http_get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(r#"ocop_rate_limited_total{limit="callbacks"}"#),
+        "{metrics}"
+    );
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn stored_callbacks_past_their_retention_are_pruned_but_flagged_ones_are_kept() {
+    let payment = spawn_payment(&[
+        "--sandbox-outcome=never",
+        "--callback-retention=90d",
+        "--retention-interval=100ms",
+    ])
+    .await;
+    let pool = payment.payments.pool();
+    let stored = |age_days: i32, flagged: bool| {
+        sqlx::query(
+            "INSERT INTO provider_callbacks (id, provider, raw_body, signature_valid, verdict, reason,
+                 http_status, received_at, flagged)
+             VALUES ($1, 'sandbox', '{}', false, 'invalid_signature', 'test', 400,
+                 now() - make_interval(days => $2), $3)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(age_days)
+        .bind(flagged)
+        .execute(pool)
+    };
+    stored(91, false).await.unwrap();
+    stored(91, true).await.unwrap();
+    stored(89, false).await.unwrap();
+
+    let left: Vec<(i32, bool)> = eventually("the old callback to be pruned", WAIT, || async {
+        let left: Vec<(i32, bool)> = sqlx::query_as(
+            "SELECT EXTRACT(DAY FROM now() - received_at)::int, flagged
+             FROM provider_callbacks ORDER BY received_at",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        (left.len() == 2).then_some(left)
+    })
+    .await;
+    assert_eq!(left, vec![(91, true), (89, false)]);
+    let (_, metrics) = payment.http_get("/metrics").await;
+    assert!(
+        metrics.contains(r#"ocop_rows_kept{service="payment",table="provider_callbacks"}"#),
+        "{metrics}"
+    );
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_address_has_its_own_callback_rate() {
+    let payment = spawn_payment(&[
+        "--sandbox-outcome=never",
+        "--callback-rate=0.01",
+        "--callback-burst=1",
+        "--trusted-proxies=127.0.0.0/8",
+    ])
+    .await;
+    let post_from = |client: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/callbacks/sandbox", payment.http))
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", client)
+            .body("{}")
+            .send()
+    };
+    assert_eq!(post_from("198.51.100.1").await.unwrap().status(), 400);
+    assert_eq!(post_from("198.51.100.1").await.unwrap().status(), 429);
+    assert_eq!(
+        post_from("198.51.100.2").await.unwrap().status(),
+        400,
+        "another client behind the same proxy"
+    );
+    payment.stop().await;
+}

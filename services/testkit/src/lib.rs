@@ -250,6 +250,19 @@ impl Drop for PrivateBroker {
     }
 }
 
+/// Order-service flags that lift the abuse limits (rate per client, unpaid holds per
+/// phone): the fixtures place many orders from one client and one phone number. Tests of
+/// the limits set their own.
+pub const ORDER_LIMITS_OFF: &[&str] = &[
+    "--place-order-rate=0",
+    "--max-open-orders-per-phone=0",
+    "--max-open-units-per-phone=0",
+];
+
+/// Payment-service flags that lift the callback rate limit: the sandbox gateway posts
+/// every callback from 127.0.0.1.
+pub const CALLBACK_LIMITS_OFF: &[&str] = &["--callback-rate=0"];
+
 /// The flags every service takes in a test: listeners on port 0, its database, the test
 /// broker under `topic_prefix` (topics created), and the token secret. `binary` comes
 /// first, as clap expects.
