@@ -362,7 +362,7 @@ mod tests {
         let channel = start(Routes::new(Panicky), vec!["ocop.test.v1.Panicky"], true).await;
         let mut grpc = tonic::client::Grpc::new(channel.clone());
         grpc.ready().await.unwrap();
-        let status = grpc
+        let refused = grpc
             .unary::<(), (), _>(
                 tonic::Request::new(()),
                 http::uri::PathAndQuery::from_static("/ocop.test.v1.Panicky/Boom"),
@@ -370,42 +370,12 @@ mod tests {
             )
             .await
             .unwrap_err();
-        assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
-        assert_eq!(status.message(), "internal error");
+        assert_eq!(refused.code(), tonic::Code::Internal, "{refused:?}");
+        assert_eq!(refused.message(), "internal error");
 
         // The same connection still serves other calls.
         let mut health = HealthClient::new(channel);
-        assert_eq!(status_of(&mut health).await, Status::Serving as i32);
-    }
-
-    async fn status_of(health: &mut HealthClient<Channel>) -> i32 {
-        status(health).await
-    }
-
-    /// The services a v1alpha reflection client is told about, sorted.
-    async fn listed_services(channel: Channel) -> Result<Vec<String>, tonic::Status> {
-        use tonic_reflection::pb::v1alpha::{
-            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-        };
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
-        let mut responses = ServerReflectionClient::new(channel)
-            .server_reflection_info(futures::stream::iter([request]))
-            .await?
-            .into_inner();
-        let response = responses
-            .message()
-            .await?
-            .expect("one answer to one request");
-        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
-            panic!("not a service list: {response:?}");
-        };
-        let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-        names.sort();
-        Ok(names)
+        assert_eq!(status(&mut health).await, Status::Serving as i32);
     }
 
     #[tokio::test]
@@ -417,7 +387,9 @@ mod tests {
         )
         .await;
         assert_eq!(
-            listed_services(channel).await.unwrap(),
+            ocop_testkit::stock_client::reflected_services(channel)
+                .await
+                .unwrap(),
             [
                 "grpc.health.v1.Health",
                 "grpc.reflection.v1.ServerReflection",
@@ -435,7 +407,9 @@ mod tests {
             false,
         )
         .await;
-        let status = listed_services(channel).await.unwrap_err();
+        let status = ocop_testkit::stock_client::reflected_services(channel)
+            .await
+            .unwrap_err();
         assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
     }
 }

@@ -44,9 +44,9 @@ pub struct Config {
     pub payment_ttl: Duration,
 
     /// The payment methods PlaceOrder accepts (comma-separated: vietqr, vnpay, momo,
-    /// zalopay, sandbox). Give it the same value as the payment service, which reports at
-    /// start-up a listed method it cannot take; `sandbox` belongs only where the sandbox
-    /// gateway runs (development, tests, load runs).
+    /// zalopay, sandbox). Give it the same value as the payment service, which does not
+    /// start while a listed method cannot be taken; `sandbox` belongs only where the
+    /// sandbox gateway runs (development, tests, load runs).
     #[arg(long, env = "PAYMENT_METHODS", value_delimiter = ',',
           default_value = "vietqr,vnpay,momo,zalopay", value_parser = parse_payment_method)]
     pub payment_methods: Vec<PaymentMethod>,

@@ -85,7 +85,7 @@ impl App {
             providers = ?providers.configured().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
             "payment providers configured"
         );
-        report_payment_methods(&providers);
+        check_payment_methods(&providers)?;
         crate::service::register_metrics(&providers.configured());
         let vnpay = settings.vnpay.clone().map(|vnpay| {
             VnPayAdapter::new(
@@ -295,6 +295,30 @@ async fn sweep_expired(payments: Payments, every: Duration, stop: CancellationTo
     }
 }
 
+/// Refuses to start when `PAYMENT_METHODS` offers a method this service cannot take (its
+/// provider without credentials, or `sandbox` with the gateway off): with the order
+/// service offering the same list, a method nobody can take is never accepted.
+fn check_payment_methods(providers: &Providers) -> anyhow::Result<()> {
+    let missing: Vec<String> = providers
+        .offered()
+        .filter(|(_, available)| !available)
+        .map(|(method, _)| {
+            format!(
+                "{} (needs {})",
+                method.as_str(),
+                crate::config::needed_settings(method)
+            )
+        })
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "PAYMENT_METHODS offers what this service cannot take: {}; set what they need, or \
+         remove them from PAYMENT_METHODS here and in the order service",
+        missing.join("; ")
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::local_url;
@@ -310,25 +334,5 @@ mod tests {
             local_url("10.1.2.3:9103".parse().unwrap()),
             "http://10.1.2.3:9103"
         );
-    }
-}
-
-/// Says at start-up which offered methods this service cannot take (a log line each and
-/// `ocop_payment_method_available{method}` 0), so a missing credential is seen before the
-/// first shopper picks the method.
-fn report_payment_methods(providers: &Providers) {
-    // The recorder first: a gauge set before it exists is lost (`main` installs it with the
-    // telemetry, tests build the app directly).
-    ocop_telemetry::metrics::handle();
-    for (method, available) in providers.offered() {
-        metrics::gauge!("ocop_payment_method_available", "method" => method.as_str())
-            .set(if available { 1.0 } else { 0.0 });
-        if !available {
-            tracing::warn!(
-                method = method.as_str(),
-                needs = crate::config::needed_settings(method),
-                "PAYMENT_METHODS offers a method this service cannot take: its payments fail at once"
-            );
-        }
     }
 }

@@ -91,8 +91,7 @@ pub struct Config {
     /// The payment methods the platform offers (comma-separated: vietqr, vnpay, momo,
     /// zalopay, sandbox); the order service's PAYMENT_METHODS must say the same. A method
     /// is taken only by its own provider (its credentials set; `sandbox`: the sandbox
-    /// gateway on): a listed method that cannot be taken is reported at start-up and its
-    /// payments fail at once, never handed to the sandbox.
+    /// gateway on): the service does not start while a listed method cannot be taken.
     #[arg(long, env = "PAYMENT_METHODS", value_delimiter = ',',
           default_value = "vietqr,vnpay,momo,zalopay", value_parser = parse_payment_method)]
     pub payment_methods: Vec<PaymentMethod>,
@@ -130,9 +129,8 @@ pub struct Config {
 }
 
 /// The real providers' credentials and endpoints. A provider is used when all its
-/// credentials are set (a method whose provider has none goes through the sandbox
-/// gateway); an endpoint left unset is the built-in sandbox gateway playing that
-/// provider. Secrets are environment-only in practice and never printed.
+/// credentials are set (a method whose provider has none fails at once); an endpoint
+/// left unset is the built-in sandbox gateway playing that provider. Secrets are environment-only in practice and never printed.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProviderConfig {
     /// VietQR: the receiving bank's NAPAS BIN (6 digits), e.g. 970436.

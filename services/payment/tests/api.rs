@@ -8,14 +8,18 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use common::{
-    NEVER, SANDBOX_SECRET, TestPayment, WAIT, spawn_payment, spawn_payment_on, with_token,
+    JWT_SECRET, NEVER, SANDBOX_SECRET, TestPayment, WAIT, spawn_payment, spawn_payment_on,
+    with_token,
 };
 use hmac::{Hmac, Mac as _};
 use ocop_events::CloudEvent;
 use ocop_grpc_kit::validation::violations;
 use ocop_payment::store;
 use ocop_proto::{order::v1 as order_pb, payment::v1 as pb};
-use ocop_testkit::{eventually, find_record, header, key_text, stock_client::assert_invalid};
+use ocop_testkit::{
+    eventually, find_record, fresh_database_url, header, key_text, stock_client::assert_invalid,
+    unique,
+};
 use rdkafka::Message as _;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -330,8 +334,8 @@ async fn unpaid_payment_expires_at_its_deadline() {
 }
 
 #[tokio::test]
-async fn a_method_without_credentials_fails_at_once_and_is_never_handed_to_the_sandbox() {
-    // Offered (PAYMENT_METHODS lists it) but MoMo has no credentials in this service.
+async fn a_method_not_offered_fails_at_once_and_is_never_handed_to_the_sandbox() {
+    // This service offers the sandbox's method only (and MoMo has no credentials here).
     let payment = spawn_payment(NEVER).await;
     let order_id = Uuid::now_v7();
     payment
@@ -346,18 +350,33 @@ async fn a_method_without_credentials_fails_at_once_and_is_never_handed_to_the_s
     assert_eq!(failed.reason_code, "method_unavailable");
     assert_eq!(failed.provider, pb::PaymentProvider::Momo as i32);
     assert_eq!(payment.stored_status(order_id).await, "failed");
-    let metrics = reqwest::get(format!("{}/metrics", payment.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(r#"ocop_payment_method_available{method="momo"} 0"#)
-            && metrics.contains(r#"ocop_payment_method_available{method="sandbox"} 1"#),
-        "{metrics}"
-    );
     payment.stop().await;
+}
+
+#[tokio::test]
+async fn offering_a_method_without_credentials_stops_the_service_at_start_naming_its_settings() {
+    use clap::Parser as _;
+    let args = ocop_testkit::service_args(
+        "payment",
+        &fresh_database_url().await,
+        &format!("{}.", unique("p")),
+        JWT_SECRET,
+    )
+    .into_iter()
+    .chain([
+        format!("--sandbox-secret={SANDBOX_SECRET}"),
+        "--payment-methods=sandbox,momo".to_owned(),
+    ]);
+    let config = ocop_payment::Config::try_parse_from(args).unwrap();
+    let Err(err) = ocop_payment::App::build(config).await else {
+        panic!("the service started without MoMo's credentials");
+    };
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("momo (needs MOMO_PARTNER_CODE, MOMO_ACCESS_KEY, MOMO_SECRET_KEY)"),
+        "{err}"
+    );
+    assert!(!err.contains("sandbox (needs"), "the gateway is on: {err}");
 }
 
 #[tokio::test]

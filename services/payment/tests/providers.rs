@@ -357,9 +357,12 @@ async fn spawn(extra: &[&str]) -> TestPayment {
         "--vietqr-account-name=HTX OCOP TIEN YEN".to_owned(),
         format!("--vietqr-webhook-secret={VIETQR_SECRET}"),
     ];
+    let methods = (!extra.iter().any(|arg| arg.starts_with("--payment-methods")))
+        .then_some(ocop_testkit::EVERY_PAYMENT_METHOD);
     let args: Vec<&str> = providers
         .iter()
         .map(String::as_str)
+        .chain(methods)
         .chain(extra.iter().copied())
         .collect();
     spawn_payment(&args).await
@@ -1201,7 +1204,12 @@ async fn a_momo_payment_whose_ipn_was_lost_succeeds_through_the_status_query() {
 /// settle a payment through it, not even a VietQR one whose webhook it would sign.
 #[tokio::test]
 async fn with_the_sandbox_gateway_off_no_sandbox_route_settles_anything() {
-    let service = spawn(&["--sandbox-gateway=false", "--sandbox-delay=100ms"]).await;
+    let service = spawn(&[
+        "--sandbox-gateway=false",
+        "--sandbox-delay=100ms",
+        "--payment-methods=vietqr,vnpay,momo,zalopay",
+    ])
+    .await;
     let pending = service.request(Kind::VietQr, AMOUNT).await;
     let (status, _) = service
         .post(&format!("/sandbox/payments/{}/succeed", pending.payment.id))

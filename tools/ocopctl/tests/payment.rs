@@ -47,6 +47,7 @@ async fn payment_refund_gives_money_back_once_per_key_and_payment_get_shows_it()
     args.extend([
         "--sandbox-secret=ocopctl-sandbox-secret-0123".to_owned(),
         "--sandbox-delay=100ms".to_owned(),
+        "--payment-methods=sandbox".to_owned(),
     ]);
     let app = App::build(Config::try_parse_from(args).unwrap())
         .await
