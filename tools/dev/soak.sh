@@ -4,7 +4,8 @@
 # Starts the platform as `make run` does (release binaries, PostgreSQL with fsync on,
 # free ports, a temporary folder), with SOAK_REPLICAS instances of the order and catalog
 # services (they share their consumer groups, outboxes and sweepers, as pods do; the load
-# generator calls the first of each), drives the load generator at SOAK_RATE orders/s for
+# generator spreads PlaceOrder over every order replica and reads the catalogue from the
+# first catalog), drives the load generator at SOAK_RATE orders/s for
 # SOAK_MINUTES, and meanwhile, every SOAK_FAULT_EVERY seconds or so, injects one fault
 # chosen at random (SOAK_SEED makes the sequence replayable; it is printed):
 #   kill     SIGKILL a service instance, start it again 1–3 s later;
@@ -107,12 +108,17 @@ done
 wait_for_services 60
 
 DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT"
-step "load generator: --rate $RATE --duration ${MINUTES}m"
+# Every order replica, as a load balancer would spread the shoppers over them.
+ORDER_ADDRS="http://127.0.0.1:$ORDER_GRPC_PORT"
+for ((replica = 2; replica <= REPLICAS; replica++)); do
+  ORDER_ADDRS+=",http://127.0.0.1:${SERVICE_GRPC_PORT[order-$replica]}"
+done
+step "load generator: --rate $RATE --duration ${MINUTES}m, PlaceOrder over $REPLICAS order replicas"
 "$LOADGEN_BIN" --rate "$RATE" --duration "${MINUTES}m" --drain-timeout "$DRAIN_TIMEOUT" --json --quiet \
   --database-url "$DATABASE_URL" \
   --kafka-brokers "127.0.0.1:$KAFKA_PORT" \
   --catalog "http://127.0.0.1:$CATALOG_GRPC_PORT" \
-  --order "http://127.0.0.1:$ORDER_GRPC_PORT" \
+  --order "$ORDER_ADDRS" \
   --payment-http "http://127.0.0.1:$PAYMENT_HTTP_PORT" \
   >"$WORK/loadgen.json" 2>"$WORK/logs/loadgen.log" &
 LOADGEN_PID=$!

@@ -112,7 +112,12 @@ pub async fn by_idempotency_key(
         .await
 }
 
-/// Keeps the hash of one more access token for an order (a retried PlaceOrder).
+/// Most access tokens kept per order: a client retrying without end cannot grow the row;
+/// past it the oldest token stops working.
+const MAX_ACCESS_TOKENS: i32 = 16;
+
+/// Keeps the hash of one more access token for an order (a retried PlaceOrder), and at
+/// most the newest [`MAX_ACCESS_TOKENS`].
 #[tracing::instrument(name = "UPDATE orders", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", db.collection.name = "orders"))]
 pub async fn add_access_token(
     conn: &mut PgConnection,
@@ -120,10 +125,13 @@ pub async fn add_access_token(
     hash: &[u8],
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE orders SET access_token_hashes = array_append(access_token_hashes, $2) WHERE id = $1",
+        "UPDATE orders SET access_token_hashes =
+             (array_append(access_token_hashes, $2))[greatest(1, cardinality(access_token_hashes) + 2 - $3):]
+         WHERE id = $1",
     )
     .bind(id)
     .bind(hash)
+    .bind(MAX_ACCESS_TOKENS)
     .execute(conn)
     .await?;
     Ok(())

@@ -540,6 +540,31 @@ async fn an_order_opens_only_to_its_access_token_or_an_operator_and_only_its_has
     .unwrap();
     assert_eq!((rows_with_token, hashes), (0, 2));
 
+    // Retrying without end keeps 16 tokens: the oldest stops working, the newest works.
+    let mut newest = retried.access_token.clone();
+    for _ in 0..15 {
+        newest = place_order(&stack.orders, place_request("k-1", &product, 1))
+            .await
+            .access_token;
+    }
+    let first = orders
+        .get_order(get_request(&order, &order.access_token))
+        .await
+        .unwrap_err();
+    assert_eq!(first.code(), Code::NotFound);
+    orders
+        .get_order(get_request(&order, &newest))
+        .await
+        .unwrap();
+    let kept: i32 = sqlx::query_scalar(
+        "SELECT cardinality(access_token_hashes) FROM orders WHERE id = $1::uuid",
+    )
+    .bind(&order.id)
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(kept, 16);
+
     // Cancelling: a wrong token finds no order and changes nothing; the right one cancels.
     let refused = orders
         .cancel_order(cancel_request(&order, &other.access_token))
@@ -552,7 +577,7 @@ async fn an_order_opens_only_to_its_access_token_or_an_operator_and_only_its_has
         .unwrap_err();
     assert_eq!(without.code(), Code::PermissionDenied);
     let unchanged = orders
-        .get_order(get_request(&order, &order.access_token))
+        .get_order(get_request(&order, &newest))
         .await
         .unwrap()
         .into_inner()
@@ -560,7 +585,7 @@ async fn an_order_opens_only_to_its_access_token_or_an_operator_and_only_its_has
         .unwrap();
     assert_ne!(unchanged.status, pb::OrderStatus::Cancelled as i32);
     let cancelled = orders
-        .cancel_order(cancel_request(&order, &order.access_token))
+        .cancel_order(cancel_request(&order, &newest))
         .await
         .unwrap()
         .into_inner()

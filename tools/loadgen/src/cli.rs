@@ -115,13 +115,15 @@ pub struct Cli {
     )]
     pub catalog: String,
 
-    /// Order service gRPC address.
+    /// Order service gRPC address; several, comma-separated, for several replicas (calls
+    /// are spread over them, and a retry goes to the next one, as behind a load balancer).
     #[arg(
         long,
         env = "OCOP_ORDER_ADDR",
-        default_value = "http://127.0.0.1:50052"
+        default_value = "http://127.0.0.1:50052",
+        value_delimiter = ','
     )]
-    pub order: String,
+    pub order: Vec<String>,
 
     /// Payment service HTTP base, where the sandbox gateway's control API lives.
     #[arg(
@@ -181,7 +183,8 @@ pub struct Cli {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
 
-    /// gRPC connections to the order service (calls are spread over them).
+    /// gRPC connections to the order service (calls are spread over them), at least one
+    /// per address.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
 
@@ -422,7 +425,7 @@ mod tests {
             "--catalog",
             "http://127.0.0.1:1",
             "--order",
-            "http://127.0.0.1:2",
+            "http://127.0.0.1:2,http://127.0.0.1:4",
             "--payment-http",
             "http://127.0.0.1:3",
             "--topic-prefix",
@@ -430,6 +433,7 @@ mod tests {
         ])
         .unwrap();
         assert!(cli.json);
+        assert_eq!(cli.order, ["http://127.0.0.1:2", "http://127.0.0.1:4"]);
         assert_eq!(cli.pids.len(), 2);
         assert_eq!(cli.kafka.brokers, "127.0.0.1:9999");
         assert_eq!(cli.kafka.topic_prefix, "bench.");

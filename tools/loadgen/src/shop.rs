@@ -97,11 +97,12 @@ fn retryable(code: Code) -> bool {
 }
 
 impl Shop {
-    /// Connects `connections` channels to the order service. Actions the follower
-    /// decides go to `actions`; [`Shop::serve_actions`] carries them out.
+    /// Connects `connections` channels to the order service, spread over its
+    /// `order_addresses` (at least one each). Actions the follower decides go to
+    /// `actions`; [`Shop::serve_actions`] carries them out.
     #[allow(clippy::too_many_arguments)]
     pub async fn connect(
-        order_address: &str,
+        order_addresses: &[String],
         connections: usize,
         sandbox: &str,
         timeout: Duration,
@@ -110,12 +111,17 @@ impl Shop {
         key_prefix: String,
         actions: mpsc::UnboundedSender<Action>,
     ) -> anyhow::Result<Self> {
+        anyhow::ensure!(!order_addresses.is_empty(), "no order service address");
         let mut orders = Vec::new();
-        for _ in 0..connections.max(1) {
+        for address in order_addresses
+            .iter()
+            .cycle()
+            .take(connections.max(order_addresses.len()))
+        {
             orders.push(OrderServiceClient::new(
-                channel(order_address, timeout)
+                channel(address, timeout)
                     .await
-                    .context("the order service")?,
+                    .with_context(|| format!("the order service at {address}"))?,
             ));
         }
         let http = reqwest::Client::builder()
