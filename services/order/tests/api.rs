@@ -23,7 +23,7 @@ use ocop_testkit::{
         wait_for_status,
     },
     fresh_database_url, key_text, service_args,
-    stock_client::assert_invalid,
+    stock_client::{assert_invalid, expected_reflection, reflected_services},
     unique,
 };
 use prost::Message as _;
@@ -38,6 +38,7 @@ struct Stack {
     prefix: String,
     order_http: std::net::SocketAddr,
     order_database_url: String,
+    order_addr: String,
     orders: OrderServiceClient<Channel>,
     partners: PartnerServiceClient<Channel>,
     catalog: CatalogServiceClient<Channel>,
@@ -98,7 +99,10 @@ async fn stack_limited(catalog_url: Option<&str>, flags: &[&str]) -> Stack {
         orders: OrderServiceClient::connect(order_addr.clone())
             .await
             .unwrap(),
-        partners: PartnerServiceClient::connect(order_addr).await.unwrap(),
+        partners: PartnerServiceClient::connect(order_addr.clone())
+            .await
+            .unwrap(),
+        order_addr,
         catalog: CatalogServiceClient::connect(catalog_addr).await.unwrap(),
         stop,
         tasks,
@@ -440,6 +444,21 @@ fn as_partner<T>(message: T, channel: &str) -> Request<T> {
             ttl: Duration::from_secs(300),
         },
     )
+}
+
+#[tokio::test]
+async fn reflection_lists_the_order_and_partner_services_alone() {
+    let stack = stack_with(None).await;
+    let channel = Channel::from_shared(stack.order_addr.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut expected = expected_reflection("ocop.order.v1.OrderService");
+    expected.push("ocop.order.v1.PartnerService".to_owned());
+    expected.sort();
+    assert_eq!(reflected_services(channel).await.unwrap(), expected);
+    stack.stop().await;
 }
 
 #[tokio::test]
