@@ -83,7 +83,7 @@ pub const QUOTE_CHARS: usize = 32;
 pub fn quote(raw: &str) -> String {
     let mut quoted = String::from("`");
     for c in raw.chars().take(QUOTE_CHARS) {
-        if c.is_control() {
+        if c.is_control() || is_invisible_format(c) {
             quoted.extend(c.escape_unicode());
         } else {
             quoted.push(c);
@@ -96,12 +96,19 @@ pub fn quote(raw: &str) -> String {
     quoted
 }
 
+/// Invisible characters that change how the text around them reads: bidirectional
+/// embeddings, overrides, isolates and marks (a "Trojan Source" name shows other text
+/// than it holds), the zero-width space and the byte-order mark. The zero-width
+/// (non-)joiners stay: emoji sequences need them.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// The first control character of `value` that the rule does not allow.
 fn forbidden_control(value: &str, allow_line_feed: bool) -> Option<(usize, char)> {
-    value
-        .chars()
-        .enumerate()
-        .find(|&(_, c)| c.is_control() && !(allow_line_feed && c == '\n'))
+    value.chars().enumerate().find(|&(_, c)| {
+        (c.is_control() && !(allow_line_feed && c == '\n')) || is_invisible_format(c)
+    })
 }
 
 fn control_violation(field: &str, position: usize, c: char, rule: &str) -> FieldViolation {
@@ -110,6 +117,12 @@ fn control_violation(field: &str, position: usize, c: char, rule: &str) -> Field
         '\n' => "a line feed".to_owned(),
         '\r' => "a carriage return".to_owned(),
         '\t' => "a tab".to_owned(),
+        other if is_invisible_format(other) => {
+            format!(
+                "the invisible formatting character U+{:04X}",
+                u32::from(other)
+            )
+        }
         other => format!("the control character U+{:04X}", u32::from(other)),
     };
     FieldViolation::new(
@@ -119,7 +132,9 @@ fn control_violation(field: &str, position: usize, c: char, rule: &str) -> Field
 }
 
 /// Checks a single-line text field (a name, a street, a search query, a reason): no
-/// control character at all — C0 (NUL, TAB, CR, LF, ESC…), DEL and C1 (U+0080–U+009F).
+/// control character at all — C0 (NUL, TAB, CR, LF, ESC…), DEL and C1 (U+0080–U+009F) —
+/// and no invisible formatting character (bidirectional controls, the zero-width space,
+/// the byte-order mark).
 pub fn single_line(field: &str, value: &str) -> Result<(), FieldViolation> {
     match forbidden_control(value, false) {
         None => Ok(()),
@@ -173,6 +188,10 @@ mod tests {
             "a\u{7f}",
             "a\u{80}",
             "a\u{9f}",
+            "Minh\u{202E}gnp.exe",
+            "a\u{2066}b\u{2069}",
+            "a\u{200B}b",
+            "\u{FEFF}a",
         ] {
             let violation = single_line("customer.name", bad).unwrap_err();
             assert_eq!(violation.field, "customer.name", "{bad:?}");
@@ -183,7 +202,15 @@ mod tests {
                 .description
                 .contains("NUL at character 1")
         );
+        assert!(
+            single_line("customer.name", "Minh\u{202E}gnp")
+                .unwrap_err()
+                .description
+                .contains("invisible formatting character U+202E")
+        );
         single_line("customer.name", "Nguyễn Thị Lan — 12/3 ngõ 5").unwrap();
+        // Emoji sequences keep their zero-width joiner.
+        single_line("note", "HTX 👨\u{200D}🌾").unwrap();
     }
 
     #[test]

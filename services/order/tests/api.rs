@@ -917,13 +917,17 @@ async fn nul_and_control_characters_are_invalid_argument_naming_the_field_and_st
     let mut stack = stack_with(None).await;
     let product = stack.product(10).await;
     type Edit = fn(&mut pb::PlaceOrderRequest);
-    let cases: [(&str, Edit); 11] = [
+    let cases: [(&str, Edit); 12] = [
         ("idempotency_key", |r| r.idempotency_key = "k\0".into()),
         ("customer.name", |r| customer(r).name = "Minh\0".into()),
         ("customer.name", |r| {
             customer(r).name = "Minh\u{7}\u{1b}[2J".into()
         }),
         ("customer.name", |r| customer(r).name = "Minh\nTrần".into()),
+        // A right-to-left override shows other text than the name holds.
+        ("customer.name", |r| {
+            customer(r).name = "Minh\u{202E}nahT".into()
+        }),
         ("customer.email", |r| {
             customer(r).email = "minh\0@example.com".into()
         }),
