@@ -135,18 +135,11 @@ async fn limit_rate(
         .headers()
         .get("x-forwarded-for")
         .and_then(|value| value.to_str().ok());
-    let client = request
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(
-            || "unknown".to_owned(),
-            |info| {
-                limits
-                    .proxies
-                    .client_ip(info.0.ip(), forwarded_for)
-                    .to_string()
-            },
-        );
+        .map(|info| info.0.ip());
+    let client = limits.proxies.client_key(peer, forwarded_for);
     match limits.per_address.check(&client) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
