@@ -131,6 +131,7 @@ cleanup() {
   [ -z "$LOADGEN_PID" ] || stop_processes "$LOADGEN_PID"
   stop_processes ${PIDS[@]+"${PIDS[@]}"}
   [ -z "$BROKER_PID" ] || stop_processes "$BROKER_PID"
+  stop_broker_postgres
   stop_postgres "${PG_DATA:-$WORK/pg}"
   if [ $status -eq 130 ]; then
     log "interrupted; everything stopped"

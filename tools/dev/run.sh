@@ -42,6 +42,7 @@ cleanup() {
   log "stopping"
   stop_processes ${PIDS[@]+"${PIDS[@]}"}
   if [ -n "$BROKER_PID" ]; then kill "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null; fi
+  stop_broker_postgres
   stop_postgres "${PG_DATA:-$STATE/pg}"
   log "stopped; state kept in $SHOWN_STATE/ (delete it for a clean slate)"
 }

@@ -13,15 +13,18 @@
 #   postgres restart PostgreSQL with `pg_ctl -m immediate` (a crash, no checkpoint);
 #   pool     hold a lock on one service's outbox for 5–15 s, so every transaction that
 #            writes an event waits and the service's pool runs dry.
-# A broker restart is injected only on durable broker storage (OCOP_BROKER_STORAGE=sqlite…):
-# the in-memory broker this script uses by default would lose every record, which no
-# Kafka deployment does.
+#   broker_restart  SIGKILL the broker and start it again on the same storage.
+# The broker keeps its records in a PostgreSQL 17 cluster of its own (OCOP_BROKER_STORAGE
+# =postgres, the default here; see lib.sh), so a restarted broker has every record and
+# every committed offset, as a Kafka broker does. PostgreSQL faults crash the platform's
+# cluster, not the broker's. On OCOP_BROKER_STORAGE=memory://… no restart is injected
+# (the broker would lose every record, which no Kafka deployment does).
 #
 # Then the faults stop, the load generator waits for every order to settle (at most
 # SOAK_DRAIN_TIMEOUT) and checks the books — its own orders against the events, then the
 # audit of the whole platform (`ocopctl audit`), which is printed as well. Passes only with
 # no lost or stuck order, no money kept without an order, no oversold unit, a balanced
-# ledger, and every service alive.
+# ledger, and every service and the broker alive.
 #
 # Settings: SOAK_MINUTES (10), SOAK_RATE (10), SOAK_REPLICAS (2), SOAK_FAULT_EVERY (15), SOAK_SEED, SOAK_FAULTS
 # (the kinds to inject: kill pause postgres pool broker_restart; all by default),
@@ -38,7 +41,7 @@ REPLICAS=${SOAK_REPLICAS:-2}
 DRAIN_TIMEOUT=${SOAK_DRAIN_TIMEOUT:-5m}
 SEED=${SOAK_SEED:-$((RANDOM * 32768 + RANDOM))}
 RANDOM=$SEED
-export OCOP_BROKER_STORAGE=${OCOP_BROKER_STORAGE:-memory://tansu/}
+export OCOP_BROKER_STORAGE=${OCOP_BROKER_STORAGE:-postgres}
 # Deadlines short enough that orders abandoned by their shoppers expire within the run.
 PAYMENT_TTL=30s
 RESERVATION_TTL=45s
@@ -71,6 +74,7 @@ cleanup() {
   [ -z "$LOADGEN_PID" ] || stop_processes "$LOADGEN_PID"
   stop_processes ${PIDS[@]+"${PIDS[@]}"}
   [ -z "$BROKER_PID" ] || stop_processes "$BROKER_PID"
+  stop_broker_postgres
   stop_postgres "${PG_DATA:-$WORK/pg}"
   if [ $status -eq 0 ]; then
     rm -rf "$WORK"
@@ -200,6 +204,7 @@ dead=()
 for name in "${INSTANCES[@]}"; do
   kill -0 "${SERVICE_PID[$name]}" 2>/dev/null || dead+=("$name")
 done
+kill -0 "$BROKER_PID" 2>/dev/null || dead+=(broker)
 audit_status=0
 "$BIN_DIR/ocopctl" audit --database-url "$DATABASE_URL" >"$WORK/audit.txt" 2>&1 || audit_status=$?
 [ -s "$WORK/loadgen.json" ] || { tail -n 30 "$WORK/logs/loadgen.log" >&2; die "the load generator wrote no report"; }
@@ -213,7 +218,7 @@ audit_status=0
     for kind in "${!FAULTS[@]}"; do printf '%s × %s; ' "$kind" "${FAULTS[$kind]}"; done | sed 's/; $//'; echo
   fi
   echo "time to drain after the load and the faults: ${drained} s"
-  echo "services alive at the end: $([ ${#dead[@]} -eq 0 ] && echo all || echo "not ${dead[*]}")"
+  echo "services and broker alive at the end: $([ ${#dead[@]} -eq 0 ] && echo all || echo "not ${dead[*]}")"
   jq -r '"the load generator'"'"'s check: \(if .check_passed then "passed" else "FAILED" end)" ,
          (.check.violations // [] | .[:20][] | "  - \(.)")' "$WORK/loadgen.json"
   echo
@@ -221,7 +226,7 @@ audit_status=0
   sed 's/^/  /' "$WORK/audit.txt"
 } | tee "$WORK/report.md"
 
-[ ${#dead[@]} -eq 0 ] || die "a service died: ${dead[*]}"
+[ ${#dead[@]} -eq 0 ] || die "died during the soak: ${dead[*]}"
 [ "$loadgen_status" -eq 0 ] || die "the load generator's check failed (exit status $loadgen_status)"
 [ "$audit_status" -eq 0 ] || die "the audit found broken invariants"
 step "soak passed"
