@@ -170,11 +170,18 @@ service_extra() {
 # volumes the manifest names.
 SECURITY=(--user 10001:10001 --read-only --read-only-tmpfs=false --cap-drop ALL
   --security-opt no-new-privileges --network host)
-# The base Deployments' limits (cpu 1, memory 256Mi) and their emptyDir volumes.
+# The base Deployments' limits (cpu 1, memory 256Mi) and their emptyDir volumes. An
+# emptyDir is a fresh host folder, mode 0777, group fsGroup (10001) with setgid; podman's
+# --tmpfs is not the same (a tmpfs over a folder of the image takes that folder's owner
+# and mode, root 0755 here), so each is a folder of $WORK mounted read-write.
 LIMITS=(--memory 256m --cpus 1)
-volumes_of() {
-  echo "--tmpfs=/tmp:rw,size=64m,mode=1777"
-  if [ "$1" = notification ]; then echo "--tmpfs=/var/lib/ocop/notifications:rw,size=256m,mode=1777"; fi
+volumes_of() { # CONTAINER SERVICE
+  local mount dir
+  for mount in /tmp $([ "$2" != notification ] || echo /var/lib/ocop/notifications); do
+    dir="$WORK/volumes/$1${mount//\//-}"
+    install -d -m 2777 -g 10001 "$dir"
+    echo "--volume=$dir:$mount:rw"
+  done
 }
 
 # --- the migration Jobs, then the Deployments -------------------------------------------
@@ -183,7 +190,7 @@ for service in "${SERVICES[@]}"; do
   extra=()
   mapfile -t extra < <(service_extra "$service")
   write_env "$service" "$WORK/env/$service-migrate.env" ${extra[@]+"${extra[@]}"} MIGRATE_ONLY=true "OCOP_INSTANCE_ID=$name"
-  mapfile -t volumes < <(volumes_of "$service")
+  mapfile -t volumes < <(volumes_of "$name" migrate)
   CONTAINERS+=("$name")
   step "migrating $service (its migration Job: MIGRATE_ONLY=true)"
   if ! pm run --name "$name" "${SECURITY[@]}" "${LIMITS[@]}" "${volumes[@]}" \
@@ -199,7 +206,7 @@ for service in "${SERVICES[@]}"; do
   extra=()
   mapfile -t extra < <(service_extra "$service")
   write_env "$service" "$WORK/env/$service.env" ${extra[@]+"${extra[@]}"} "OCOP_INSTANCE_ID=$name"
-  mapfile -t volumes < <(volumes_of "$service")
+  mapfile -t volumes < <(volumes_of "$name" "$service")
   CONTAINERS+=("$name")
   pm run -d --name "$name" "${SECURITY[@]}" "${LIMITS[@]}" "${volumes[@]}" \
     --env-file "$WORK/env/$service.env" --entrypoint "/usr/local/bin/$service" "$IMAGE" >/dev/null \
@@ -264,14 +271,17 @@ health=$(grpc_health "${HEALTH_ARGS[@]}") || { echo "$health" >&2; die "a servic
 
 # --- SIGTERM: each drains and exits 0 within the grace period ---------------------------
 step "podman stop (SIGTERM, SIGKILL after the manifests' ${GRACE} s) on the four services at once"
+stoppers=()
 for service in "${SERVICES[@]}"; do
   (
     began=${EPOCHREALTIME/[.,]/}
     pm stop --time "$GRACE" "$PREFIX-$service" >/dev/null 2>&1
     echo $(( (${EPOCHREALTIME/[.,]/} - began) / 1000 )) >"$WORK/$service.stop-ms"
   ) &
+  stoppers+=($!)
 done
-wait
+# These alone: a bare `wait` would also wait for the broker, which runs until cleanup.
+wait "${stoppers[@]}"
 stopped=()
 for service in "${SERVICES[@]}"; do
   exit_code=$(pm inspect --format '{{.State.ExitCode}}' "$PREFIX-$service")

@@ -22,7 +22,7 @@ RUST_VERSION=$(awk -F'"' '/^rust-version *=/ { print $2; exit }' "$OCOP_ROOT/Car
 BUILDER_IMAGE="rust:$RUST_VERSION-slim-$DEBIAN_RELEASE"
 IMAGE_CACHE="$OCOP_CACHE_DIR/images"
 # Bump when the recipe of the base root file system changes: the cached tarball is redone.
-BASE_RECIPE=1
+BASE_RECIPE=2
 
 # podman with the project's flags. The runtime and cgroup manager are also in
 # containers.conf; repeating them keeps a podman that ignores the file from picking crun.
@@ -90,6 +90,15 @@ path-exclude /usr/share/locale/*
 path-include /usr/share/locale/locale.alias
 path-exclude /usr/share/lintian/*
 EOF
+    # … and, as there too, apt keeps no downloaded package or cache after an install.
+    cat >"$root/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
+    echo 'Acquire::Languages "none";' >"$root/etc/apt/apt.conf.d/docker-no-languages"
+    echo 'Apt::AutoRemove::SuggestsImportant "false";' >"$root/etc/apt/apt.conf.d/docker-autoremove-suggests"
     find "$root/usr/share/doc" -mindepth 2 ! -name copyright ! -type d -delete
     find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
     rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/groff/* "$root"/usr/share/lintian/*
@@ -222,7 +231,8 @@ scan_image() {
     dpkg-query -W -f "\${Package} \${Version}\n" > /tmp/packages
     # Every file a package installed, then every file present; the difference is what
     # the Dockerfile and the base image added.
-    cat /var/lib/dpkg/info/*.list | sort -u > /tmp/owned
+    # dpkg lists /bin/…, /lib/… where merged /usr has them under /usr.
+    cat /var/lib/dpkg/info/*.list | sed -E "s#^/(bin|sbin|lib|lib64)(/|\$)#/usr/\1\2#" | sort -u > /tmp/owned
     find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp \) -prune -o \( -type f -o -type l \) -print | sort > /tmp/all
     comm -23 /tmp/all /tmp/owned > /tmp/extra
     echo "== packages"; cat /tmp/packages
@@ -244,13 +254,21 @@ scan_image() {
   [ -z "$keys" ] || problems+=("private keys: $(echo "$keys" | tr '\n' ' ')")
   # Packages that only a build needs: compilers, headers, binutils.
   local dev_packages
-  dev_packages=$(awk '$1 ~ /(^gcc|^g\+\+|^cpp|^clang|^binutils|^rustc|^cargo|-dev$)/ { print $1 }' "$out/packages.txt")
+  dev_packages=$(awk '$1 ~ /^(gcc(-[0-9]+)?|g\+\+(-[0-9]+)?|cpp(-[0-9]+)?|clang.*|binutils.*|rustc|cargo|make|.*-dev(:.*)?)$/ { print $1 }' "$out/packages.txt")
   [ -z "$dev_packages" ] || problems+=("build packages: $(echo "$dev_packages" | tr '\n' ' ')")
-  # Files no package owns: only ours (the five binaries, the seed catalogue) and what
-  # installing packages and adding a user generate.
+  # Files no package owns: ours (the five binaries, the seed catalogue) and what Debian's
+  # maintainer scripts, adding a user and podman generate; nothing else (test data, a
+  # copied config, a build leftover, apt's downloaded packages).
+  local ours='^/usr/local/bin/(catalog|order|payment|notification|ocopctl)$|^/usr/share/ocop-market/seed/catalog\.toml$'
+  local generated='^/(bin|sbin|lib|lib64)$'
+  generated+='|^/etc/(\.pwd\.lock|ca-certificates\.conf|dpkg/origins/default|environment|motd|nsswitch\.conf|profile|fstab|hostname|hosts|resolv\.conf|ld\.so\.cache|localtime|timezone|mtab|shells|subuid|subgid|machine-id)$'
+  generated+='|^/etc/(passwd|group|shadow|gshadow)-?$'
+  generated+='|^/etc/(pam\.d/common-[a-z-]+|security/opasswd|rc[0-6S]\.d/[^/]+|systemd/system/[^/]+\.wants/[^/]+|alternatives/[^/]+|ssl/certs/[^/]+)$'
+  generated+='|^/etc/(apt/sources\.list\.d/debian\.sources|apt/apt\.conf\.d/docker-[a-z-]+|dpkg/dpkg\.cfg\.d/docker)$'
+  generated+='|^/root/\.(bashrc|profile)$|^/run/\.containerenv$|^/usr/(bin/(awk|nawk|pager|which)|sbin/rmt|local/man)$'
+  generated+='|^/var/(lib/(dpkg|apt|pam|systemd)/.+|lib/shells\.state|cache/(debconf|ldconfig)/.+|cache/apt/archives/lock|log/.+|spool/mail)$'
   local unexpected
-  unexpected=$(grep -v -E '^(/usr/local/bin/(catalog|order|payment|notification|ocopctl)|/usr/share/ocop-market/seed/catalog\.toml|/etc/(passwd|group|shadow|gshadow|subuid|subgid)-?|/etc/(hostname|hosts|resolv\.conf|ld\.so\.cache|machine-id|mtab)|/etc/ssl/certs/.*|/etc/alternatives/.*|/etc/apt/sources\.list\.d/debian\.sources|/etc/apt/apt\.conf\.d/.*|/etc/dpkg/dpkg\.cfg\.d/docker|/etc/debian_chroot|/etc/(fstab|shells|timezone|localtime)|/run/\.containerenv|/var/lib/dpkg/.*|/var/lib/apt/.*|/var/lib/systemd/.*|/var/lib/pam/.*|/var/cache/(debconf|ldconfig)/.*|/var/log/.*|/usr/lib/x86_64-linux-gnu/gconv/gconv-modules\.cache|/usr/share/info/dir|/usr/lib/os-release|/usr/sbin/policy-rc\.d)$' \
-    "$out/extra-files.txt" || true)
+  unexpected=$(grep -v -E "$ours|$generated" "$out/extra-files.txt" || true)
   [ -z "$unexpected" ] || problems+=("files no package owns and the image should not ship: $(echo "$unexpected" | tr '\n' ' ')")
   # Secret settings with a value in the image's configuration (ENV).
   local env
