@@ -134,6 +134,11 @@ ensure_builder_image() {
   log "making $BUILDER_IMAGE from $BASE_IMAGE and the toolchain in $toolchain (once per machine)"
   local context
   context=$(mktemp -d "${TMPDIR:-/tmp}/ocop-builder.XXXXXX")
+  # A machine behind a TLS-inspecting proxy trusts its CA through Debian's local CA folder;
+  # the builder (which downloads crates) trusts the same ones. Certificates are public;
+  # only this stand-in builder image gets them, never the runtime image.
+  mkdir -p "$context/local-ca"
+  cp /usr/local/share/ca-certificates/*.crt "$context/local-ca/" 2>/dev/null || true
   cat >"$context/Containerfile" <<EOF
 FROM $BASE_IMAGE
 ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo \\
@@ -142,6 +147,8 @@ ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo \\
 RUN apt-get update \\
     && apt-get install -y --no-install-recommends ca-certificates gcc libc6-dev \\
     && rm -rf /var/lib/apt/lists/*
+COPY local-ca/ /usr/local/share/ca-certificates/
+RUN update-ca-certificates >/dev/null
 # The toolchain without its documentation; rustc and cargo on PATH as rustup's proxies
 # would put them.
 RUN mkdir -p /usr/local/rustup/toolchains /usr/local/cargo/bin \\
