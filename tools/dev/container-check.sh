@@ -206,6 +206,10 @@ for service in "${SERVICES[@]}"; do
   extra=()
   mapfile -t extra < <(service_extra "$service")
   write_env "$service" "$WORK/env/$service.env" ${extra[@]+"${extra[@]}"} "OCOP_INSTANCE_ID=$name"
+  # The overlay is read with awk, not kustomize: make sure its literals arrived.
+  if [ "$service" = payment ] && ! grep -qx 'SANDBOX_GATEWAY=true' "$WORK/env/payment.env"; then
+    die "SANDBOX_GATEWAY=true of the dev overlay's payment-config did not reach the payment settings (deploy/k8s/overlays/dev/kustomization.yaml changed shape?)"
+  fi
   mapfile -t volumes < <(volumes_of "$name" "$service")
   CONTAINERS+=("$name")
   pm run -d --name "$name" "${SECURITY[@]}" "${LIMITS[@]}" "${volumes[@]}" \
