@@ -5,6 +5,7 @@
 # 1. Builds the release binaries (CONTAINER_CHECK_BUILD=0 skips it; BIN_DIR says where
 #    they are) and the Dockerfile's `prebuilt` target from them: the same runtime stage
 #    as the real image, without compiling inside a container (`make image` does that).
+#    CONTAINER_CHECK_IMAGE=ocop-market:0.1.0 checks an image `make image` built instead.
 # 2. Scans the image: its Debian packages, no compiler, no secret, nothing of ours but
 #    the binaries and the seed catalogue (tools/dev/containers.sh, scan_image).
 # 3. Starts PostgreSQL and the broker on the host (free ports, a temporary folder), then
@@ -84,23 +85,31 @@ fail_with() {
 }
 
 # --- the image --------------------------------------------------------------------------
-ensure_base_image
-step "building $IMAGE (Dockerfile target prebuilt, binaries from $BIN_DIR)"
-CONTEXT="$WORK/context"
-mkdir -p "$CONTEXT/prebuilt" "$CONTEXT/services/catalog/seed"
-for bin in catalog order payment notification ocopctl; do
-  cp "$BIN_DIR/$bin" "$CONTEXT/prebuilt/"
-done
-cp services/catalog/seed/catalog.toml "$CONTEXT/services/catalog/seed/"
-old_image=$(pm image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
-# --network host: the runtime stage's apt-get reaches the Debian mirror (cached after the
-# first build, as long as the base image and that RUN line stay the same).
-pm build --network host --target prebuilt -f deploy/docker/Dockerfile -t "$IMAGE" "$CONTEXT" \
-  >"$WORK/logs/build.log" 2>&1 || { tail -n 30 "$WORK/logs/build.log" >&2; die "podman build failed (log above)"; }
-rm -rf "$CONTEXT"
-new_image=$(pm image inspect --format '{{.Id}}' "$IMAGE")
-# The previous run's image, now untagged: its binaries' layer only takes room.
-if [ -n "$old_image" ] && [ "$old_image" != "$new_image" ]; then pm rmi "$old_image" >/dev/null 2>&1 || true; fi
+# CONTAINER_CHECK_IMAGE=ocop-market:0.1.0 checks an image `make image` built instead of
+# building the prebuilt target (the host's ocopctl still places the order).
+if [ -n "${CONTAINER_CHECK_IMAGE:-}" ]; then
+  IMAGE=$CONTAINER_CHECK_IMAGE
+  pm image exists "$IMAGE" || die "no image $IMAGE (make image builds ocop-market:<version>)"
+  step "checking $IMAGE"
+else
+  ensure_base_image
+  step "building $IMAGE (Dockerfile target prebuilt, binaries from $BIN_DIR)"
+  CONTEXT="$WORK/context"
+  mkdir -p "$CONTEXT/prebuilt" "$CONTEXT/services/catalog/seed"
+  for bin in catalog order payment notification ocopctl; do
+    cp "$BIN_DIR/$bin" "$CONTEXT/prebuilt/"
+  done
+  cp services/catalog/seed/catalog.toml "$CONTEXT/services/catalog/seed/"
+  old_image=$(pm image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
+  # --network host: the runtime stage's apt-get reaches the Debian mirror (cached after the
+  # first build, as long as the base image and that RUN line stay the same).
+  pm build --network host --target prebuilt -f deploy/docker/Dockerfile -t "$IMAGE" "$CONTEXT" \
+    >"$WORK/logs/build.log" 2>&1 || { tail -n 30 "$WORK/logs/build.log" >&2; die "podman build failed (log above)"; }
+  rm -rf "$CONTEXT"
+  new_image=$(pm image inspect --format '{{.Id}}' "$IMAGE")
+  # The previous run's image, now untagged: its binaries' layer only takes room.
+  if [ -n "$old_image" ] && [ "$old_image" != "$new_image" ]; then pm rmi "$old_image" >/dev/null 2>&1 || true; fi
+fi
 step "image $(pm image inspect --format '{{.Size}}' "$IMAGE" | awk '{ printf "%.0f MB", $1 / 1e6 }'); scanning what it ships"
 scan_image "$IMAGE" "$WORK/scan"
 
