@@ -1,5 +1,5 @@
 # ocop-market — the two commands: `make run` and `make test`.
-.PHONY: run test lint fmt fuzz contract-check deploy-check bench bench-short soak
+.PHONY: run test lint fmt fuzz contract-check deploy-check image container-check bench bench-short soak
 
 ## run: build, start PostgreSQL, the broker and the services, seed the catalogue (Ctrl-C stops)
 run:
@@ -37,6 +37,14 @@ fuzz:
 ## deploy-check: render the Kubernetes overlays (kustomize), validate them (kubernetes-validate; Strimzi resources with @kubernetes-models/strimzi-kafka-operator), yamllint deploy/, check compose and the Dockerfile against the workspace
 deploy-check:
 	bash tools/dev/deploy-check.sh
+
+## image: build deploy/docker/Dockerfile with podman (every stage, cargo-chef's dependency layer included) into ocop-market:<version>, scan it, print its size and build time; base images made locally once (no Docker engine or registry needed)
+image:
+	bash tools/dev/image.sh
+
+## container-check: the image (its prebuilt-binaries target, from the release build) run as the Kubernetes manifests run it: migration step, the four services as read-only non-root containers, health SERVING, one order to CONFIRMED, SIGTERM drains within the grace period; plus the image scan
+container-check:
+	bash tools/dev/container-check.sh
 
 ## contract-check: validate docs/asyncapi.yaml (@asyncapi/cli) against the code and proto/, buf lint, buf breaking against proto/released/
 contract-check:

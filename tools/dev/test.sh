@@ -15,6 +15,11 @@ log "checking the partner contract"
 bash tools/dev/contract-check.sh
 log "checking the deploy manifests"
 bash tools/dev/deploy-check.sh
+# The image run as the Kubernetes manifests run it, one order through it (podman; about
+# 30 s once the base image is cached and the release binaries are built; `make
+# bench-short` builds those first in CI).
+log "running the image as the Kubernetes manifests do (podman)"
+bash tools/dev/container-check.sh
 
 ensure_broker
 
