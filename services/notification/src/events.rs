@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use ocop_events::{
     CloudEvent,
     consumer::{ConsumerConfig, Handler, HandlerError},
