@@ -52,7 +52,9 @@ impl fmt::Display for PhoneError {
                 )
             }
             Self::Character(c) => write!(f, "`{c}` is not allowed in a phone number"),
-            Self::NotVietnamese => f.write_str("only Vietnamese numbers (+84) are served"),
+            Self::NotVietnamese => {
+                f.write_str("is not a Vietnamese number (+84); only those are served")
+            }
             Self::NotMobile => f.write_str(
                 "is not a Vietnamese mobile number (0 and 9 digits, the second 3, 5, 7, 8 or \
                  9; e.g. 0912345678 or +84 912 345 678)",
@@ -62,6 +64,18 @@ impl fmt::Display for PhoneError {
 }
 
 impl std::error::Error for PhoneError {}
+
+impl PhoneError {
+    /// The message with the refused input shown where it helps (`quoted`: the caller's
+    /// quoting, e.g. `ocop_grpc_kit::validation::quote`, short and escaped), so both
+    /// services word every refusal alike.
+    pub fn describe(&self, quoted: &str) -> String {
+        match self {
+            Self::NotVietnamese | Self::NotMobile => format!("{quoted} {self}"),
+            Self::Missing | Self::Character(_) => self.to_string(),
+        }
+    }
+}
 
 /// Separators people type inside a number; they carry no meaning.
 fn is_separator(c: char) -> bool {
@@ -198,6 +212,16 @@ mod tests {
     #[test]
     fn international_form_drops_the_zero_for_84() {
         assert_eq!(international("0912345678"), "84912345678");
+    }
+
+    #[test]
+    fn a_described_refusal_shows_the_input_when_its_characters_are_not_the_reason() {
+        assert_eq!(
+            PhoneError::NotMobile.describe("`0203`"),
+            "`0203` is not a Vietnamese mobile number (0 and 9 digits, the second 3, 5, 7, 8 \
+             or 9; e.g. 0912345678 or +84 912 345 678)"
+        );
+        assert_eq!(PhoneError::Missing.describe("``"), "is required");
     }
 
     #[test]

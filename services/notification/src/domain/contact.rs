@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use ocop_grpc_kit::validation::quote;
 use ocop_proto::contract::phone;
 
 use super::Invalid;
@@ -18,7 +19,7 @@ impl Phone {
     pub fn parse(field: &str, raw: &str) -> Result<Self, Invalid> {
         phone::normalise(raw)
             .map(Self)
-            .map_err(|error| Invalid::new(field, error.to_string()))
+            .map_err(|error| Invalid::new(field, error.describe(&quote(raw))))
     }
 
     /// National form, e.g. `0912345123`.

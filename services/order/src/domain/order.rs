@@ -40,7 +40,7 @@ impl Phone {
     pub fn parse(field: &str, raw: &str) -> Result<Self, Invalid> {
         phone::normalise(raw)
             .map(Self)
-            .map_err(|error| Invalid::new(field, error.to_string()))
+            .map_err(|error| Invalid::new(field, error.describe(&quote(raw))))
     }
 
     pub fn as_str(&self) -> &str {
