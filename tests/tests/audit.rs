@@ -2,6 +2,7 @@
 //! pass, and its dead letters are listed with their reasons; books broken behind the
 //! services' backs fail, naming what and where.
 
+use ocop_proto::contract::{consumer_groups, topics};
 use std::process::Command;
 
 use ocop_e2e::{Platform, Settings};
@@ -77,10 +78,14 @@ async fn audit_passes_settled_books_and_names_what_breaks_them() {
 
     // A dead letter, as a consumer that gave up writes it: listed with its reason, and
     // not a broken invariant (an operator looks at it and replays it).
-    let dead_letters = format!("{}ocop.catalog.orders.dlq", platform.prefix);
+    let dead_letters = format!(
+        "{}{}",
+        platform.prefix,
+        consumer_groups::CATALOG_ORDERS.dead_letters.name
+    );
     let headers = [
         ("ce_type", "ocop.order.v1.OrderPlaced"),
-        ("dlq_original_topic", "ocop.orders.v1"),
+        ("dlq_original_topic", topics::ORDERS.name),
         ("dlq_attempts", "5"),
         ("dlq_error", "reservation failed: the audit test's reason"),
     ]

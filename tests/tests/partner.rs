@@ -5,7 +5,8 @@
 use std::{collections::HashMap, time::Duration};
 
 use ocop_e2e::{Platform, SECRET, Settings, WAIT, place_request};
-use ocop_partner_example::{Config, PARTNER_ORDERS_TOPIC, PRODUCTS_TOPIC};
+use ocop_partner_example::Config;
+use ocop_proto::contract::topics::{PARTNER_ORDERS, PRODUCTS};
 use ocop_proto::order::v1 as order;
 use ocop_testkit::{eventually, fixtures::place_order, fresh_database_url, kafka_brokers, unique};
 use rdkafka::{
@@ -93,7 +94,7 @@ async fn no_personal_data_reaches_a_public_topic() {
         .await;
 
     let mut seen_for_orders = 0;
-    for logical in [PRODUCTS_TOPIC, PARTNER_ORDERS_TOPIC] {
+    for logical in [PRODUCTS.name, PARTNER_ORDERS.name] {
         let topic = platform.topic(logical);
         let records = read_whole_topic(&topic);
         assert!(!records.is_empty(), "{topic} is empty");
@@ -246,7 +247,7 @@ async fn stop(partner: RunningPartner) {
 
 /// Waits until `group` has committed up to the end of every partition of both topics.
 async fn wait_until_caught_up(prefix: &str, group: &str) {
-    let topics: Vec<String> = [PRODUCTS_TOPIC, PARTNER_ORDERS_TOPIC]
+    let topics: Vec<String> = [PRODUCTS.name, PARTNER_ORDERS.name]
         .iter()
         .map(|topic| format!("{prefix}{topic}"))
         .collect();

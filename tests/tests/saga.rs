@@ -1,6 +1,7 @@
 //! The order saga end to end (issue: "The saga's guarantees"): four real services, the
 //! real PostgreSQL and the real broker. Every wait is a condition with a timeout.
 
+use ocop_proto::contract::{consumer_groups, topics};
 use std::time::Duration;
 
 use ocop_e2e::{Outcome, Platform, Settings, WAIT, authorized, place_request, start_catalog};
@@ -305,8 +306,8 @@ async fn replaying_the_order_topic_for_the_catalog_changes_nothing() {
     platform.wait_for_stock(&product, (8, 0)).await;
 
     let brokers = ocop_testkit::kafka_brokers();
-    let group = platform.topic("ocop.catalog.orders");
-    let topic = platform.topic("ocop.orders.v1");
+    let group = platform.topic(consumer_groups::CATALOG_ORDERS.name);
+    let topic = platform.topic(topics::ORDERS.name);
     let index = platform
         .services
         .iter()

@@ -286,19 +286,20 @@ validate_asyncapi() {
 
 public_topics_match() {
   # The public topics, by the naming rule of DESIGN.md §4: the catalog's compacted
-  # product topic and every `ocop.partner.*` topic. Taken from the code, so a topic
-  # added, renamed or removed there fails here until docs/asyncapi.yaml follows.
-  local products partner
-  products="$(sed -n 's/^pub const PRODUCTS_TOPIC: &str = "\([^"]*\)";.*/\1/p' \
-    services/catalog/src/events.rs)"
+  # product topic and every `ocop.partner.*` topic. Taken from the contract's topic
+  # list, so a topic added, renamed or removed there fails here until
+  # docs/asyncapi.yaml follows.
+  local topics_rs="proto/src/contract/topics.rs" products partner
+  products="$(awk '/^pub const PRODUCTS: Topic/ { found = 1 }
+    found && match($0, /"ocop\.[^"]*"/) { print substr($0, RSTART + 1, RLENGTH - 2); exit }' \
+    "$topics_rs")"
   [[ -n "$products" ]] || {
-    echo "    PRODUCTS_TOPIC not found in services/catalog/src/events.rs" >&2
+    echo "    PRODUCTS not found in $topics_rs" >&2
     return 1
   }
-  partner="$(grep -rhoE --include='*.rs' '"ocop\.partner\.[A-Za-z0-9_.-]+"' services |
-    tr -d '"' | grep -v '\.dlq$' | sort -u)"
+  partner="$(grep -hoE '"ocop\.partner\.[A-Za-z0-9_.-]+"' "$topics_rs" | tr -d '"' | sort -u)"
   [[ -n "$partner" ]] || {
-    echo "    no ocop.partner.* topic found in services/" >&2
+    echo "    no ocop.partner.* topic found in $topics_rs" >&2
     return 1
   }
   # shellcheck disable=SC2086 # one name per word

@@ -10,8 +10,8 @@
 #      (kafka.strimzi.io) are checked by tools/dev/validate-strimzi.mjs with the models
 #      of the npm package @kubernetes-models/strimzi-kafka-operator, generated from
 #      Strimzi's CRDs (unknown fields are errors there too);
-#   4. consistency with the code: every topic and consumer group in services/*/src/
-#      events.rs has its KafkaTopic and ACLs (and no manifest names another), every
+#   4. consistency with the code: every topic and consumer group of the contract
+#      (proto/src/contract/topics.rs, consumer_groups.rs) has its KafkaTopic and ACLs (and no manifest names another), every
 #      environment variable set in a manifest or in compose is one a service reads,
 #      every binary named by the Dockerfile, compose and the Deployments is a [[bin]]
 #      of the workspace (`cargo metadata --no-deps`, which builds nothing);
@@ -232,15 +232,28 @@ declared_env = set()
 for path in sources:
     declared_env |= set(env_re.findall(open(path, encoding="utf-8").read()))
 
-code_topics, code_groups = set(), set()
-for path in glob.glob(f"{root}/services/*/src/events.rs"):
-    for name in re.findall(r'"(ocop\.[a-z0-9.]+)"', open(path, encoding="utf-8").read()):
-        if re.search(r"\.v\d+$", name) or name.endswith(".dlq"):
-            code_topics.add(name)
-        else:
-            code_groups.add(name)
+# The contract defines every topic and consumer group once (proto/src/contract/); a
+# group's dead-letter topic is its name and DEAD_LETTER_SUFFIX.
+CONTRACT = f"{root}/proto/src/contract"
+
+
+def contract_names(file):
+    """The `ocop.*` names a contract file defines, outside its tests."""
+    text = open(f"{CONTRACT}/{file}", encoding="utf-8").read().split("#[cfg(test)]")[0]
+    return set(re.findall(r'"(ocop\.[a-z0-9.]+)"', text))
+
+
+dlq_suffix = re.search(r'pub const DEAD_LETTER_SUFFIX: &str = "([^"]+)";',
+                       open(f"{CONTRACT}/consumer_groups.rs", encoding="utf-8").read())
+code_groups = contract_names("consumer_groups.rs")
+code_topics = {name for name in contract_names("topics.rs") if re.search(r"\.v\d+$", name)}
+if not dlq_suffix or not code_groups or not code_topics:
+    fail("no topics, consumer groups or DEAD_LETTER_SUFFIX found in proto/src/contract/")
+else:
+    code_topics |= {group + dlq_suffix.group(1) for group in code_groups}
 print(f"  code: {len(bins)} binaries, {len(declared_env)} environment variables, "
-      f"{len(code_topics)} topics and {len(code_groups)} consumer groups in events.rs", flush=True)
+      f"{len(code_topics)} topics and {len(code_groups)} consumer groups in proto/src/contract/",
+      flush=True)
 
 
 def parse_duration(raw):
@@ -386,7 +399,7 @@ def check_overlay(name, docs):
     topics = {d["metadata"].get("name"): d for d in by_kind.get("KafkaTopic", [])}
     topic_names = {d["spec"].get("topicName", n) for n, d in topics.items()}
     if topic_names != code_topics:
-        fail(f"{name}: KafkaTopics differ from the topics in events.rs: "
+        fail(f"{name}: KafkaTopics differ from the topics in proto/src/contract/: "
              f"missing {sorted(code_topics - topic_names)}, unknown {sorted(topic_names - code_topics)}")
     product = topics.get("ocop.catalog.products.v1", {}).get("spec", {}).get("config", {})
     if product.get("cleanup.policy") != "compact":

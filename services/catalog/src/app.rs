@@ -13,7 +13,10 @@ use ocop_grpc_kit::{
     background::Background,
     server::{Listeners, ServeOptions},
 };
-use ocop_proto::catalog::v1::catalog_service_server::{CatalogServiceServer, SERVICE_NAME};
+use ocop_proto::{
+    catalog::v1::catalog_service_server::{CatalogServiceServer, SERVICE_NAME},
+    contract::{consumer_groups, topics},
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Config, error::CatalogError, events, grpc, service::Catalog};
@@ -50,7 +53,11 @@ impl App {
         let consumer = EventConsumer::new(
             &config.kafka,
             pool.clone(),
-            ConsumerConfig::new(events::CONSUMER_GROUP, &[events::ORDERS_TOPIC]),
+            ConsumerConfig::new(
+                consumer_groups::CATALOG_ORDERS.name,
+                consumer_groups::CATALOG_ORDERS.dead_letters.name,
+                &[topics::ORDERS.name],
+            ),
         )?
         .reporting_to(&recovering);
         let listeners = Listeners::bind(config.grpc_addr, config.http_addr).await?;
@@ -125,7 +132,7 @@ impl App {
                 self.catalog.pool().clone(),
                 &self.config.retention,
             )
-            .checking_topics(&self.config.kafka, &[events::ORDERS_TOPIC])
+            .checking_topics(&self.config.kafka, &[topics::ORDERS.name])
             .run(background.token()),
         );
         background.serve_http(self.listeners.http, ocop_telemetry::metrics::router());

@@ -6,7 +6,13 @@ use ocop_events::{
     consumer::{Handler, HandlerError},
     topics::TopicSpec,
 };
-use ocop_proto::catalog::v1 as pb;
+use ocop_proto::{
+    catalog::v1 as pb,
+    contract::{
+        consumer_groups,
+        topics::{self, Topic},
+    },
+};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -14,26 +20,23 @@ use crate::{
     domain::reservation::{Rejection, RejectionReason, RequestedLine},
     store::{ProductRecord, Reservation},
 };
+use ocop_proto::contract::timestamp;
 
 /// `ce_source` of every catalog event.
 pub const SOURCE: &str = "/ocop/catalog";
-/// Full product snapshots, compacted, keyed by product id.
-pub const PRODUCTS_TOPIC: &str = "ocop.catalog.products.v1";
-/// Reservations and stock changes, keyed by order id (or product id for adjustments).
-pub const INVENTORY_TOPIC: &str = "ocop.inventory.v1";
-
-/// The order events the catalog reacts to.
-pub const ORDERS_TOPIC: &str = "ocop.orders.v1";
-/// The consumer group that turns order events into reservations.
-pub const CONSUMER_GROUP: &str = "ocop.catalog.orders";
-
-/// The topics the catalog uses (created at start-up on local stacks).
+/// The topics the catalog uses (created at start-up on local stacks): the product and
+/// inventory topics it publishes, the order topic it consumes and its dead letters.
 pub const TOPICS: &[TopicSpec] = &[
-    TopicSpec::compacted(PRODUCTS_TOPIC, 3),
-    TopicSpec::log(INVENTORY_TOPIC, 3),
-    TopicSpec::log(ORDERS_TOPIC, 3),
-    TopicSpec::log("ocop.catalog.orders.dlq", 1),
+    spec(topics::PRODUCTS),
+    spec(topics::INVENTORY),
+    spec(topics::ORDERS),
+    spec(consumer_groups::CATALOG_ORDERS.dead_letters),
 ];
+
+/// A contract topic as the Kafka kit creates it.
+const fn spec(topic: Topic) -> TopicSpec {
+    TopicSpec::new(topic.name, topic.partitions, topic.compacted)
+}
 
 /// Reacts to the order saga: reserve on `OrderPlaced`, sell on `OrderConfirmed`, give
 /// back on `OrderCancelled`. Runs in the consumer's inbox transaction.
@@ -199,7 +202,7 @@ pub fn stock_reserved(reservation: &Reservation) -> CloudEvent {
             order_id: reservation.order_id.to_string(),
             reservation_id: reservation.id.to_string(),
             lines: stock_lines(&reservation.lines),
-            expires_at: Some(timestamp(reservation.expires_at)),
+            expires_at: Some(timestamp::to_proto(reservation.expires_at)),
         },
     )
 }
@@ -272,11 +275,4 @@ pub fn stock_adjusted(product_id: Uuid, delta: i64, on_hand: i64, reason: &str) 
             reason: reason.to_owned(),
         },
     )
-}
-
-pub fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }
 }

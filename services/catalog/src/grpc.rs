@@ -19,10 +19,10 @@ use crate::{
         },
     },
     error::CatalogError,
-    events::timestamp,
     service::Catalog,
     store::{ProductFilter, ProductRecord, UpsertEffect},
 };
+use ocop_proto::contract::timestamp;
 
 /// Which calls need which scope; browse, search, get and quote are anonymous.
 pub fn policy(method: &str) -> Option<Access> {
@@ -99,7 +99,7 @@ pub fn product_to_proto(record: &ProductRecord) -> pb::Product {
         available: record.available(),
         on_hand: record.on_hand,
         reserved: record.reserved,
-        updated_at: Some(timestamp(record.updated_at)),
+        updated_at: Some(timestamp::to_proto(record.updated_at)),
     }
 }
 
@@ -370,7 +370,7 @@ impl CatalogService for CatalogApi {
         Ok(Response::new(pb::QuotePriceResponse {
             lines,
             subtotal_vnd: subtotal,
-            quoted_at: Some(timestamp(chrono::Utc::now())),
+            quoted_at: Some(timestamp::to_proto(chrono::Utc::now())),
         }))
     }
 

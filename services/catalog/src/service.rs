@@ -5,6 +5,7 @@ use std::{collections::HashSet, time::Duration};
 
 use chrono::Utc;
 use ocop_events::outbox;
+use ocop_proto::contract::topics;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -96,7 +97,7 @@ impl Catalog {
         let record = written_product(&mut tx, product_id).await?;
         outbox::enqueue(
             &mut tx,
-            events::INVENTORY_TOPIC,
+            topics::INVENTORY.name,
             &events::stock_adjusted(product_id, adjustment.delta, on_hand, &adjustment.reason),
         )
         .await?;
@@ -177,7 +178,7 @@ impl Catalog {
             Decision::Reject(rejections) => {
                 outbox::enqueue(
                     tx,
-                    events::INVENTORY_TOPIC,
+                    topics::INVENTORY.name,
                     &events::stock_rejected(order_id, &rejections),
                 )
                 .await?;
@@ -188,8 +189,7 @@ impl Catalog {
                     .map_err(|err| anyhow::anyhow!("reservation ttl: {err}"))?;
                 let held =
                     store::insert_reservation(tx, order_id, &lines, Utc::now() + ttl).await?;
-                outbox::enqueue(tx, events::INVENTORY_TOPIC, &events::stock_reserved(&held))
-                    .await?;
+                outbox::enqueue(tx, topics::INVENTORY.name, &events::stock_reserved(&held)).await?;
                 mark_lines_due(tx, &held.lines).await?;
                 Ok(ReserveOutcome::Reserved(held))
             }
@@ -229,7 +229,7 @@ impl Catalog {
             ReservationState::Expired => events::reservation_expired(&held),
             ReservationState::Held => unreachable!("transition() never returns Held"),
         };
-        outbox::enqueue(tx, events::INVENTORY_TOPIC, &event).await?;
+        outbox::enqueue(tx, topics::INVENTORY.name, &event).await?;
         mark_lines_due(tx, &held.lines).await?;
         Ok(Some(Reservation { state: to, ..held }))
     }
@@ -251,7 +251,7 @@ impl Catalog {
                 .increment(1);
             outbox::enqueue(
                 tx,
-                events::INVENTORY_TOPIC,
+                topics::INVENTORY.name,
                 &events::stock_rejected(expired.order_id, &rejections),
             )
             .await?;
@@ -264,7 +264,7 @@ impl Catalog {
         };
         tracing::warn!(order_id = %sold.order_id, "paid after its reservation expired; sold from free stock");
         metrics::counter!("ocop_catalog_paid_after_expiry_total", "outcome" => "sold").increment(1);
-        outbox::enqueue(tx, events::INVENTORY_TOPIC, &events::stock_committed(&sold)).await?;
+        outbox::enqueue(tx, topics::INVENTORY.name, &events::stock_committed(&sold)).await?;
         mark_lines_due(tx, &sold.lines).await?;
         Ok(Some(sold))
     }
@@ -315,7 +315,7 @@ impl Catalog {
                 .iter()
                 .map(|product| events::product_snapshot(product, version))
                 .collect();
-            outbox::enqueue_all(&mut tx, events::PRODUCTS_TOPIC, &snapshots).await?;
+            outbox::enqueue_all(&mut tx, topics::PRODUCTS.name, &snapshots).await?;
             tx.commit().await?;
             published += snapshots.len();
         }

@@ -1,6 +1,7 @@
 //! The catalog service started for real (port 0, fresh database, the test broker) and
 //! called through its generated gRPC client.
 
+use ocop_proto::contract::topics;
 use std::time::Duration;
 
 use clap::Parser as _;
@@ -651,7 +652,7 @@ async fn product_update_publishes_a_full_snapshot_with_cloudevents_headers() {
         .await;
     assert_eq!(updated.id, created.id);
 
-    let record = find_record("ocop.catalog.products.v1", WAIT, |message| {
+    let record = find_record(topics::PRODUCTS.name, WAIT, |message| {
         key_text(message) == created.id
             && pb::ProductSnapshot::decode(message.payload().unwrap_or_default())
                 .ok()

@@ -43,7 +43,6 @@ use crate::{
     inbox, lag,
     outbox::idempotent_producer,
     stall::{StallWatch, group_moves},
-    topics::dead_letter_topic,
 };
 
 /// What went wrong while handling an event.
@@ -107,9 +106,11 @@ pub trait Handler: Send + Sync + 'static {
 /// Consumer settings.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
-    /// The consumer group, also the inbox's consumer name and the dead-letter topic's
-    /// prefix, e.g. `ocop.catalog.order-events`.
+    /// The consumer group, also the inbox's consumer name, e.g. `ocop.catalog.orders`.
     pub group: String,
+    /// Where a record that cannot be applied goes (the owner's naming rule, e.g.
+    /// `<group>.dlq`; logical, the prefix is added like any topic's).
+    pub dead_letter_topic: String,
     pub topics: Vec<String>,
     /// Attempts before a record is dead-lettered.
     pub max_attempts: u32,
@@ -127,9 +128,14 @@ pub struct ConsumerConfig {
 
 impl ConsumerConfig {
     /// Five attempts, from 100 ms apart; lag refreshed every 5 s; batches of up to 256.
-    pub fn new(group: impl Into<String>, topics: &[&str]) -> Self {
+    pub fn new(
+        group: impl Into<String>,
+        dead_letter_topic: impl Into<String>,
+        topics: &[&str],
+    ) -> Self {
         Self {
             group: group.into(),
+            dead_letter_topic: dead_letter_topic.into(),
             topics: topics.iter().map(|topic| (*topic).to_owned()).collect(),
             max_attempts: 5,
             initial_backoff: Duration::from_millis(100),
@@ -670,7 +676,7 @@ impl EventConsumer {
     /// attempt uses a new producer: dead letters are rare, and a producer whose send
     /// failed may have been fenced for good.
     async fn dead_letter(&self, message: &BorrowedMessage<'_>, error: &str, attempts: u32) {
-        let topic = self.kafka.topic(&dead_letter_topic(&self.config.group));
+        let topic = self.kafka.topic(&self.config.dead_letter_topic);
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
         let attempts = attempts.to_string();

@@ -22,6 +22,15 @@ pub struct TopicSpec {
 }
 
 impl TopicSpec {
+    /// A topic as its owner describes it (a service, from the contract's topic list).
+    pub const fn new(name: &'static str, partitions: i32, compacted: bool) -> Self {
+        Self {
+            name,
+            partitions,
+            compacted,
+        }
+    }
+
     /// An append-only topic.
     pub const fn log(name: &'static str, partitions: i32) -> Self {
         Self {
@@ -39,11 +48,6 @@ impl TopicSpec {
             compacted: true,
         }
     }
-}
-
-/// The dead-letter topic of a consumer group.
-pub fn dead_letter_topic(group: &str) -> String {
-    format!("{group}.dlq")
 }
 
 /// Creates the topics that do not exist yet (with the configured prefix); existing ones

@@ -17,6 +17,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context as _;
 use futures::future::join_all;
 use ocop_events::outbox;
+use ocop_proto::contract::topics;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
@@ -156,7 +157,7 @@ impl Dispatcher {
                 store::record_attempt(tx, due.id, attempts, "sent", None, duration_ms).await?;
                 outbox::enqueue(
                     tx,
-                    events::NOTIFICATIONS_TOPIC,
+                    topics::NOTIFICATIONS.name,
                     &events::notification_sent(&record),
                 )
                 .await?;
@@ -209,7 +210,7 @@ impl Dispatcher {
                     .await?;
                 outbox::enqueue(
                     tx,
-                    events::NOTIFICATIONS_TOPIC,
+                    topics::NOTIFICATIONS.name,
                     &events::notification_failed(&record),
                 )
                 .await?;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use ocop_events::{
     CloudEvent,
     consumer::{ConsumerConfig, Handler, HandlerError},
@@ -13,7 +13,14 @@ use ocop_events::{
 };
 use ocop_grpc_kit::validation::parse_uuid;
 use ocop_proto::{
-    notification::v1 as notification_pb, order::v1 as order_pb, payment::v1 as payment_pb,
+    contract::{
+        consumer_groups::{self, ConsumerGroup},
+        timestamp,
+        topics::{self, Topic},
+    },
+    notification::v1 as notification_pb,
+    order::v1 as order_pb,
+    payment::v1 as payment_pb,
 };
 use sqlx::{Postgres, Transaction};
 
@@ -32,20 +39,12 @@ use crate::{
 
 /// `ce_source` of every notification event.
 pub const SOURCE: &str = "/ocop/notification";
-/// Delivery outcomes, keyed by order id.
-pub const NOTIFICATIONS_TOPIC: &str = "ocop.notifications.v1";
-pub const ORDERS_TOPIC: &str = "ocop.orders.v1";
-pub const PAYMENTS_TOPIC: &str = "ocop.payments.v1";
-pub const INVENTORY_TOPIC: &str = "ocop.inventory.v1";
-
-/// One consumed topic with its consumer group (also the inbox's consumer name) and
-/// that group's dead-letter topic (`<group>.dlq`, spelt out because topic specs need
-/// `'static` names).
+/// One consumed topic with its consumer group (also the inbox's consumer name and the
+/// owner of a dead-letter topic).
 #[derive(Debug, Clone, Copy)]
 pub struct Subscription {
     pub topic: &'static str,
-    pub group: &'static str,
-    pub dead_letters: &'static str,
+    pub group: ConsumerGroup,
 }
 
 /// Every consumed topic has a consumer *and a group* of its own, all named after
@@ -58,33 +57,36 @@ pub struct Subscription {
 /// topic to nobody meanwhile. Separate groups rebalance independently.
 pub const SUBSCRIPTIONS: [Subscription; 3] = [
     Subscription {
-        topic: ORDERS_TOPIC,
-        group: "ocop.notification.events.orders",
-        dead_letters: "ocop.notification.events.orders.dlq",
+        topic: topics::ORDERS.name,
+        group: consumer_groups::NOTIFICATION_ORDERS,
     },
     Subscription {
-        topic: PAYMENTS_TOPIC,
-        group: "ocop.notification.events.payments",
-        dead_letters: "ocop.notification.events.payments.dlq",
+        topic: topics::PAYMENTS.name,
+        group: consumer_groups::NOTIFICATION_PAYMENTS,
     },
     Subscription {
-        topic: INVENTORY_TOPIC,
-        group: "ocop.notification.events.inventory",
-        dead_letters: "ocop.notification.events.inventory.dlq",
+        topic: topics::INVENTORY.name,
+        group: consumer_groups::NOTIFICATION_INVENTORY,
     },
 ];
 
-/// The topics created at start-up on local stacks: the service's own, the consumed
-/// ones (so it can subscribe before their producers exist) and its dead letters.
+/// The topics created at start-up on local stacks: the service's own (delivery
+/// outcomes), the consumed ones (so it can subscribe before their producers exist) and
+/// its dead letters.
 pub const TOPICS: &[TopicSpec] = &[
-    TopicSpec::log(NOTIFICATIONS_TOPIC, 3),
-    TopicSpec::log(ORDERS_TOPIC, 3),
-    TopicSpec::log(PAYMENTS_TOPIC, 3),
-    TopicSpec::log(INVENTORY_TOPIC, 3),
-    TopicSpec::log(SUBSCRIPTIONS[0].dead_letters, 1),
-    TopicSpec::log(SUBSCRIPTIONS[1].dead_letters, 1),
-    TopicSpec::log(SUBSCRIPTIONS[2].dead_letters, 1),
+    spec(topics::NOTIFICATIONS),
+    spec(topics::ORDERS),
+    spec(topics::PAYMENTS),
+    spec(topics::INVENTORY),
+    spec(SUBSCRIPTIONS[0].group.dead_letters),
+    spec(SUBSCRIPTIONS[1].group.dead_letters),
+    spec(SUBSCRIPTIONS[2].group.dead_letters),
 ];
+
+/// A contract topic as the Kafka kit creates it.
+const fn spec(topic: Topic) -> TopicSpec {
+    TopicSpec::new(topic.name, topic.partitions, topic.compacted)
+}
 
 /// Consumer settings for one subscription. The defaults (8 attempts from 250 ms apart)
 /// wait about half a minute for a late `OrderPlaced` before dead-lettering.
@@ -96,7 +98,11 @@ pub fn consumer_config(
     ConsumerConfig {
         max_attempts,
         initial_backoff,
-        ..ConsumerConfig::new(subscription.group, &[subscription.topic])
+        ..ConsumerConfig::new(
+            subscription.group.name,
+            subscription.group.dead_letters.name,
+            &[subscription.topic],
+        )
     }
 }
 
@@ -142,14 +148,6 @@ impl Handler for EventHandler {
 
 fn order_id(raw: &str) -> Result<uuid::Uuid, HandlerError> {
     parse_uuid("order_id", raw).map_err(|violation| HandlerError::Reject(anyhow!("{violation}")))
-}
-
-fn time(timestamp: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    let timestamp = timestamp?;
-    DateTime::from_timestamp(
-        timestamp.seconds,
-        u32::try_from(timestamp.nanos).unwrap_or(0),
-    )
 }
 
 /// The notice an event carries, or `None` for event types the shopper need not hear
@@ -219,7 +217,10 @@ pub fn notice(event: &CloudEvent) -> Result<Option<OrderNotice>, HandlerError> {
                 amount_vnd: initiated.amount_vnd,
                 provider,
                 pay_by,
-                expires_at: time(initiated.expires_at.as_ref()),
+                expires_at: initiated
+                    .expires_at
+                    .as_ref()
+                    .and_then(timestamp::from_proto),
             }),
         )
     } else if event.is::<order_pb::OrderConfirmed>() {
@@ -305,7 +306,7 @@ pub fn notification_sent(record: &NotificationRecord) -> CloudEvent {
             template: record.template.clone(),
             attempts: record.attempts,
             source_event_id: record.source_event_id.to_string(),
-            occurred_at: Some(timestamp(record.sent_at.unwrap_or_else(Utc::now))),
+            occurred_at: Some(timestamp::to_proto(record.sent_at.unwrap_or_else(Utc::now))),
         },
     )
 }
@@ -323,16 +324,9 @@ pub fn notification_failed(record: &NotificationRecord) -> CloudEvent {
             attempts: record.attempts,
             last_error: record.last_error.clone().unwrap_or_default(),
             source_event_id: record.source_event_id.to_string(),
-            occurred_at: Some(timestamp(Utc::now())),
+            occurred_at: Some(timestamp::to_proto(Utc::now())),
         },
     )
-}
-
-pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }
 }
 
 #[cfg(test)]
@@ -343,14 +337,15 @@ mod tests {
     #[test]
     fn each_subscription_dead_letters_to_its_group_topic() {
         for subscription in SUBSCRIPTIONS {
+            let config = consumer_config(&subscription, 1, Duration::ZERO);
             assert_eq!(
-                subscription.dead_letters,
-                ocop_events::topics::dead_letter_topic(subscription.group)
+                config.dead_letter_topic,
+                subscription.group.dead_letters.name
             );
             assert!(
                 TOPICS
                     .iter()
-                    .any(|topic| topic.name == subscription.dead_letters)
+                    .any(|topic| topic.name == subscription.group.dead_letters.name)
             );
             assert!(TOPICS.iter().any(|topic| topic.name == subscription.topic));
         }

@@ -21,10 +21,10 @@ use crate::{
         delivery::{ChannelKind, Status as DeliveryStatus},
     },
     error::NotificationError,
-    events::timestamp,
     service::{ListFilter, Notifications},
     store::NotificationRecord,
 };
+use ocop_proto::contract::timestamp;
 
 /// The scope to read notifications: they hold personal data, so every method of the
 /// service needs it.
@@ -98,8 +98,8 @@ pub fn notification_to_proto(record: &NotificationRecord) -> pb::Notification {
         attempts: record.attempts,
         last_error: record.last_error.clone().unwrap_or_default(),
         source_event_id: record.source_event_id.to_string(),
-        created_at: Some(timestamp(record.created_at)),
-        sent_at: record.sent_at.map(timestamp),
+        created_at: Some(timestamp::to_proto(record.created_at)),
+        sent_at: record.sent_at.map(timestamp::to_proto),
     }
 }
 

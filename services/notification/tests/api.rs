@@ -2,6 +2,7 @@
 //! under a topic prefix of its own), fed real CloudEvents on the prefixed topics, and
 //! called through its generated gRPC client.
 
+use ocop_proto::contract::{consumer_groups, topics};
 use std::{path::PathBuf, time::Duration};
 
 use clap::Parser as _;
@@ -332,17 +333,20 @@ async fn shopper_hears_each_step_in_vietnamese_with_exact_amounts() {
     let mut service = spawn_service().await;
     let order_id = Uuid::now_v7();
     service
-        .publish("ocop.orders.v1", &order_placed(order_id, ""))
+        .publish(topics::ORDERS.name, &order_placed(order_id, ""))
         .await;
     service
-        .publish("ocop.payments.v1", &payment_initiated(order_id, vietqr()))
+        .publish(
+            topics::PAYMENTS.name,
+            &payment_initiated(order_id, vietqr()),
+        )
         .await;
     for event in [
         order_confirmed(order_id),
         order_shipped(order_id),
         order_delivered(order_id),
     ] {
-        service.publish("ocop.orders.v1", &event).await;
+        service.publish(topics::ORDERS.name, &event).await;
     }
 
     let listed = service.settled(order_id, 5).await;
@@ -435,13 +439,17 @@ async fn shopper_hears_each_step_in_vietnamese_with_exact_amounts() {
     assert_eq!(paged.len(), 5);
 
     // Each delivery is announced, keyed by order, with the recipient masked.
-    let sent = find_record(&service.topic("ocop.notifications.v1"), WAIT, |message| {
-        key_text(message) == order_id.to_string()
-            && header(message, "ce_type").as_deref()
-                == Some("ocop.notification.v1.NotificationSent")
-            && pb::NotificationSent::decode(message.payload().unwrap_or_default())
-                .is_ok_and(|sent| sent.template == "order_delivered")
-    })
+    let sent = find_record(
+        &service.topic(topics::NOTIFICATIONS.name),
+        WAIT,
+        |message| {
+            key_text(message) == order_id.to_string()
+                && header(message, "ce_type").as_deref()
+                    == Some("ocop.notification.v1.NotificationSent")
+                && pb::NotificationSent::decode(message.payload().unwrap_or_default())
+                    .is_ok_and(|sent| sent.template == "order_delivered")
+        },
+    )
     .await;
     assert_eq!(
         header(&sent, "ce_source").as_deref(),
@@ -496,7 +504,7 @@ async fn payment_instructions_that_overtake_their_order_wait_for_it() {
     let pay_url = "http://sandbox.ocop.local/pay/abc".to_owned();
     service
         .publish(
-            "ocop.payments.v1",
+            topics::PAYMENTS.name,
             &payment_initiated(
                 order_id,
                 payment_pb::payment_initiated::Instructions::PayUrl(pay_url.clone()),
@@ -508,7 +516,7 @@ async fn payment_instructions_that_overtake_their_order_wait_for_it() {
     })
     .await;
     service
-        .publish("ocop.orders.v1", &order_placed(order_id, ""))
+        .publish(topics::ORDERS.name, &order_placed(order_id, ""))
         .await;
     let listed = service.settled(order_id, 2).await;
     assert_eq!(
@@ -531,12 +539,12 @@ async fn the_same_event_twice_notifies_once_and_other_types_notify_nobody() {
     let mut service = spawn_service().await;
     let order_id = Uuid::now_v7();
     let placed = order_placed(order_id, "");
-    service.publish("ocop.orders.v1", &placed).await;
-    service.publish("ocop.orders.v1", &placed).await;
+    service.publish(topics::ORDERS.name, &placed).await;
+    service.publish(topics::ORDERS.name, &placed).await;
     // An event type the shopper need not hear about.
     service
         .publish(
-            "ocop.orders.v1",
+            topics::ORDERS.name,
             &order_event(
                 "/ocop/order",
                 order_id,
@@ -551,7 +559,7 @@ async fn the_same_event_twice_notifies_once_and_other_types_notify_nobody() {
         .await;
     // Last on the same partition: once it is handled, everything before it was too.
     service
-        .publish("ocop.orders.v1", &order_confirmed(order_id))
+        .publish(topics::ORDERS.name, &order_confirmed(order_id))
         .await;
 
     let listed = service.settled(order_id, 2).await;
@@ -587,7 +595,7 @@ async fn unreachable_email_ends_failed_after_the_last_attempt_with_an_event() {
     let order_id = Uuid::now_v7();
     service
         .publish(
-            "ocop.orders.v1",
+            topics::ORDERS.name,
             &order_placed(order_id, "Hoa.Nguyen@Example.com"),
         )
         .await;
@@ -641,11 +649,15 @@ async fn unreachable_email_ends_failed_after_the_last_attempt_with_an_event() {
     assert_eq!(by_email.len(), 1);
     assert_eq!(by_email[0].id, email.id);
 
-    let failed = find_record(&service.topic("ocop.notifications.v1"), WAIT, |message| {
-        key_text(message) == order_id.to_string()
-            && header(message, "ce_type").as_deref()
-                == Some("ocop.notification.v1.NotificationFailed")
-    })
+    let failed = find_record(
+        &service.topic(topics::NOTIFICATIONS.name),
+        WAIT,
+        |message| {
+            key_text(message) == order_id.to_string()
+                && header(message, "ce_type").as_deref()
+                    == Some("ocop.notification.v1.NotificationFailed")
+        },
+    )
     .await;
     let failed = pb::NotificationFailed::decode(failed.payload().unwrap()).unwrap();
     assert_eq!(failed.notification_id, email.id);
@@ -663,10 +675,10 @@ async fn an_event_for_an_order_never_placed_is_dead_lettered_after_retries() {
         spawn_service_with(&["--event-max-attempts=2", "--event-retry-backoff=10ms"]).await;
     let order_id = Uuid::now_v7();
     service
-        .publish("ocop.orders.v1", &order_shipped(order_id))
+        .publish(topics::ORDERS.name, &order_shipped(order_id))
         .await;
     let dead = find_record(
-        &service.topic("ocop.notification.events.orders.dlq"),
+        &service.topic(consumer_groups::NOTIFICATION_ORDERS.dead_letters.name),
         WAIT,
         |message| key_text(message) == order_id.to_string(),
     )

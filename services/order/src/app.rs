@@ -17,6 +17,7 @@ use ocop_grpc_kit::{
 };
 use ocop_proto::{
     catalog::v1::catalog_service_client::CatalogServiceClient,
+    contract::consumer_groups,
     order::v1::{
         order_service_server::{self, OrderServiceServer},
         partner_service_server::{self, PartnerServiceServer},
@@ -57,8 +58,9 @@ impl App {
             &config.kafka,
             pool,
             ConsumerConfig::new(
-                events::CONSUMER_GROUP,
-                &[events::INVENTORY_TOPIC, events::PAYMENTS_TOPIC],
+                consumer_groups::ORDER_SAGA.name,
+                consumer_groups::ORDER_SAGA.dead_letters.name,
+                &events::CONSUMED_TOPICS,
             ),
         )?
         .reporting_to(&recovering);
@@ -113,10 +115,7 @@ impl App {
         background.spawn(
             "retention",
             Pruner::new("order", self.orders.pool().clone(), &self.config.retention)
-                .checking_topics(
-                    &self.config.kafka,
-                    &[events::INVENTORY_TOPIC, events::PAYMENTS_TOPIC],
-                )
+                .checking_topics(&self.config.kafka, &events::CONSUMED_TOPICS)
                 .run(background.token()),
         );
         background.serve_http(self.listeners.http, ocop_telemetry::metrics::router());

@@ -7,7 +7,15 @@ use ocop_events::{
     consumer::{Handler, HandlerError},
     topics::TopicSpec,
 };
-use ocop_proto::{catalog::v1 as catalog, order::v1 as pb, payment::v1 as payment};
+use ocop_proto::{
+    catalog::v1 as catalog,
+    contract::{
+        consumer_groups, timestamp,
+        topics::{self, Topic},
+    },
+    order::v1 as pb,
+    payment::v1 as payment,
+};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -20,30 +28,24 @@ use crate::{
 
 /// `ce_source` of every order event.
 pub const SOURCE: &str = "/ocop/order";
-/// The saga's order events (internal: they carry the customer's contact).
-pub const ORDERS_TOPIC: &str = "ocop.orders.v1";
-/// The same lifecycle for partner marketplaces, without personal data.
-pub const PARTNER_TOPIC: &str = "ocop.partner.orders.v1";
-/// What the order service reacts to.
-pub const INVENTORY_TOPIC: &str = "ocop.inventory.v1";
-pub const PAYMENTS_TOPIC: &str = "ocop.payments.v1";
-/// The consumer group of the saga's reactions.
-pub const CONSUMER_GROUP: &str = "ocop.order.saga";
+/// The topics the saga's reactions read, in the group
+/// `consumer_groups::ORDER_SAGA`.
+pub const CONSUMED_TOPICS: [&str; 2] = [topics::INVENTORY.name, topics::PAYMENTS.name];
 
-/// Topics this service creates on local stacks.
+/// Topics this service creates on local stacks: the order topic (internal: it carries
+/// the customer's contact) and the partner feed (without personal data) it publishes,
+/// the topics it consumes and its dead letters.
 pub const TOPICS: &[TopicSpec] = &[
-    TopicSpec::log(ORDERS_TOPIC, 3),
-    TopicSpec::log(PARTNER_TOPIC, 3),
-    TopicSpec::log(INVENTORY_TOPIC, 3),
-    TopicSpec::log(PAYMENTS_TOPIC, 3),
-    TopicSpec::log("ocop.order.saga.dlq", 1),
+    spec(topics::ORDERS),
+    spec(topics::PARTNER_ORDERS),
+    spec(topics::INVENTORY),
+    spec(topics::PAYMENTS),
+    spec(consumer_groups::ORDER_SAGA.dead_letters),
 ];
 
-pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }
+/// A contract topic as the Kafka kit creates it.
+const fn spec(topic: Topic) -> TopicSpec {
+    TopicSpec::new(topic.name, topic.partitions, topic.compacted)
 }
 
 fn about<M: prost::Name>(order_id: Uuid, message: &M) -> CloudEvent {
@@ -85,7 +87,7 @@ pub fn order_placed(order: &OrderRecord) -> CloudEvent {
                 phone: row.customer_phone.clone(),
                 email: row.customer_email.clone().unwrap_or_default(),
             }),
-            occurred_at: Some(timestamp(row.created_at)),
+            occurred_at: Some(timestamp::to_proto(row.created_at)),
         },
     )
 }
@@ -99,8 +101,8 @@ pub fn payment_requested(order: &OrderRecord, deadline: DateTime<Utc>) -> CloudE
             order_code: row.code.clone(),
             amount_vnd: row.total_vnd,
             payment_method: crate::grpc::payment_to_proto(&row.payment_method) as i32,
-            deadline: Some(timestamp(deadline)),
-            occurred_at: Some(timestamp(Utc::now())),
+            deadline: Some(timestamp::to_proto(deadline)),
+            occurred_at: Some(timestamp::to_proto(Utc::now())),
         },
     )
 }
@@ -108,7 +110,7 @@ pub fn payment_requested(order: &OrderRecord, deadline: DateTime<Utc>) -> CloudE
 /// The order event that announces `order`'s current status (after a move).
 pub fn status_event(order: &OrderRecord, previous: OrderStatus) -> Option<CloudEvent> {
     let row = &order.row;
-    let now = Some(timestamp(Utc::now()));
+    let now = Some(timestamp::to_proto(Utc::now()));
     let id = row.id.to_string();
     Some(match row.status() {
         OrderStatus::Confirmed => about(
@@ -188,7 +190,7 @@ pub fn partner_event(order: &OrderRecord) -> Option<CloudEvent> {
             lines: crate::grpc::partner_lines(order),
             total_vnd: row.total_vnd,
             delivery_province: row.province.clone(),
-            occurred_at: Some(timestamp(Utc::now())),
+            occurred_at: Some(timestamp::to_proto(Utc::now())),
         },
     ))
 }
@@ -223,9 +225,7 @@ impl Handler for SagaHandler {
         let cause = event.event_type.as_str();
         let (order, trigger, detail) = if event.is::<catalog::StockReserved>() {
             let message = event.decode::<catalog::StockReserved>()?;
-            let held_until = message.expires_at.and_then(|at| {
-                DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or(0))
-            });
+            let held_until = message.expires_at.as_ref().and_then(timestamp::from_proto);
             (
                 order_id(&message.order_id)?,
                 Trigger::StockReserved { held_until },
@@ -263,9 +263,7 @@ impl Handler for SagaHandler {
                 }
                 None => (None, None),
             };
-            let expires_at = message.expires_at.and_then(|at| {
-                DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or(0))
-            });
+            let expires_at = message.expires_at.as_ref().and_then(timestamp::from_proto);
             self.orders
                 .record_payment_instructions(
                     tx,

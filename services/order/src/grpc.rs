@@ -23,10 +23,10 @@ use crate::{
         state::{CancellationReason, OrderStatus},
     },
     error::OrderError,
-    events::timestamp,
     service::Orders,
     store::{LineRecord, OrderRecord},
 };
+use ocop_proto::contract::timestamp;
 
 /// Who may call what. Anyone places an order; reading and cancelling one needs its
 /// access token or an operator's (or its channel's partner's) token, checked by the
@@ -193,7 +193,7 @@ pub fn order_to_proto(order: &OrderRecord) -> pb::Order {
         .map(|method| pb::PaymentInstructions {
             method: Some(method),
             amount_vnd: row.total_vnd,
-            expires_at: row.payment_expires_at.map(timestamp),
+            expires_at: row.payment_expires_at.map(timestamp::to_proto),
         });
     pb::Order {
         id: row.id.to_string(),
@@ -237,11 +237,11 @@ pub fn order_to_proto(order: &OrderRecord) -> pb::Order {
                     as i32,
                 to: status_name_to_proto(&change.to_status) as i32,
                 cause: change.cause.clone(),
-                at: Some(timestamp(change.at)),
+                at: Some(timestamp::to_proto(change.at)),
             })
             .collect(),
-        created_at: Some(timestamp(row.created_at)),
-        updated_at: Some(timestamp(row.updated_at)),
+        created_at: Some(timestamp::to_proto(row.created_at)),
+        updated_at: Some(timestamp::to_proto(row.updated_at)),
     }
 }
 
@@ -357,8 +357,8 @@ fn partner_order_to_proto(order: &OrderRecord) -> pb::PartnerOrder {
         lines: partner_lines(order),
         total_vnd: row.total_vnd,
         delivery_province: row.province.clone(),
-        created_at: Some(timestamp(row.created_at)),
-        updated_at: Some(timestamp(row.updated_at)),
+        created_at: Some(timestamp::to_proto(row.created_at)),
+        updated_at: Some(timestamp::to_proto(row.updated_at)),
     }
 }
 

@@ -6,7 +6,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ocop_events::outbox;
 use ocop_grpc_kit::client::TracedChannel;
-use ocop_proto::catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient};
+use ocop_proto::{
+    catalog::v1::{self as catalog, catalog_service_client::CatalogServiceClient},
+    contract::topics,
+};
 use sha2::{Digest as _, Sha256};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -130,9 +133,9 @@ impl Orders {
             return Err(err.into());
         }
         let order = written(&mut tx, id).await?;
-        outbox::enqueue(&mut tx, events::ORDERS_TOPIC, &events::order_placed(&order)).await?;
+        outbox::enqueue(&mut tx, topics::ORDERS.name, &events::order_placed(&order)).await?;
         if let Some(partner) = events::partner_event(&order) {
-            outbox::enqueue(&mut tx, events::PARTNER_TOPIC, &partner).await?;
+            outbox::enqueue(&mut tx, topics::PARTNER_ORDERS.name, &partner).await?;
         }
         tx.commit().await?;
         metrics::counter!("ocop_orders_placed_total", "channel" => request.channel.as_str())
@@ -277,16 +280,16 @@ impl Orders {
         if let Some(deadline) = payment_deadline {
             outbox::enqueue(
                 tx,
-                events::ORDERS_TOPIC,
+                topics::ORDERS.name,
                 &events::payment_requested(&after, deadline),
             )
             .await?;
         }
         if let Some(event) = events::status_event(&after, from) {
-            outbox::enqueue(tx, events::ORDERS_TOPIC, &event).await?;
+            outbox::enqueue(tx, topics::ORDERS.name, &event).await?;
         }
         if let Some(event) = events::partner_event(&after) {
-            outbox::enqueue(tx, events::PARTNER_TOPIC, &event).await?;
+            outbox::enqueue(tx, topics::PARTNER_ORDERS.name, &event).await?;
         }
         metrics::counter!("ocop_order_transitions_total", "to" => step.to.as_str()).increment(1);
         tracing::info!(order_id = %order_id, from = from.as_str(), to = step.to.as_str(), cause, "order moved");

@@ -18,7 +18,10 @@ use ocop_grpc_kit::{
     rate_limit::RateLimiter,
     server::{Listeners, ServeOptions},
 };
-use ocop_proto::payment::v1::payment_service_server::{PaymentServiceServer, SERVICE_NAME};
+use ocop_proto::{
+    contract::{consumer_groups, topics},
+    payment::v1::payment_service_server::{PaymentServiceServer, SERVICE_NAME},
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -69,7 +72,11 @@ impl App {
         let consumer = EventConsumer::new(
             &config.kafka,
             pool.clone(),
-            ConsumerConfig::new(events::ORDERS_GROUP, &[events::ORDERS_TOPIC]),
+            ConsumerConfig::new(
+                consumer_groups::PAYMENT_ORDERS.name,
+                consumer_groups::PAYMENT_ORDERS.dead_letters.name,
+                &[topics::ORDERS.name],
+            ),
         )?
         .reporting_to(&recovering);
         let listeners = Listeners::bind(config.grpc_addr, config.http_addr).await?;
@@ -214,7 +221,7 @@ impl App {
                 self.payments.pool().clone(),
                 &self.config.retention,
             )
-            .checking_topics(&self.config.kafka, &[events::ORDERS_TOPIC])
+            .checking_topics(&self.config.kafka, &[topics::ORDERS.name])
             .with_rule(Rule {
                 table: "provider_callbacks",
                 age_column: "received_at",

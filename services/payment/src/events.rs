@@ -6,7 +6,14 @@ use ocop_events::{
     consumer::{Handler, HandlerError},
     topics::TopicSpec,
 };
-use ocop_proto::{order::v1 as order_pb, payment::v1 as pb};
+use ocop_proto::{
+    contract::{
+        consumer_groups, timestamp,
+        topics::{self, Topic},
+    },
+    order::v1 as order_pb,
+    payment::v1 as pb,
+};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -20,24 +27,21 @@ use crate::{
 
 /// `ce_source` of every payment event.
 pub const SOURCE: &str = "/ocop/payment";
-/// Payment events, keyed by order id.
-pub const PAYMENTS_TOPIC: &str = "ocop.payments.v1";
-/// Order events, which the payment service consumes.
-pub const ORDERS_TOPIC: &str = "ocop.orders.v1";
-/// The consumer group reading order events.
-pub const ORDERS_GROUP: &str = "ocop.payment.orders";
-/// Its dead-letter topic (`ocop_events::topics::dead_letter_topic(ORDERS_GROUP)`).
-pub const ORDERS_DEAD_LETTERS: &str = "ocop.payment.orders.dlq";
 /// `reason_code` of `PaymentFailed` when the provider declined.
 pub const DECLINED: &str = "declined";
 
 /// The topics created at start-up on local stacks: ours, our dead letters, and the order
 /// topic, so that the consumer can subscribe before the order service has started.
 pub const TOPICS: &[TopicSpec] = &[
-    TopicSpec::log(PAYMENTS_TOPIC, 3),
-    TopicSpec::log(ORDERS_TOPIC, 3),
-    TopicSpec::log(ORDERS_DEAD_LETTERS, 1),
+    spec(topics::PAYMENTS),
+    spec(topics::ORDERS),
+    spec(consumer_groups::PAYMENT_ORDERS.dead_letters),
 ];
+
+/// A contract topic as the Kafka kit creates it.
+const fn spec(topic: Topic) -> TopicSpec {
+    TopicSpec::new(topic.name, topic.partitions, topic.compacted)
+}
 
 pub fn provider(provider: Provider) -> pb::PaymentProvider {
     match provider {
@@ -80,8 +84,8 @@ pub fn payment_initiated(intent: &IntentRecord, instructions: &Instructions) -> 
             provider: provider(intent.provider) as i32,
             amount_vnd: intent.amount_vnd,
             instructions: Some(instructions),
-            expires_at: Some(timestamp(intent.expires_at)),
-            occurred_at: Some(timestamp(intent.created_at)),
+            expires_at: Some(timestamp::to_proto(intent.expires_at)),
+            occurred_at: Some(timestamp::to_proto(intent.created_at)),
         },
     )
 }
@@ -96,7 +100,7 @@ pub fn payment_succeeded(intent: &IntentRecord) -> CloudEvent {
             provider_transaction_id: intent.provider_transaction_id.clone().unwrap_or_default(),
             amount_vnd: intent.amount_vnd,
             captured_vnd: intent.captured_vnd,
-            occurred_at: Some(timestamp(intent.updated_at)),
+            occurred_at: Some(timestamp::to_proto(intent.updated_at)),
         },
     )
 }
@@ -111,7 +115,7 @@ pub fn payment_failed(intent: &IntentRecord, reason_code: &str, message: &str) -
             amount_vnd: intent.amount_vnd,
             reason_code: reason_code.to_owned(),
             message: message.to_owned(),
-            occurred_at: Some(timestamp(intent.updated_at)),
+            occurred_at: Some(timestamp::to_proto(intent.updated_at)),
         },
     )
 }
@@ -124,8 +128,8 @@ pub fn payment_expired(intent: &IntentRecord, at: DateTime<Utc>) -> CloudEvent {
             payment_id: intent.id.to_string(),
             provider: provider(intent.provider) as i32,
             amount_vnd: intent.amount_vnd,
-            expires_at: Some(timestamp(intent.expires_at)),
-            occurred_at: Some(timestamp(at)),
+            expires_at: Some(timestamp::to_proto(intent.expires_at)),
+            occurred_at: Some(timestamp::to_proto(at)),
         },
     )
 }
@@ -142,7 +146,7 @@ pub fn refund_succeeded(intent: &IntentRecord, refund: &RefundRecord) -> CloudEv
             captured_vnd: intent.captured_vnd,
             refunded_vnd: intent.refunded_vnd,
             provider_refund_id: refund.provider_refund_id.clone().unwrap_or_default(),
-            occurred_at: Some(timestamp(refund.updated_at)),
+            occurred_at: Some(timestamp::to_proto(refund.updated_at)),
         },
     )
 }
@@ -160,16 +164,9 @@ pub fn refund_failed(intent: &IntentRecord, refund: &RefundRecord) -> CloudEvent
             refunded_vnd: intent.refunded_vnd,
             reason_code: refund.failure_code.clone().unwrap_or_default(),
             message: refund.failure_message.clone().unwrap_or_default(),
-            occurred_at: Some(timestamp(refund.updated_at)),
+            occurred_at: Some(timestamp::to_proto(refund.updated_at)),
         },
     )
-}
-
-pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }
 }
 
 /// Applies order events: `PaymentRequested` creates the intent, `OrderCancelled`
@@ -258,9 +255,7 @@ fn payment_request(message: &order_pb::PaymentRequested) -> Result<PaymentReques
         .deadline
         .as_ref()
         .ok_or_else(|| Invalid::new("deadline", "is required"))?;
-    let deadline = u32::try_from(deadline.nanos)
-        .ok()
-        .and_then(|nanos| DateTime::from_timestamp(deadline.seconds, nanos))
+    let deadline = timestamp::from_proto(deadline)
         .ok_or_else(|| Invalid::new("deadline", "is not a valid timestamp"))?;
     Ok(PaymentRequest::new(
         order_id,
@@ -315,13 +310,5 @@ mod tests {
         let mut message = requested();
         message.order_id = "x".into();
         assert_eq!(field(message), "order_id");
-    }
-
-    #[test]
-    fn dead_letter_topic_is_the_groups() {
-        assert_eq!(
-            ocop_events::topics::dead_letter_topic(ORDERS_GROUP),
-            ORDERS_DEAD_LETTERS
-        );
     }
 }

@@ -14,10 +14,10 @@ use crate::{
         refund::{self, RefundRequest, RefundStatus, Refunded},
     },
     error::PaymentError,
-    events::timestamp,
     service::Payments,
     store::{IntentRecord, RefundRecord},
 };
+use ocop_proto::contract::timestamp;
 
 /// Reading a payment needs `payment:read`; refunds need `payment:write`.
 pub fn policy(method: &str) -> Option<Access> {
@@ -74,7 +74,7 @@ pub fn refund_to_proto(record: &RefundRecord) -> pb::Refund {
         } as i32,
         reason: record.reason.clone(),
         provider_refund_id: record.provider_refund_id.clone().unwrap_or_default(),
-        created_at: Some(timestamp(record.created_at)),
+        created_at: Some(timestamp::to_proto(record.created_at)),
     }
 }
 
@@ -96,9 +96,9 @@ pub fn payment_to_proto(record: &IntentRecord, refunds: &[RefundRecord]) -> pb::
         pay_url: record.pay_url.clone(),
         vietqr_payload: record.vietqr_payload.clone().unwrap_or_default(),
         provider_transaction_id: record.provider_transaction_id.clone().unwrap_or_default(),
-        expires_at: Some(timestamp(record.expires_at)),
-        created_at: Some(timestamp(record.created_at)),
-        updated_at: Some(timestamp(record.updated_at)),
+        expires_at: Some(timestamp::to_proto(record.expires_at)),
+        created_at: Some(timestamp::to_proto(record.created_at)),
+        updated_at: Some(timestamp::to_proto(record.updated_at)),
         refunds: refunds.iter().map(refund_to_proto).collect(),
     }
 }

@@ -366,7 +366,7 @@ impl Gateway {
         description: &str,
     ) -> Result<Answer, SettleError> {
         let Some(settings) = &self.config.providers.vietqr else {
-            return Err(SettleError::NotPlayed("vietqr"));
+            return Err(SettleError::NotPlayed(Provider::VietQr.as_str()));
         };
         let notification = vietqr::Notification {
             transaction_id: transaction_id(Provider::VietQr),

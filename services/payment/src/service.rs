@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 use ocop_events::outbox;
+use ocop_proto::contract::topics;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -121,7 +122,7 @@ impl Payments {
         {
             outbox::enqueue(
                 tx,
-                events::PAYMENTS_TOPIC,
+                topics::PAYMENTS.name,
                 &events::payment_initiated(&intent, &instructions),
             )
             .await?;
@@ -398,7 +399,7 @@ impl Payments {
                 (record, event, "failed")
             }
         };
-        outbox::enqueue(&mut tx, events::PAYMENTS_TOPIC, &event).await?;
+        outbox::enqueue(&mut tx, topics::PAYMENTS.name, &event).await?;
         tx.commit().await?;
         metrics::counter!(
             "ocop_refunds_total",
@@ -576,7 +577,7 @@ pub(crate) async fn move_intent(
         PaymentStatus::Cancelled | PaymentStatus::Pending => None,
     };
     if let Some(event) = event {
-        outbox::enqueue(tx, events::PAYMENTS_TOPIC, &event).await?;
+        outbox::enqueue(tx, topics::PAYMENTS.name, &event).await?;
     }
     Ok(record)
 }

@@ -10,6 +10,7 @@ use std::{
 
 use anyhow::Context as _;
 use ocop_events::KafkaConfig;
+use ocop_proto::contract::{consumer_groups::DEAD_LETTER_SUFFIX, topics::PLATFORM_PREFIX};
 use rdkafka::{
     Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer as _},
@@ -17,13 +18,6 @@ use rdkafka::{
 
 /// A loaded local broker can take seconds to answer.
 const TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The logical names of the topics the follower reads.
-pub const ORDERS_TOPIC: &str = "ocop.orders.v1";
-pub const PAYMENTS_TOPIC: &str = "ocop.payments.v1";
-/// Every topic of the platform starts with this (after the prefix).
-const PLATFORM: &str = "ocop.";
-const DEAD_LETTERS: &str = ".dlq";
 
 /// A topic partition.
 pub type Partition = (String, i32);
@@ -72,7 +66,7 @@ impl Broker {
             .client
             .fetch_metadata(None, TIMEOUT)
             .with_context(|| format!("read the topics of the broker at {}", self.config.brokers))?;
-        let prefix = self.topic(PLATFORM);
+        let prefix = self.topic(PLATFORM_PREFIX);
         Ok(metadata
             .topics()
             .iter()
@@ -135,7 +129,7 @@ impl Broker {
     pub fn service_groups(&self, topics: &BTreeMap<String, Vec<i32>>) -> BTreeSet<String> {
         topics
             .keys()
-            .filter_map(|topic| topic.strip_suffix(DEAD_LETTERS))
+            .filter_map(|topic| topic.strip_suffix(DEAD_LETTER_SUFFIX))
             .map(str::to_owned)
             .collect()
     }
@@ -150,7 +144,7 @@ impl Broker {
     ) -> Option<i64> {
         let mut list = TopicPartitionList::new();
         for (topic, partition) in highs.keys() {
-            if !topic.ends_with(DEAD_LETTERS) {
+            if !topic.ends_with(DEAD_LETTER_SUFFIX) {
                 list.add_partition(topic, *partition);
             }
         }

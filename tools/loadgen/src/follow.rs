@@ -12,6 +12,7 @@ use std::{
 
 use anyhow::Context as _;
 use ocop_events::{CloudEvent, KafkaConfig};
+use ocop_proto::contract::topics;
 use ocop_proto::{
     order::v1 as order,
     payment::v1::{self as payment, PaymentProvider},
@@ -24,7 +25,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::{
-    broker::{Broker, ORDERS_TOPIC, PAYMENTS_TOPIC, Partition},
+    broker::{Broker, Partition},
     tracker::{Action, SagaEvent, Tracker},
 };
 
@@ -66,7 +67,10 @@ pub async fn start(
     tracker: Arc<Tracker>,
     actions: mpsc::UnboundedSender<Action>,
 ) -> anyhow::Result<Follower> {
-    let topics = [broker.topic(ORDERS_TOPIC), broker.topic(PAYMENTS_TOPIC)];
+    let topics = [
+        broker.topic(topics::ORDERS.name),
+        broker.topic(topics::PAYMENTS.name),
+    ];
     let start = tokio::task::spawn_blocking({
         let topics = topics.clone();
         move || -> anyhow::Result<BTreeMap<Partition, i64>> {

@@ -9,11 +9,12 @@ use std::{
 
 use anyhow::Context as _;
 use ocop_proto::catalog::v1::catalog_service_client::CatalogServiceClient;
+use ocop_proto::contract::topics;
 use rand::{SeedableRng as _, rngs::StdRng};
 use tokio::sync::mpsc;
 
 use crate::{
-    broker::{Broker, ORDERS_TOPIC, PAYMENTS_TOPIC},
+    broker::Broker,
     catalogue,
     check::{self, CheckReport},
     cli::{Cli, Mode},
@@ -152,8 +153,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         } else {
             String::new()
         },
-        broker.topic(ORDERS_TOPIC),
-        broker.topic(PAYMENTS_TOPIC),
+        broker.topic(topics::ORDERS.name),
+        broker.topic(topics::PAYMENTS.name),
         key_prefix.trim_end_matches('-'),
     );
 

@@ -6,6 +6,7 @@ use std::{collections::HashMap, time::Duration};
 
 use anyhow::Context as _;
 use ocop_events::KafkaConfig;
+use ocop_proto::contract::consumer_groups;
 use rdkafka::{
     Message as _, Offset, TopicPartitionList,
     consumer::{CommitMode, Consumer as _, StreamConsumer},
@@ -97,8 +98,11 @@ pub async fn dead_letters(
         .create()
         .context("create kafka consumer")?;
     let wanted = |topic: &str| match group {
-        Some(group) => topic == kafka.topic(&ocop_events::topics::dead_letter_topic(group)),
-        None => topic.starts_with(&kafka.topic("")) && topic.ends_with(".dlq"),
+        Some(group) => topic == kafka.topic(&consumer_groups::dead_letter_topic(group)),
+        None => {
+            topic.starts_with(&kafka.topic(""))
+                && topic.ends_with(consumer_groups::DEAD_LETTER_SUFFIX)
+        }
     };
     let metadata = consumer
         .fetch_metadata(None, TIMEOUT)
@@ -188,7 +192,7 @@ pub fn render(letters: &[DeadLetter]) -> String {
 }
 
 async fn replay(group: &str, idle: Duration, kafka: &KafkaConfig) -> anyhow::Result<()> {
-    let dead_letters = kafka.topic(&ocop_events::topics::dead_letter_topic(group));
+    let dead_letters = kafka.topic(&consumer_groups::dead_letter_topic(group));
     // A group of the replayer's own remembers what was already replayed.
     let consumer: StreamConsumer = kafka
         .client_config("ocopctl-dlq")

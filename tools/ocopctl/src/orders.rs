@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ocop_proto::catalog::v1::catalog_service_client::CatalogServiceClient;
+use ocop_proto::contract::payment_methods;
 use ocop_proto::order::v1::{self as pb, order_service_client::OrderServiceClient};
 use tonic::transport::Channel;
 
@@ -104,7 +105,7 @@ pub struct PlaceArgs {
     #[arg(long, default_value = "standard", value_parser = ["standard", "express", "pickup"])]
     delivery: String,
     /// sandbox, vietqr, vnpay, momo or zalopay.
-    #[arg(long, default_value = "sandbox", value_parser = ["sandbox", "vietqr", "vnpay", "momo", "zalopay"])]
+    #[arg(long, default_value = payment_methods::SANDBOX, value_parser = payment_methods::ALL)]
     payment: String,
     /// web, postmart, voso or other.
     #[arg(long, default_value = "web", value_parser = ["web", "postmart", "voso", "other"])]

@@ -1,5 +1,6 @@
 //! `ocopctl dlq replay` against the real broker.
 
+use ocop_proto::contract::{consumer_groups::CATALOG_ORDERS, topics};
 use std::{process::Command, time::Duration};
 
 use ocop_events::{
@@ -17,8 +18,8 @@ async fn replay_sends_dead_letters_back_to_their_topic_once_without_dlq_headers(
     ensure_topics(
         &kafka,
         &[
-            TopicSpec::log("ocop.orders.v1", 1),
-            TopicSpec::log("ocop.catalog.orders.dlq", 1),
+            TopicSpec::log(topics::ORDERS.name, 1),
+            TopicSpec::log(CATALOG_ORDERS.dead_letters.name, 1),
         ],
     )
     .await
@@ -36,7 +37,10 @@ async fn replay_sends_dead_letters_back_to_their_topic_once_without_dlq_headers(
     );
     let mut headers = event.headers();
     for (key, value) in [
-        ("dlq_original_topic", format!("{prefix}ocop.orders.v1")),
+        (
+            "dlq_original_topic",
+            format!("{prefix}{}", topics::ORDERS.name),
+        ),
         ("dlq_error", "catalog database unavailable".to_owned()),
     ] {
         headers = headers.insert(Header {
@@ -44,12 +48,12 @@ async fn replay_sends_dead_letters_back_to_their_topic_once_without_dlq_headers(
             value: Some(value.as_bytes()),
         });
     }
-    let dead_letters = format!("{prefix}ocop.catalog.orders.dlq");
+    let dead_letters = format!("{prefix}{}", CATALOG_ORDERS.dead_letters.name);
     ocop_testkit::produce(&dead_letters, "order-1", &event.data, headers).await;
 
     let replay = |kafka_prefix: String| {
         Command::new(env!("CARGO_BIN_EXE_ocopctl"))
-            .args(["dlq", "replay", "ocop.catalog.orders", "--idle", "3s"])
+            .args(["dlq", "replay", CATALOG_ORDERS.name, "--idle", "3s"])
             .args([
                 "--kafka-brokers",
                 &kafka_brokers(),
@@ -74,7 +78,7 @@ async fn replay_sends_dead_letters_back_to_their_topic_once_without_dlq_headers(
 
     let id = event.id.to_string();
     let replayed = find_record(
-        &format!("{prefix}ocop.orders.v1"),
+        &format!("{prefix}{}", topics::ORDERS.name),
         Duration::from_secs(30),
         |message| header(message, "ce_id").as_deref() == Some(id.as_str()),
     )

@@ -82,6 +82,6 @@ pub async fn order_event(tx: &mut Tx, event: &order::PartnerOrderEvent) -> sqlx:
 
 fn timestamp(value: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
     value
-        .and_then(|ts| DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).ok()?))
+        .and_then(ocop_proto::contract::timestamp::from_proto)
         .unwrap_or(DateTime::UNIX_EPOCH)
 }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ocop_proto::{catalog::v1 as catalog, order::v1 as order};
-use prost::Message as _;
+use ocop_proto::{catalog::v1 as catalog, contract::topics, order::v1 as order};
+use prost::{Message as _, Name as _};
 use rdkafka::{
     Message as _,
     consumer::{CommitMode, Consumer as _, StreamConsumer},
@@ -14,7 +14,7 @@ use rdkafka::{
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Config, PARTNER_ORDERS_TOPIC, PRODUCTS_TOPIC, apply};
+use crate::{Config, apply};
 
 /// Follows both topics until `stop` is cancelled.
 pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> {
@@ -29,8 +29,9 @@ pub async fn run(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         .client_config()
         .create()
         .context("create the Kafka consumer")?;
-    let products = format!("{}{PRODUCTS_TOPIC}", config.topic_prefix);
-    let orders = format!("{}{PARTNER_ORDERS_TOPIC}", config.topic_prefix);
+    // The public topics, as the contract names them, under the configured prefix.
+    let products = format!("{}{}", config.topic_prefix, topics::PRODUCTS.name);
+    let orders = format!("{}{}", config.topic_prefix, topics::PARTNER_ORDERS.name);
     consumer
         .subscribe(&[&products, &orders])
         .context("subscribe to the public topics")?;
@@ -100,18 +101,21 @@ async fn apply_record(
     if !apply::first_delivery(&mut tx, ce_id).await? {
         return Ok(()); // applied before: a redelivery or a replay
     }
-    match ce_type.as_str() {
-        "ocop.catalog.v1.ProductSnapshot" => match catalog::ProductSnapshot::decode(payload) {
+    // `ce_type` is the message's protobuf full name.
+    if ce_type == catalog::ProductSnapshot::full_name() {
+        match catalog::ProductSnapshot::decode(payload) {
             Ok(snapshot) if snapshot.product.is_some() => {
                 apply::product(&mut tx, &snapshot).await?
             }
             _ => tracing::warn!(%ce_id, "undecodable product snapshot skipped"),
-        },
-        "ocop.order.v1.PartnerOrderEvent" => match order::PartnerOrderEvent::decode(payload) {
+        }
+    } else if ce_type == order::PartnerOrderEvent::full_name() {
+        match order::PartnerOrderEvent::decode(payload) {
             Ok(event) => apply::order_event(&mut tx, &event).await?,
             Err(err) => tracing::warn!(%ce_id, error = %err, "undecodable order event skipped"),
-        },
-        other => tracing::debug!(ce_type = other, "event type not followed"),
+        }
+    } else {
+        tracing::debug!(%ce_type, "event type not followed");
     }
     tx.commit().await?;
     Ok(())

@@ -17,7 +17,3 @@ pub use follow::run;
 
 /// The partner store's schema.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
-
-/// The public topics, as the platform names them (before any `--topic-prefix`).
-pub const PRODUCTS_TOPIC: &str = "ocop.catalog.products.v1";
-pub const PARTNER_ORDERS_TOPIC: &str = "ocop.partner.orders.v1";

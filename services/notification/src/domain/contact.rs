@@ -4,60 +4,22 @@
 use std::fmt;
 
 use ocop_grpc_kit::validation::quote;
+use ocop_proto::contract::phone;
 
 use super::Invalid;
 
-/// A Vietnamese phone number in national form (`0` and 9 or 10 digits). `+84 912 345 123`,
-/// `84912345123`, `0912.345.123` and `0912345123` are the same number.
+/// A Vietnamese mobile number in the contract's canonical national form (`0` + 9
+/// digits): `+84 912 345 123`, `84912345123`, `0912.345.123` and `0912345123` are the
+/// same number. The rule is `ocop_proto::contract::phone`, the one the order service
+/// applied before the number reached us, so every order's phone is one we accept.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Phone(String);
 
 impl Phone {
     pub fn parse(field: &str, raw: &str) -> Result<Self, Invalid> {
-        let trimmed = raw.trim();
-        let (plus, rest) = match trimmed.strip_prefix('+') {
-            Some(rest) => (true, rest),
-            None => (false, trimmed),
-        };
-        // Separators people type; anything else that is not a digit is an error.
-        let mut digits = String::with_capacity(rest.len());
-        for c in rest.chars() {
-            match c {
-                '0'..='9' => digits.push(c),
-                ' ' | '.' | '-' | '(' | ')' => {}
-                _ => {
-                    return Err(Invalid::new(
-                        field,
-                        format!("{} is not allowed in a phone number", quote(&c.to_string())),
-                    ));
-                }
-            }
-        }
-        let national = if let Some(local) = digits.strip_prefix("0084") {
-            format!("0{local}")
-        } else if let Some(local) = digits
-            .strip_prefix("84")
-            .filter(|_| plus || digits.len() >= 11)
-        {
-            format!("0{local}")
-        } else if plus {
-            return Err(Invalid::new(
-                field,
-                "only Vietnamese numbers (+84) are served",
-            ));
-        } else {
-            digits
-        };
-        let valid = national.starts_with('0')
-            && !national.starts_with("00")
-            && (10..=11).contains(&national.len());
-        if !valid {
-            return Err(Invalid::new(
-                field,
-                "is not a Vietnamese phone number (0 and 9 or 10 digits, or +84)",
-            ));
-        }
-        Ok(Self(national))
+        phone::normalise(raw)
+            .map(Self)
+            .map_err(|error| Invalid::new(field, error.describe(&quote(raw))))
     }
 
     /// National form, e.g. `0912345123`.
@@ -68,7 +30,7 @@ impl Phone {
     /// International form without `+`, as Zalo and most SMS gateways want it:
     /// `84912345123`.
     pub fn international(&self) -> String {
-        format!("84{}", &self.0[1..])
+        phone::international(&self.0)
     }
 
     /// `09xx xxx 123`: the network prefix and the last three digits.

@@ -2,6 +2,7 @@
 //! Vietnamese mobile number, a line quantity is positive, and so on.
 
 use ocop_grpc_kit::validation::{multi_line, quote, single_line};
+use ocop_proto::contract::{payment_methods, phone};
 use uuid::Uuid;
 
 use super::Invalid;
@@ -28,40 +29,18 @@ fn text(field: &str, raw: &str, max: usize) -> Result<String, Invalid> {
     Ok(trimmed.to_owned())
 }
 
-/// A Vietnamese mobile number in national form (`0` + 9 digits). `+84 912 345 678`,
-/// `84912345678` and `0912.345.678` are all `0912345678`.
+/// A Vietnamese mobile number in the contract's canonical national form (`0` + 9
+/// digits): `+84 912 345 678`, `84912345678` and `0912.345.678` are all `0912345678`.
+/// The rule is `ocop_proto::contract::phone`, which the notification service applies
+/// to the same field, so a phone taken here is never refused there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Phone(String);
 
 impl Phone {
     pub fn parse(field: &str, raw: &str) -> Result<Self, Invalid> {
-        let digits: String = raw
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '.' | '-' | '(' | ')'))
-            .collect();
-        let national = if let Some(rest) = digits.strip_prefix("+84") {
-            format!("0{rest}")
-        } else if digits.len() == 11 && digits.starts_with("84") {
-            format!("0{}", &digits[2..])
-        } else {
-            digits
-        };
-        let valid = national.len() == 10
-            && national.chars().all(|c| c.is_ascii_digit())
-            && matches!(&national[..2], "03" | "05" | "07" | "08" | "09");
-        if valid {
-            Ok(Self(national))
-        } else if raw.trim().is_empty() {
-            Err(Invalid::new(field, "is required"))
-        } else {
-            Err(Invalid::new(
-                field,
-                format!(
-                    "{} is not a Vietnamese mobile number (e.g. 0912345678)",
-                    quote(raw)
-                ),
-            ))
-        }
+        phone::normalise(raw)
+            .map(Self)
+            .map_err(|error| Invalid::new(field, error.describe(&quote(raw))))
     }
 
     pub fn as_str(&self) -> &str {
@@ -141,7 +120,7 @@ impl DeliveryMethod {
     }
 }
 
-/// How the shopper pays.
+/// How the shopper pays; stored and configured as the contract's code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaymentMethod {
     VietQr,
@@ -154,21 +133,21 @@ pub enum PaymentMethod {
 impl PaymentMethod {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::VietQr => "vietqr",
-            Self::VnPay => "vnpay",
-            Self::MoMo => "momo",
-            Self::ZaloPay => "zalopay",
-            Self::Sandbox => "sandbox",
+            Self::VietQr => payment_methods::VIETQR,
+            Self::VnPay => payment_methods::VNPAY,
+            Self::MoMo => payment_methods::MOMO,
+            Self::ZaloPay => payment_methods::ZALOPAY,
+            Self::Sandbox => payment_methods::SANDBOX,
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
         Some(match raw {
-            "vietqr" => Self::VietQr,
-            "vnpay" => Self::VnPay,
-            "momo" => Self::MoMo,
-            "zalopay" => Self::ZaloPay,
-            "sandbox" => Self::Sandbox,
+            payment_methods::VIETQR => Self::VietQr,
+            payment_methods::VNPAY => Self::VnPay,
+            payment_methods::MOMO => Self::MoMo,
+            payment_methods::ZALOPAY => Self::ZaloPay,
+            payment_methods::SANDBOX => Self::Sandbox,
             _ => return None,
         })
     }

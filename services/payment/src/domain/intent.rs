@@ -1,6 +1,7 @@
 //! A payment intent: what one order must pay, with whom, by when, and where it is.
 
 use chrono::{DateTime, Utc};
+use ocop_proto::contract::payment_methods;
 use uuid::Uuid;
 
 use super::Invalid;
@@ -29,7 +30,8 @@ impl AmountVnd {
     }
 }
 
-/// How the shopper chose to pay.
+/// How the shopper chose to pay; stored (a `CHECK` names the same codes) and
+/// configured as the contract's code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaymentMethod {
     VietQr,
@@ -42,11 +44,11 @@ pub enum PaymentMethod {
 impl PaymentMethod {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::VietQr => "vietqr",
-            Self::VnPay => "vnpay",
-            Self::MoMo => "momo",
-            Self::ZaloPay => "zalopay",
-            Self::Sandbox => "sandbox",
+            Self::VietQr => payment_methods::VIETQR,
+            Self::VnPay => payment_methods::VNPAY,
+            Self::MoMo => payment_methods::MOMO,
+            Self::ZaloPay => payment_methods::ZALOPAY,
+            Self::Sandbox => payment_methods::SANDBOX,
         }
     }
 
@@ -75,7 +77,7 @@ impl PaymentMethod {
     }
 }
 
-/// Who takes the money.
+/// Who takes the money; each provider's code is its method's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Provider {
     Sandbox,
@@ -96,11 +98,11 @@ impl Provider {
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Sandbox => "sandbox",
-            Self::VietQr => "vietqr",
-            Self::VnPay => "vnpay",
-            Self::MoMo => "momo",
-            Self::ZaloPay => "zalopay",
+            Self::Sandbox => payment_methods::SANDBOX,
+            Self::VietQr => payment_methods::VIETQR,
+            Self::VnPay => payment_methods::VNPAY,
+            Self::MoMo => payment_methods::MOMO,
+            Self::ZaloPay => payment_methods::ZALOPAY,
         }
     }
 
