@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make test`: builds the tests, starts PostgreSQL and the broker on ephemeral ports in a
-# temporary folder, runs every test against them, and tears everything down (also on
-# failure); then runs the README's worked example against `make run`. Exit status: the
-# tests'.
+# `make test`: the contract and deploy checks and the container check (the image run as
+# the manifests run it), then builds the tests, starts PostgreSQL and the broker on
+# ephemeral ports in a temporary folder, runs every test against them, and tears
+# everything down (also on failure); then runs the README's worked example against `make
+# run`. Exit status: the tests'.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$OCOP_ROOT"
