@@ -21,13 +21,27 @@ pub struct LogChannel {
 }
 
 impl LogChannel {
-    /// Creates the spool folder if needed; a folder that cannot be created is a
-    /// start-up error.
+    /// Creates the spool folder if needed and opens the spool file once: a folder that
+    /// cannot be created or a file that cannot be written is a start-up error. Found
+    /// otherwise only message by message (a read-only root file system without a
+    /// writable volume on the spool), every send would fail and be retried for ever
+    /// while the service reported SERVING.
     pub fn new(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("create notification spool folder {}", dir.display()))?;
+        let path = dir.join(SPOOL_FILE);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| {
+                format!(
+                    "the notification spool {} cannot be written (NOTIFICATION_SPOOL_DIR must be a writable folder)",
+                    path.display()
+                )
+            })?;
         Ok(Self {
-            path: dir.join(SPOOL_FILE),
+            path,
             lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -108,6 +122,19 @@ mod tests {
             subject: "Đơn hàng OCOP1 đã được xác nhận".into(),
             body: "Tổng cộng: 1.250.000 ₫".into(),
         }
+    }
+
+    #[test]
+    fn a_spool_that_cannot_be_written_is_a_start_up_error() {
+        let dir = std::env::temp_dir().join(format!("ocop-spool-{}", Uuid::new_v4()));
+        // A folder where the spool file should be: no user (root included) can open it
+        // for writing.
+        std::fs::create_dir_all(dir.join(SPOOL_FILE)).unwrap();
+        let err = LogChannel::new(&dir)
+            .err()
+            .expect("an unwritable spool is refused");
+        assert!(format!("{err:#}").contains("cannot be written"), "{err:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
