@@ -82,33 +82,10 @@ typing_extensions==4.16.0
 STARTED=$SECONDS
 step() { log "[$((SECONDS - STARTED)) s] $*"; }
 
-ensure_bench_venv() {
-  # Reused while it was made from exactly these pins.
-  local stamp="$VENV/.requirements.sha256" wanted
-  wanted=$(printf '%s' "$PY_REQUIREMENTS" | sha256sum | cut -d' ' -f1)
-  if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
-    return 0
-  fi
-  command -v python3 >/dev/null || die "python3 is needed for the benchmark's clients"
-  log "installing the benchmark's Python clients into $VENV (once)"
-  rm -rf "$VENV"
-  mkdir -p "$OCOP_CACHE_DIR"
-  python3 -m venv "$VENV" 2>/dev/null || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-  local req pip_log
-  req=$(mktemp) pip_log=$(mktemp)
-  printf '%s\n' "$PY_REQUIREMENTS" > "$req"
-  if ! "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req" >"$pip_log" 2>&1; then
-    cat "$pip_log" >&2; rm -rf "$VENV" "$req" "$pip_log"
-    die "pip could not install the benchmark's Python clients"
-  fi
-  rm -f "$req" "$pip_log"
-  echo "$wanted" > "$stamp"
-}
-
 ensure_system_packages
 command -v pgbench >/dev/null || die "pgbench is needed (Debian: postgresql-contrib or postgresql-client)"
 ensure_broker
-ensure_bench_venv
+ensure_python_venv "$VENV" "the benchmark's Python clients" "$PY_REQUIREMENTS"
 if [ "${BENCH_BUILD:-1}" != 0 ]; then
   step "building the release binaries (cargo build --release --workspace --bins)"
   SQLX_OFFLINE=true cargo build --release --workspace --bins --quiet

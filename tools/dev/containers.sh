@@ -173,26 +173,7 @@ protobuf==7.36.2
 typing_extensions==4.16.0
 "
 
-ensure_health_venv() {
-  local stamp="$HEALTH_VENV/.requirements.sha256" wanted
-  wanted=$(printf '%s' "$HEALTH_REQUIREMENTS" | sha256sum | cut -d' ' -f1)
-  if [ -x "$HEALTH_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
-    return 0
-  fi
-  log "installing a gRPC health client (grpcio) into $HEALTH_VENV (once)"
-  rm -rf "$HEALTH_VENV"
-  mkdir -p "$OCOP_CACHE_DIR"
-  python3 -m venv "$HEALTH_VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-  local req pip_log
-  req=$(mktemp) pip_log=$(mktemp)
-  printf '%s\n' "$HEALTH_REQUIREMENTS" >"$req"
-  if ! "$HEALTH_VENV/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req" >"$pip_log" 2>&1; then
-    cat "$pip_log" >&2; rm -rf "$HEALTH_VENV" "$req" "$pip_log"
-    die "pip could not install the gRPC health client"
-  fi
-  rm -f "$req" "$pip_log"
-  echo "$wanted" >"$stamp"
-}
+ensure_health_venv() { ensure_python_venv "$HEALTH_VENV" "a gRPC health client (grpcio)" "$HEALTH_REQUIREMENTS"; }
 
 # grpc_health NAME=PORT…: prints "NAME STATUS" per service (SERVING, NOT_SERVING, or the
 # gRPC error code when it does not answer, e.g. UNAVAILABLE); overall health (""), as the

@@ -70,26 +70,6 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/ocop-deploy-check.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
 # --- tools ------------------------------------------------------------------------------
-ensure_venv() {
-  # The venv is reused while it was made from exactly these pins.
-  local stamp="$VENV/.requirements.sha256" wanted
-  wanted=$(printf '%s' "$PY_REQUIREMENTS" | sha256sum | cut -d' ' -f1)
-  if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
-    return 0
-  fi
-  command -v python3 >/dev/null || die "python3 is needed for the deploy checks"
-  log "installing the Python tools into $VENV (once per machine, under a minute; reused afterwards)"
-  rm -rf "$VENV"
-  mkdir -p "$OCOP_CACHE_DIR"
-  python3 -m venv "$VENV" 2>/dev/null || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-  local req="$WORK/requirements.txt" pip_log="$WORK/pip.log"
-  printf '%s\n' "$PY_REQUIREMENTS" > "$req"
-  if ! "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req" >"$pip_log" 2>&1; then
-    cat "$pip_log" >&2; rm -rf "$VENV"
-    die "pip could not install the deploy-check tools"
-  fi
-  echo "$wanted" > "$stamp"
-}
 
 ensure_kubectl() {
   if [ -x "$KUBECTL" ] && echo "$KUBECTL_SHA256  $KUBECTL" | sha256sum --check --status; then
@@ -136,7 +116,7 @@ ensure_strimzi_models() {
   echo "$wanted" > "$stamp"
 }
 
-ensure_venv
+ensure_python_venv "$VENV" "the deploy checks' Python tools" "$PY_REQUIREMENTS"
 ensure_kubectl
 ensure_strimzi_models
 log "tools: kubectl $("$KUBECTL" version --client -o json | "$VENV/bin/python" -c 'import json,sys; v=json.load(sys.stdin); print(v["clientVersion"]["gitVersion"], "with kustomize", v["kustomizeVersion"])'), $("$VENV/bin/yamllint" --version), kubernetes-validate $("$VENV/bin/kubernetes-validate" --version 2>&1 | awk '{print $NF}'), $STRIMZI_MODELS on node $(node --version); Kubernetes target $K8S_VERSION"

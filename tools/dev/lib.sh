@@ -95,6 +95,30 @@ ensure_broker() {
   rm -rf "$OCOP_CACHE_DIR/tansu-build"
 }
 
+# ensure_python_venv DIR WHAT REQUIREMENTS: a venv at DIR with exactly those pinned
+# requirements (pip), made once and reused while the pins stay the same (a stamp of
+# their SHA-256 in DIR); WHAT names it in the log and in errors.
+ensure_python_venv() {
+  local dir=$1 what=$2 requirements=$3 stamp="$1/.requirements.sha256" wanted req pip_log
+  wanted=$(printf '%s' "$requirements" | sha256sum | cut -d' ' -f1)
+  if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
+    return 0
+  fi
+  command -v python3 >/dev/null || die "python3 is needed for $what"
+  log "installing $what into $dir (once per machine, under a minute)"
+  rm -rf "$dir"
+  mkdir -p "$(dirname "$dir")"
+  python3 -m venv "$dir" 2>/dev/null || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  req=$(mktemp) pip_log=$(mktemp)
+  printf '%s\n' "$requirements" >"$req"
+  if ! "$dir/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req" >"$pip_log" 2>&1; then
+    cat "$pip_log" >&2; rm -rf "$dir" "$req" "$pip_log"
+    die "pip could not install $what"
+  fi
+  rm -f "$req" "$pip_log"
+  echo "$wanted" >"$stamp"
+}
+
 # A free TCP port on 127.0.0.1.
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
