@@ -86,13 +86,7 @@ ensure_system_packages
 command -v pgbench >/dev/null || die "pgbench is needed (Debian: postgresql-contrib or postgresql-client)"
 ensure_broker
 ensure_python_venv "$VENV" "the benchmark's Python clients" "$PY_REQUIREMENTS"
-if [ "${BENCH_BUILD:-1}" != 0 ]; then
-  step "building the release binaries (cargo build --release --workspace --bins)"
-  SQLX_OFFLINE=true cargo build --release --workspace --bins --quiet
-fi
-for bin in catalog order payment notification ocopctl; do
-  [ -x "$BIN_DIR/$bin" ] || die "$BIN_DIR/$bin is missing"
-done
+release_binaries "${BENCH_BUILD:-1}" "$BIN_DIR" catalog order payment notification ocopctl
 [ -x "$LOADGEN_BIN" ] || die "$LOADGEN_BIN is missing (the load generator, tools/loadgen)"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ocop-bench.XXXXXX")

@@ -41,13 +41,7 @@ step() { log "[$((SECONDS - STARTED)) s] $*"; }
 ensure_system_packages
 ensure_container_tools
 ensure_broker
-if [ "${CONTAINER_CHECK_BUILD:-1}" != 0 ]; then
-  step "building the release binaries (cargo build --release --workspace --bins)"
-  SQLX_OFFLINE=true cargo build --release --workspace --bins --quiet
-fi
-for bin in catalog order payment notification ocopctl; do
-  [ -x "$BIN_DIR/$bin" ] || die "$BIN_DIR/$bin is missing (build it, or set BIN_DIR)"
-done
+release_binaries "${CONTAINER_CHECK_BUILD:-1}" "$BIN_DIR" catalog order payment notification ocopctl
 ensure_health_venv
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ocop-container-check.XXXXXX")

@@ -119,6 +119,21 @@ ensure_python_venv() {
   echo "$wanted" >"$stamp"
 }
 
+# release_binaries BUILD BIN_DIR NAME…: the release build (`make bench`, `make soak`, the
+# container check), skipped when BUILD is 0 (binaries built elsewhere), then each NAME
+# must be in BIN_DIR.
+release_binaries() {
+  local build=$1 dir=$2 bin
+  shift 2
+  if [ "$build" != 0 ]; then
+    log "building the release binaries (cargo build --release --workspace --bins)"
+    SQLX_OFFLINE=true cargo build --release --workspace --bins --quiet
+  fi
+  for bin in "$@"; do
+    [ -x "$dir/$bin" ] || die "$dir/$bin is missing (build it, or point the settings at a build)"
+  done
+}
+
 # A free TCP port on 127.0.0.1.
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

@@ -53,13 +53,7 @@ step() { log "[$((SECONDS - STARTED)) s] $*"; }
 
 ensure_system_packages
 ensure_broker
-if [ "${SOAK_BUILD:-1}" != 0 ]; then
-  step "building the release binaries (cargo build --release --workspace --bins)"
-  SQLX_OFFLINE=true cargo build --release --workspace --bins --quiet
-fi
-for bin in catalog order payment notification ocopctl ocop-loadgen; do
-  [ -x "$BIN_DIR/$bin" ] || die "$BIN_DIR/$bin is missing"
-done
+release_binaries "${SOAK_BUILD:-1}" "$BIN_DIR" catalog order payment notification ocopctl ocop-loadgen
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ocop-soak.XXXXXX")
 chmod 755 "$WORK"
